@@ -1,0 +1,189 @@
+"""A tiny real-HTTP server base for the sandboxes: routing, JSON, auth helpers and fault injection.
+
+The sandboxes stand in for systems we cannot run here (DESIGN §7). They listen on loopback sockets so
+that tests and the demo exercise the real client path, retries included.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Faults:
+    """Faults injected before a request is handled; rates are probabilities in [0, 1]."""
+
+    rate_limited: float = 0.0
+    retry_after_s: float = 0.05
+    server_error: float = 0.0
+    dropped: float = 0.0
+    slow: float = 0.0
+    slow_s: float = 0.5
+    seed: int | None = None
+    _rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rng.seed(self.seed)
+
+    def draw(self) -> str | None:
+        """Return the fault to inject for one request, or None."""
+        roll = self._rng.random()
+        for name, rate in (
+            ("rate_limited", self.rate_limited),
+            ("server_error", self.server_error),
+            ("dropped", self.dropped),
+            ("slow", self.slow),
+        ):
+            if roll < rate:
+                return name
+            roll -= rate
+        return None
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    params: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    match: re.Match[str]
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+Handler = Callable[[Request], Response]
+
+
+class SandboxServer:
+    """Serve `routes` on 127.0.0.1 in a background thread; subclasses register routes in __init__."""
+
+    name = "sandbox"
+
+    def __init__(self, port: int = 0) -> None:
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self.faults = Faults()
+        self.requests_seen = 0
+        self._port = port
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def route(self, method: str, pattern: str, handler: Handler) -> None:
+        self._routes.append((method, re.compile(f"^{pattern}$"), handler))
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, f"{self.name} sandbox is not started"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> SandboxServer:
+        sandbox = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Silence per-request logging: request lines can carry identifiers."""
+
+            def _dispatch(self) -> None:
+                sandbox._handle(self)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _dispatch
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), _Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"sandbox-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _handle(self, raw: BaseHTTPRequestHandler) -> None:
+        self.requests_seen += 1
+        length = int(raw.headers.get("Content-Length") or 0)
+        body = raw.rfile.read(length) if length else b""
+        fault = self.faults.draw()
+        if fault == "dropped":
+            raw.close_connection = True
+            raw.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if fault == "slow":
+            time.sleep(self.faults.slow_s)
+        if fault == "rate_limited":
+            self._send(raw, Response(429, {"error": "rate limited"}, {"Retry-After": str(self.faults.retry_after_s)}))
+            return
+        if fault == "server_error":
+            self._send(raw, Response(500, {"error": "injected server error"}))
+            return
+        split = urlsplit(raw.path)
+        params = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        headers = {k.lower(): v for k, v in raw.headers.items()}
+        for method, pattern, handler in self._routes:
+            match = pattern.match(split.path)
+            if match and method == raw.command:
+                try:
+                    response = handler(Request(raw.command, split.path, params, headers, body, match))
+                except HttpError as err:
+                    response = Response(err.status, {"error": err.message}, err.headers)
+                self._send(raw, response)
+                return
+        self._send(raw, Response(404, {"error": f"no route {raw.command} {split.path}"}))
+
+    @staticmethod
+    def _send(raw: BaseHTTPRequestHandler, response: Response) -> None:
+        if response.body is None:
+            payload = b""
+        elif isinstance(response.body, bytes):
+            payload = response.body
+        else:
+            payload = json.dumps(response.body).encode()
+        raw.send_response(response.status)
+        raw.send_header("Content-Type", response.content_type)
+        raw.send_header("Content-Length", str(len(payload)))
+        for key, value in response.headers.items():
+            raw.send_header(key, value)
+        raw.end_headers()
+        raw.wfile.write(payload)
+
+
+def require_bearer(request: Request, token: str) -> None:
+    if request.headers.get("authorization") != f"Bearer {token}":
+        raise HttpError(401, "missing or wrong bearer token")
