@@ -1,0 +1,452 @@
+"""The ledger: the durable record of events, learners, credit versions, outbox, deliveries and dead letters.
+
+Every write here is idempotent (unique keys, upserts), so a rerun after a crash converges (DESIGN §1).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ledger import tables as t
+from reconcile.identity import IdentityKey
+from reconcile.merge import CreditState
+
+DEAD_LETTER_NAMESPACE = uuid.UUID("3c2b1a09-5e4d-4f6a-8b7c-9d0e1f2a3b4c")
+CHUNK = 500
+T = TypeVar("T")
+
+Pair = tuple[str, str]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+_EVENT_TIMES = ("occurred_at", "started_at", "ended_at")
+
+
+def event_to_json(event: Mapping[str, Any]) -> str:
+    return json.dumps({k: (v.isoformat() if k in _EVENT_TIMES and v else v) for k, v in event.items()})
+
+
+def event_from_json(text: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(text)
+    for key in _EVENT_TIMES:
+        if data.get(key):
+            data[key] = datetime.fromisoformat(data[key])
+    return data
+
+
+def record_to_json(record: Mapping[str, Any]) -> str:
+    return json.dumps(
+        {
+            **record,
+            "amount": str(record["amount"]),
+            "completed_on": record["completed_on"].isoformat(),
+            "reconciled_at": record["reconciled_at"].isoformat(),
+        }
+    )
+
+
+def record_from_json(text: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(text)
+    data["amount"] = Decimal(data["amount"])
+    data["completed_on"] = date.fromisoformat(data["completed_on"])
+    data["reconciled_at"] = datetime.fromisoformat(data["reconciled_at"])
+    return data
+
+
+@dataclass(frozen=True)
+class DeadLetterEntry:
+    stage: str
+    source: str
+    source_ref: str
+    reason_code: str
+    reason: str
+    payload: bytes
+    registry: str | None = None
+
+    @property
+    def dead_letter_id(self) -> str:
+        identity = "|".join((self.stage, self.source, self.source_ref, self.reason_code, self.registry or ""))
+        return str(uuid.uuid5(DEAD_LETTER_NAMESPACE, identity))
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    event: Mapping[str, Any]
+    learner_id: str | None
+    activity_id: str | None
+    partition: int | None = None
+    offset: int | None = None
+
+
+@dataclass
+class LedgerBatch:
+    """Everything one reconcile batch writes, in one transaction."""
+
+    events: list[StoredEvent] = field(default_factory=list)
+    identities: dict[IdentityKey, str] = field(default_factory=dict)
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    credits: list[tuple[CreditState, dict[str, Any]]] = field(default_factory=list)
+    deliveries: list[tuple[str, int, str]] = field(default_factory=list)
+    dead_letters: list[DeadLetterEntry] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    record_id: str
+    version: int
+    state: str
+    receipt: str | None = None
+    error: str | None = None
+
+
+class Ledger:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            database = self.engine.url.database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema ---------------------------------------------------------------------------------
+    def migrate(self) -> int:
+        """Apply the versioned migrations not yet applied; return the schema version."""
+        from ledger.migrations import MIGRATIONS
+
+        t.schema_migrations.create(self.engine, checkfirst=True)
+        with self.engine.begin() as conn:
+            applied = set(conn.scalars(select(t.schema_migrations.c.version)))
+            for version, step in MIGRATIONS:
+                if version not in applied:
+                    step(conn)
+                    conn.execute(insert(t.schema_migrations).values(version=version, applied_at=utcnow()))
+            return max(v for v, _ in MIGRATIONS)
+
+    # -- reads for reconciliation -------------------------------------------------------------------
+    def known_event_keys(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(set(keys))):
+                rows = conn.execute(
+                    select(t.events.c.source, t.events.c.event_id).where(
+                        tuple_(t.events.c.source, t.events.c.event_id).in_(chunk)
+                    )
+                )
+                found.update((r.source, r.event_id) for r in rows)
+        return found
+
+    def identities(self, keys: Iterable[IdentityKey]) -> dict[IdentityKey, str]:
+        wanted = list(set(keys))
+        known: dict[IdentityKey, str] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                rows = conn.execute(
+                    select(t.learner_ids).where(tuple_(t.learner_ids.c.kind, t.learner_ids.c.value).in_(chunk))
+                )
+                known.update({(r.kind, r.value): r.learner_id for r in rows})
+        return known
+
+    def event_pairs(self, event_keys: Iterable[str]) -> dict[str, Pair]:
+        """(learner, activity) of stored events, by "source:event_id"."""
+        wanted = [tuple(k.split(":", 1)) for k in set(event_keys)]
+        pairs: dict[str, Pair] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                rows = conn.execute(
+                    select(t.events.c.source, t.events.c.event_id, t.events.c.learner_id, t.events.c.activity_id)
+                    .where(tuple_(t.events.c.source, t.events.c.event_id).in_(chunk))
+                    .where(t.events.c.learner_id.is_not(None))
+                )
+                pairs.update({f"{r.source}:{r.event_id}": (r.learner_id, r.activity_id) for r in rows})
+        return pairs
+
+    def evidence(self, conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, list[dict[str, Any]]]:
+        found: dict[Pair, list[dict[str, Any]]] = {}
+        for chunk in _chunks(list(set(pairs))):
+            rows = conn.execute(
+                select(t.events.c.learner_id, t.events.c.activity_id, t.events.c.body)
+                .where(tuple_(t.events.c.learner_id, t.events.c.activity_id).in_(chunk))
+                .order_by(t.events.c.id)
+            )
+            for row in rows:
+                found.setdefault((row.learner_id, row.activity_id), []).append(event_from_json(row.body))
+        return found
+
+    def voided_keys(self, conn: Connection, event_keys: Iterable[str]) -> set[str]:
+        voided: set[str] = set()
+        for chunk in _chunks(list(set(event_keys))):
+            voided.update(conn.scalars(select(t.events.c.voids_key).where(t.events.c.voids_key.in_(chunk))))
+        return voided
+
+    def profiles(self, conn: Connection, learner_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(list(set(learner_ids))):
+            rows = conn.execute(select(t.learners).where(t.learners.c.learner_id.in_(chunk)))
+            found.update({r.learner_id: json.loads(r.profile) for r in rows})
+        return found
+
+    def current_credits(self, conn: Connection, record_ids: Iterable[str]) -> dict[str, CreditState]:
+        current: dict[str, CreditState] = {}
+        c = t.credits.c
+        for chunk in _chunks(list(set(record_ids))):
+            latest = (
+                select(c.record_id, func.max(c.version).label("version"))
+                .where(c.record_id.in_(chunk))
+                .group_by(c.record_id)
+                .subquery()
+            )
+            rows = conn.execute(
+                select(t.credits).join(latest, (c.record_id == latest.c.record_id) & (c.version == latest.c.version))
+            )
+            for r in rows:
+                current[r.record_id] = CreditState(
+                    r.record_id,
+                    r.version,
+                    r.status,
+                    r.learner_id,
+                    r.activity_id,
+                    r.credit_type,
+                    Decimal(r.amount).quantize(Decimal("0.01")),
+                    r.completed_on,
+                    tuple(json.loads(r.record)["evidence"]),
+                )
+        return current
+
+    # -- the batch write ---------------------------------------------------------------------------
+    def write_batch(self, conn: Connection, batch: LedgerBatch) -> None:
+        """Write a reconcile batch on `conn`, inside the caller's transaction."""
+        now = utcnow()
+        if batch.events:
+            conn.execute(
+                _insert_ignore(conn, t.events, ("source", "event_id")),
+                [
+                    {
+                        "source": s.event["source"],
+                        "event_id": s.event["event_id"],
+                        "source_ref": s.event["source_ref"],
+                        "kind": s.event["kind"],
+                        "occurred_at": s.event["occurred_at"],
+                        "learner_id": s.learner_id,
+                        "activity_id": s.activity_id,
+                        "voids_key": (
+                            f"{s.event['source']}:{s.event['voids_event_id']}"
+                            if s.event.get("voids_event_id")
+                            else None
+                        ),
+                        "body": event_to_json(s.event),
+                        "kafka_partition": s.partition,
+                        "kafka_offset": s.offset,
+                        "ingested_at": now,
+                    }
+                    for s in batch.events
+                ],
+            )
+        if batch.identities:
+            conn.execute(
+                _insert_ignore(conn, t.learner_ids, ("kind", "value")),
+                [{"kind": k, "value": v, "learner_id": lid} for (k, v), lid in batch.identities.items()],
+            )
+        for learner_id, profile in batch.profiles.items():
+            values = {"profile": json.dumps(profile, sort_keys=True), "updated_at": now}
+            changed = conn.execute(update(t.learners).where(t.learners.c.learner_id == learner_id).values(**values))
+            if changed.rowcount == 0:
+                conn.execute(insert(t.learners).values(learner_id=learner_id, **values))
+        if batch.credits:
+            conn.execute(
+                insert(t.credits),
+                [
+                    {
+                        "record_id": s.record_id,
+                        "version": s.version,
+                        "status": s.status,
+                        "learner_id": s.learner_id,
+                        "activity_id": s.activity_id,
+                        "credit_type": s.credit_type,
+                        "amount": s.amount,
+                        "completed_on": s.completed_on,
+                        "record": record_to_json(record),
+                        "reconciled_at": record["reconciled_at"],
+                    }
+                    for s, record in batch.credits
+                ],
+            )
+            conn.execute(
+                insert(t.outbox),
+                [{"record_id": s.record_id, "version": s.version, "created_at": now} for s, _ in batch.credits],
+            )
+        for record_id, version, registry in batch.deliveries:
+            d = t.deliveries.c
+            conn.execute(
+                update(t.deliveries)
+                .where((d.record_id == record_id) & (d.registry == registry) & d.state.in_(("pending", "failed")))
+                .values(state="superseded", updated_at=now)
+            )
+            conn.execute(
+                insert(t.deliveries).values(
+                    record_id=record_id, registry=registry, version=version, state="pending", attempts=0, updated_at=now
+                )
+            )
+        self._upsert_dead_letters(conn, batch.dead_letters, now)
+
+    def transaction(self) -> Any:
+        return self.engine.begin()
+
+    # -- dead letters ------------------------------------------------------------------------------
+    def add_dead_letters(self, entries: Sequence[DeadLetterEntry]) -> None:
+        with self.engine.begin() as conn:
+            self._upsert_dead_letters(conn, entries, utcnow())
+
+    def _upsert_dead_letters(self, conn: Connection, entries: Sequence[DeadLetterEntry], now: datetime) -> None:
+        d = t.dead_letters.c
+        for entry in entries:
+            bumped = conn.execute(
+                update(t.dead_letters)
+                .where(d.dead_letter_id == entry.dead_letter_id)
+                .values(attempts=d.attempts + 1, last_seen=now, reason=entry.reason, published_at=None)
+            )
+            if bumped.rowcount == 0:
+                conn.execute(
+                    insert(t.dead_letters).values(
+                        dead_letter_id=entry.dead_letter_id,
+                        stage=entry.stage,
+                        source=entry.source,
+                        source_ref=entry.source_ref,
+                        reason_code=entry.reason_code,
+                        reason=entry.reason,
+                        payload=entry.payload,
+                        attempts=1,
+                        first_seen=now,
+                        last_seen=now,
+                        registry=entry.registry,
+                    )
+                )
+
+    def unpublished_dead_letters(self, limit: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.dead_letters).where(t.dead_letters.c.published_at.is_(None)).limit(limit)
+            ).mappings()
+            return [{**r, "first_seen": as_utc(r["first_seen"]), "last_seen": as_utc(r["last_seen"])} for r in rows]
+
+    def mark_dead_letters_published(self, ids: Sequence[str]) -> None:
+        with self.engine.begin() as conn:
+            for chunk in _chunks(list(ids)):
+                conn.execute(
+                    update(t.dead_letters)
+                    .where(t.dead_letters.c.dead_letter_id.in_(chunk))
+                    .values(published_at=utcnow())
+                )
+
+    # -- outbox ------------------------------------------------------------------------------------
+    def unpublished_credits(self, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.outbox.c.id, t.credits.c.record)
+                .join(
+                    t.credits,
+                    (t.credits.c.record_id == t.outbox.c.record_id) & (t.credits.c.version == t.outbox.c.version),
+                )
+                .where(t.outbox.c.published_at.is_(None))
+                .order_by(t.outbox.c.id)
+                .limit(limit)
+            )
+            return [(r.id, record_from_json(r.record)) for r in rows]
+
+    def mark_credits_published(self, outbox_ids: Sequence[int]) -> None:
+        with self.engine.begin() as conn:
+            for chunk in _chunks(list(outbox_ids)):
+                conn.execute(update(t.outbox).where(t.outbox.c.id.in_(chunk)).values(published_at=utcnow()))
+
+    # -- deliveries --------------------------------------------------------------------------------
+    def pending_deliveries(
+        self, registry: str, limit: int, states: tuple[str, ...] = ("pending",)
+    ) -> list[dict[str, Any]]:
+        d = t.deliveries.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.credits.c.record)
+                .join(t.credits, (t.credits.c.record_id == d.record_id) & (t.credits.c.version == d.version))
+                .where((d.registry == registry) & d.state.in_(states))
+                .order_by(d.updated_at, d.record_id)
+                .limit(limit)
+            )
+            return [record_from_json(r.record) for r in rows]
+
+    def record_deliveries(self, registry: str, outcomes: Sequence[DeliveryOutcome]) -> None:
+        d = t.deliveries.c
+        now = utcnow()
+        with self.engine.begin() as conn:
+            for o in outcomes:
+                conn.execute(
+                    update(t.deliveries)
+                    .where((d.record_id == o.record_id) & (d.registry == registry) & (d.version == o.version))
+                    .values(
+                        state=o.state, receipt=o.receipt, last_error=o.error, attempts=d.attempts + 1, updated_at=now
+                    )
+                )
+
+    # -- checkpoints and runs ----------------------------------------------------------------------
+    def checkpoint(self, source: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.scalar(select(t.checkpoints.c.cursor).where(t.checkpoints.c.source == source))
+
+    def save_checkpoint(self, source: str, cursor: str) -> None:
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(t.checkpoints).where(t.checkpoints.c.source == source).values(cursor=cursor, updated_at=utcnow())
+            )
+            if changed.rowcount == 0:
+                conn.execute(insert(t.checkpoints).values(source=source, cursor=cursor, updated_at=utcnow()))
+
+    def start_run(self, run_id: str, flow: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(t.runs).values(run_id=run_id, flow=flow, started_at=utcnow(), status="running"))
+
+    def finish_run(self, run_id: str, status: str, counts: Mapping[str, int]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.runs)
+                .where(t.runs.c.run_id == run_id)
+                .values(finished_at=utcnow(), status=status, counts=json.dumps(dict(counts), sort_keys=True))
+            )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _insert_ignore(conn: Connection, table: Any, keys: tuple[str, ...]) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING, so replayed events and identities are no-ops."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))

@@ -1,0 +1,146 @@
+"""The ledger's tables (DESIGN §5), SQLAlchemy Core, portable across SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy import Table as _Table
+
+metadata = MetaData()
+
+
+def Table(name: str, *args: object) -> _Table:
+    return _Table(name, metadata, *args)
+
+
+TS = DateTime(timezone=True)
+
+schema_migrations = Table(
+    "schema_migrations",
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", TS, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    Column("run_id", String(64), primary_key=True),
+    Column("flow", String(64), nullable=False),
+    Column("started_at", TS, nullable=False),
+    Column("finished_at", TS),
+    Column("status", String(16), nullable=False),
+    Column("counts", Text, nullable=False, default="{}"),
+)
+
+events = Table(
+    "events",
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(128), nullable=False),
+    Column("event_id", String(256), nullable=False),
+    Column("source_ref", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("occurred_at", TS, nullable=False),
+    Column("learner_id", String(36)),
+    Column("activity_id", String(128)),
+    Column("voids_key", String(400)),
+    Column("body", Text, nullable=False),
+    Column("kafka_partition", Integer),
+    Column("kafka_offset", Integer),
+    Column("ingested_at", TS, nullable=False),
+    UniqueConstraint("source", "event_id", name="uq_events_source_event"),
+    Index("ix_events_pair", "learner_id", "activity_id"),
+    Index("ix_events_voids", "voids_key"),
+)
+
+learners = Table(
+    "learners",
+    Column("learner_id", String(36), primary_key=True),
+    Column("profile", Text, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+learner_ids = Table(
+    "learner_ids",
+    Column("kind", String(16), nullable=False),
+    Column("value", String(400), nullable=False),
+    Column("learner_id", String(36), nullable=False),
+    PrimaryKeyConstraint("kind", "value"),
+    Index("ix_learner_ids_learner", "learner_id"),
+)
+
+credits = Table(
+    "credits",
+    Column("record_id", String(36), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("learner_id", String(36), nullable=False),
+    Column("activity_id", String(128), nullable=False),
+    Column("credit_type", String(32), nullable=False),
+    Column("amount", Numeric(8, 2), nullable=False),
+    Column("completed_on", Date, nullable=False),
+    Column("record", Text, nullable=False),
+    Column("reconciled_at", TS, nullable=False),
+    PrimaryKeyConstraint("record_id", "version"),
+    Index("ix_credits_learner", "learner_id"),
+)
+
+outbox = Table(
+    "outbox",
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("record_id", String(36), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("published_at", TS),
+    UniqueConstraint("record_id", "version", name="uq_outbox_record_version"),
+    Index("ix_outbox_unpublished", "published_at"),
+)
+
+deliveries = Table(
+    "deliveries",
+    Column("record_id", String(36), nullable=False),
+    Column("registry", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("receipt", String(128)),
+    Column("updated_at", TS, nullable=False),
+    PrimaryKeyConstraint("record_id", "registry", "version"),
+    Index("ix_deliveries_state", "registry", "state"),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    Column("source", String(128), primary_key=True),
+    Column("cursor", Text, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    Column("dead_letter_id", String(36), primary_key=True),
+    Column("stage", String(16), nullable=False),
+    Column("source", String(128), nullable=False),
+    Column("source_ref", Text, nullable=False),
+    Column("reason_code", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("first_seen", TS, nullable=False),
+    Column("last_seen", TS, nullable=False),
+    Column("registry", String(128)),
+    Column("published_at", TS),
+    Column("resolved_at", TS),
+    Index("ix_dead_letters_reason", "reason_code"),
+)
