@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -99,18 +99,6 @@ class StoredEvent:
     activity_id: str | None
     partition: int | None = None
     offset: int | None = None
-
-
-@dataclass
-class LedgerBatch:
-    """Everything one reconcile batch writes, in one transaction."""
-
-    events: list[StoredEvent] = field(default_factory=list)
-    identities: dict[IdentityKey, str] = field(default_factory=dict)
-    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
-    credits: list[tuple[CreditState, dict[str, Any]]] = field(default_factory=list)
-    deliveries: list[tuple[str, int, str]] = field(default_factory=list)
-    dead_letters: list[DeadLetterEntry] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -240,10 +228,16 @@ class Ledger:
         return current
 
     # -- the batch write ---------------------------------------------------------------------------
-    def write_batch(self, conn: Connection, batch: LedgerBatch) -> None:
-        """Write a reconcile batch on `conn`, inside the caller's transaction."""
+    def write_events(
+        self,
+        conn: Connection,
+        events: Sequence[StoredEvent],
+        identities: Mapping[IdentityKey, str],
+        dead_letters: Sequence[DeadLetterEntry],
+    ) -> None:
+        """First half of a reconcile batch: the new events, identities and rejections (caller's transaction)."""
         now = utcnow()
-        if batch.events:
+        if events:
             conn.execute(
                 _insert_ignore(conn, t.events, ("source", "event_id")),
                 [
@@ -265,20 +259,31 @@ class Ledger:
                         "kafka_offset": s.offset,
                         "ingested_at": now,
                     }
-                    for s in batch.events
+                    for s in events
                 ],
             )
-        if batch.identities:
+        if identities:
             conn.execute(
                 _insert_ignore(conn, t.learner_ids, ("kind", "value")),
-                [{"kind": k, "value": v, "learner_id": lid} for (k, v), lid in batch.identities.items()],
+                [{"kind": k, "value": v, "learner_id": lid} for (k, v), lid in identities.items()],
             )
-        for learner_id, profile in batch.profiles.items():
+        self._upsert_dead_letters(conn, dead_letters, now)
+
+    def write_credits(
+        self,
+        conn: Connection,
+        profiles: Mapping[str, Mapping[str, Any]],
+        credits: Sequence[tuple[CreditState, Mapping[str, Any]]],
+        deliveries: Sequence[tuple[str, int, str]],
+    ) -> None:
+        """Second half: learner profiles, new credit versions, their outbox rows and deliveries."""
+        now = utcnow()
+        for learner_id, profile in profiles.items():
             values = {"profile": json.dumps(profile, sort_keys=True), "updated_at": now}
             changed = conn.execute(update(t.learners).where(t.learners.c.learner_id == learner_id).values(**values))
             if changed.rowcount == 0:
                 conn.execute(insert(t.learners).values(learner_id=learner_id, **values))
-        if batch.credits:
+        if credits:
             conn.execute(
                 insert(t.credits),
                 [
@@ -294,14 +299,14 @@ class Ledger:
                         "record": record_to_json(record),
                         "reconciled_at": record["reconciled_at"],
                     }
-                    for s, record in batch.credits
+                    for s, record in credits
                 ],
             )
             conn.execute(
                 insert(t.outbox),
-                [{"record_id": s.record_id, "version": s.version, "created_at": now} for s, _ in batch.credits],
+                [{"record_id": s.record_id, "version": s.version, "created_at": now} for s, _ in credits],
             )
-        for record_id, version, registry in batch.deliveries:
+        for record_id, version, registry in deliveries:
             d = t.deliveries.c
             conn.execute(
                 update(t.deliveries)
@@ -313,7 +318,6 @@ class Ledger:
                     record_id=record_id, registry=registry, version=version, state="pending", attempts=0, updated_at=now
                 )
             )
-        self._upsert_dead_letters(conn, batch.dead_letters, now)
 
     def transaction(self) -> Any:
         return self.engine.begin()
@@ -450,3 +454,16 @@ def _insert_ignore(conn: Connection, table: Any, keys: tuple[str, ...]) -> Any:
     """INSERT … ON CONFLICT DO NOTHING, so replayed events and identities are no-ops."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+
+
+def awarded_credits(ledger: Ledger) -> int:
+    """Records whose latest version is AWARDED."""
+    c = t.credits.c
+    latest = select(c.record_id, func.max(c.version).label("version")).group_by(c.record_id).subquery()
+    query = (
+        select(func.count())
+        .select_from(t.credits.join(latest, (c.record_id == latest.c.record_id) & (c.version == latest.c.version)))
+        .where(c.status == "AWARDED")
+    )
+    with ledger.engine.connect() as conn:
+        return int(conn.scalar(query) or 0)

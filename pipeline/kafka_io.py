@@ -1,0 +1,105 @@
+"""Kafka clients as we use them: an acknowledged producer and a consumer that reads to the end and commits
+only what the ledger has committed (DESIGN §1, §10)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+Message = tuple[bytes | None, bytes]
+
+
+class PublishError(RuntimeError):
+    """A message was not acknowledged by the broker; nothing that depends on it may be recorded."""
+
+
+def make_producer(bootstrap: str, client_id: str = "cmesync") -> KafkaProducer:
+    return KafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        batch_size=256 * 1024,
+        compression_type=None,
+    )
+
+
+def publish(producer: KafkaProducer, topic: str, messages: Sequence[Message], timeout_s: float = 30.0) -> None:
+    """Send and wait for every acknowledgement: a failed send shows only on its future (kafka-python #1667)."""
+    futures = [producer.send(topic, key=key, value=value) for key, value in messages]
+    producer.flush(timeout=timeout_s)
+    for future in futures:
+        try:
+            future.get(timeout=timeout_s)
+        except KafkaError as err:
+            raise PublishError(f"{topic}: broker did not acknowledge a message: {type(err).__name__}") from err
+
+
+@dataclass(frozen=True)
+class Consumed:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+class BatchConsumer:
+    """Reads a topic from the group's committed offsets up to the end seen at the start, in bounded batches.
+
+    Partitions are assigned directly, not through a group join, so a nightly run starts at once; offsets
+    are still committed under the group id. The end is taken from fetch high-watermarks: Tansu answers
+    ListOffsets(latest) with the last batch's base offset, which would stop us early.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, group_id: str, max_records: int = 500) -> None:
+        self.topic = topic
+        self.max_records = max_records
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=max_records,
+            fetch_max_wait_ms=100,
+        )
+        partitions = self._consumer.partitions_for_topic(topic) or set()
+        self._partitions = [TopicPartition(topic, p) for p in sorted(partitions)]
+        self._consumer.assign(self._partitions)
+
+    def batches(self, idle_polls_to_stop: int = 3) -> Iterator[list[Consumed]]:
+        idle = 0
+        while True:
+            polled = self._consumer.poll(timeout_ms=300, max_records=self.max_records)
+            records = [Consumed(r.partition, r.offset, r.key, r.value) for batch in polled.values() for r in batch]
+            if records:
+                idle = 0
+                yield records
+                continue
+            idle += 1
+            if self._caught_up() or idle >= idle_polls_to_stop:
+                return
+
+    def _caught_up(self) -> bool:
+        for tp in self._partitions:
+            highwater = self._consumer.highwater(tp)
+            if highwater is None or self._consumer.position(tp) < highwater:
+                return False
+        return True
+
+    def commit(self, batch: Sequence[Consumed]) -> None:
+        """Commit past the highest offset per partition of a batch the ledger has already committed."""
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for record in batch:
+            tp = TopicPartition(self.topic, record.partition)
+            if tp not in offsets or offsets[tp].offset <= record.offset:
+                offsets[tp] = OffsetAndMetadata(record.offset + 1, None, -1)
+        if offsets:
+            self._consumer.commit(offsets)
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)

@@ -1,0 +1,43 @@
+"""Outbox stage: credit versions and dead letters from the ledger onto their Kafka topics, marked as
+published only once the broker has acknowledged them."""
+
+from __future__ import annotations
+
+from kafka import KafkaProducer
+from schemas.codec import AvroCodec
+
+from deploy.broker import CREDITS_TOPIC, DEADLETTER_TOPIC
+from ledger.store import Ledger
+from pipeline.kafka_io import publish
+
+
+def publish_credits(ledger: Ledger, producer: KafkaProducer, codec: AvroCodec, batch_size: int = 500) -> int:
+    published = 0
+    while rows := ledger.unpublished_credits(batch_size):
+        publish(producer, CREDITS_TOPIC, [(record["record_id"].encode(), codec.encode(record)) for _, record in rows])
+        ledger.mark_credits_published([outbox_id for outbox_id, _ in rows])
+        published += len(rows)
+    return published
+
+
+def publish_dead_letters(ledger: Ledger, producer: KafkaProducer, codec: AvroCodec, batch_size: int = 500) -> int:
+    published = 0
+    while rows := ledger.unpublished_dead_letters(batch_size):
+        fields = (
+            "dead_letter_id",
+            "stage",
+            "source",
+            "source_ref",
+            "reason_code",
+            "reason",
+            "payload",
+            "attempts",
+            "first_seen",
+            "last_seen",
+            "registry",
+        )
+        messages = [(row["dead_letter_id"].encode(), codec.encode({f: row[f] for f in fields})) for row in rows]
+        publish(producer, DEADLETTER_TOPIC, messages)
+        ledger.mark_dead_letters_published([row["dead_letter_id"] for row in rows])
+        published += len(rows)
+    return published

@@ -1,0 +1,86 @@
+"""The nightly run's stages as plain functions over `Settings`: each opens the clients it needs and closes
+them, so a Prefect task can wrap it without passing unhashable clients around (DESIGN §10)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from deploy.broker import ATTENDANCE_TOPIC, ensure_topics
+from ledger.store import Ledger, awarded_credits
+from pipeline.config import Settings
+from pipeline.deliver import DeliveryStats, deliver_pending
+from pipeline.factory import build_registries, build_sources, codec_for
+from pipeline.intake import IntakeStats, reconcile_topic
+from pipeline.kafka_io import BatchConsumer, make_producer
+from pipeline.publish import publish_credits, publish_dead_letters
+from pipeline.pull import PullStats, pull_source
+from reconcile.catalog import load_catalog
+
+
+def prepare(settings: Settings) -> None:
+    """Ledger schema and topics exist before anything runs."""
+    ledger = Ledger(settings.ledger_url)
+    try:
+        ledger.migrate()
+    finally:
+        ledger.close()
+    ensure_topics(settings.kafka_bootstrap)
+
+
+def pull(settings: Settings, source_name: str, on_page: Callable[[PullStats], None] | None = None) -> PullStats:
+    source = next(s for s in build_sources(settings) if s.name == source_name)
+    ledger = Ledger(settings.ledger_url)
+    producer = make_producer(settings.kafka_bootstrap)
+    try:
+        return pull_source(source, codec_for(settings, "attendance_event"), producer, ledger, on_page)
+    finally:
+        producer.close()
+        ledger.close()
+
+
+def reconcile(settings: Settings, on_batch: Callable[[IntakeStats], None] | None = None) -> IntakeStats:
+    ledger = Ledger(settings.ledger_url)
+    consumer = BatchConsumer(settings.kafka_bootstrap, ATTENDANCE_TOPIC, settings.consumer_group, settings.batch_size)
+    try:
+        return reconcile_topic(
+            consumer,
+            codec_for(settings, "attendance_event"),
+            ledger,
+            load_catalog(settings.catalog_path),
+            build_registries(settings),
+            on_batch,
+        )
+    finally:
+        consumer.close()
+        ledger.close()
+
+
+def publish(settings: Settings) -> tuple[int, int]:
+    """(credit versions, dead letters) published."""
+    ledger = Ledger(settings.ledger_url)
+    producer = make_producer(settings.kafka_bootstrap)
+    try:
+        credits = publish_credits(ledger, producer, codec_for(settings, "credit_record"), settings.batch_size)
+        dead = publish_dead_letters(ledger, producer, codec_for(settings, "dead_letter"), settings.batch_size)
+        return credits, dead
+    finally:
+        producer.close()
+        ledger.close()
+
+
+def deliver(settings: Settings, registry_name: str) -> DeliveryStats:
+    registry_config = next(r for r in settings.registries if r.name == registry_name)
+    registry = next(r for r in build_registries(settings) if r.name == registry_name)
+    ledger = Ledger(settings.ledger_url)
+    try:
+        return deliver_pending(ledger, registry, registry_config.batch_size)
+    finally:
+        ledger.close()
+
+
+def credits_awarded(settings: Settings) -> int:
+    ledger = Ledger(settings.ledger_url)
+    try:
+        return awarded_credits(ledger)
+    finally:
+        ledger.close()
