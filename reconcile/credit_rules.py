@@ -73,13 +73,16 @@ def _claimed(events: Iterable[Mapping[str, Any]], credit_type: str) -> Decimal |
 
 def ama_pra_1(activity: Activity, events: list[Mapping[str, Any]]) -> CreditDecision | None:
     """AMA PRA Category 1 (AMA PRA booklet): a completion of an enduring activity earns the designated
-    amount; participation in a live activity earns 60 min = 1.00 rounded to the nearest 0.25, none below
-    0.25, capped at the designation. A learner's claim can lower the amount, never raise it."""
+    amount; participation in a live activity earns 60 min = 1.00 rounded to the nearest 0.25, capped at the
+    designation; participation below 0.25 h (15 min) earns none - we read "below 0.25" as before rounding. A learner's claim can lower the amount, never raise it."""
     designated = activity.designations[AMA_PRA_1]
     completions = [e for e in events if e["kind"] in COMPLETION_KINDS]
     attendance = [e for e in events if e["kind"] == "ATTENDED"]
     if activity.format == "live" and attendance:
-        amount = min(designated, round_nearest_quarter(Decimal(str(participation_minutes(attendance))) / 60))
+        hours = Decimal(str(participation_minutes(attendance))) / 60
+        if hours < QUARTER:
+            return None
+        amount = min(designated, round_nearest_quarter(hours))
         basis = attendance
         completed_on = max(_day(e.get("ended_at") or e["occurred_at"]) for e in attendance)
     elif completions:
