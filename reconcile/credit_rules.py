@@ -74,7 +74,8 @@ def _claimed(events: Iterable[Mapping[str, Any]], credit_type: str) -> Decimal |
 def ama_pra_1(activity: Activity, events: list[Mapping[str, Any]]) -> CreditDecision | None:
     """AMA PRA Category 1 (AMA PRA booklet): a completion of an enduring activity earns the designated
     amount; participation in a live activity earns 60 min = 1.00 rounded to the nearest 0.25, capped at the
-    designation; participation below 0.25 h (15 min) earns none - we read "below 0.25" as before rounding. A learner's claim can lower the amount, never raise it."""
+    designation; participation below 0.25 h (15 min) earns none - we read "below 0.25" as before rounding.
+    A learner's claim can lower the amount, never raise it."""
     designated = activity.designations[AMA_PRA_1]
     completions = [e for e in events if e["kind"] in COMPLETION_KINDS]
     attendance = [e for e in events if e["kind"] == "ATTENDED"]

@@ -6,7 +6,9 @@ that tests and the demo exercise the real client path, retries included.
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 import random
 import re
 import socket
@@ -14,9 +16,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -60,7 +65,10 @@ class Request:
     match: re.Match[str]
 
     def json(self) -> Any:
-        return json.loads(self.body or b"null")
+        try:
+            return json.loads(self.body or b"null")
+        except ValueError:
+            raise HttpError(400, "request body is not valid JSON") from None
 
 
 @dataclass
@@ -91,6 +99,7 @@ class SandboxServer:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self.faults = Faults()
         self.requests_seen = 0
+        self._seen_lock = threading.Lock()
         self._port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -104,11 +113,13 @@ class SandboxServer:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> SandboxServer:
+    def start(self) -> Self:
         sandbox = self
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; with Nagle on, each keep-alive request costs ~40 ms.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Silence per-request logging: request lines can carry identifiers."""
@@ -120,7 +131,10 @@ class SandboxServer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self._port), _Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"sandbox-{self.name}", daemon=True)
+        # A short poll interval: stop() waits for it, and tests stop a sandbox per test.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name=f"sandbox-{self.name}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -129,15 +143,19 @@ class SandboxServer:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
 
-    def __enter__(self) -> SandboxServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def _handle(self, raw: BaseHTTPRequestHandler) -> None:
-        self.requests_seen += 1
+        with self._seen_lock:
+            self.requests_seen += 1
         length = int(raw.headers.get("Content-Length") or 0)
         body = raw.rfile.read(length) if length else b""
         fault = self.faults.draw()
@@ -163,6 +181,10 @@ class SandboxServer:
                     response = handler(Request(raw.command, split.path, params, headers, body, match))
                 except HttpError as err:
                     response = Response(err.status, {"error": err.message}, err.headers)
+                except Exception as err:
+                    # Only the type: exception messages can quote payload values (names, NPIs).
+                    log.error("%s sandbox: %s %s failed: %s", self.name, method, pattern.pattern, type(err).__name__)
+                    response = Response(500, {"error": "internal sandbox error"})
                 self._send(raw, response)
                 return
         self._send(raw, Response(404, {"error": f"no route {raw.command} {split.path}"}))
@@ -175,15 +197,60 @@ class SandboxServer:
             payload = response.body
         else:
             payload = json.dumps(response.body).encode()
-        raw.send_response(response.status)
-        raw.send_header("Content-Type", response.content_type)
-        raw.send_header("Content-Length", str(len(payload)))
-        for key, value in response.headers.items():
-            raw.send_header(key, value)
-        raw.end_headers()
-        raw.wfile.write(payload)
+        try:
+            raw.send_response(response.status)
+            raw.send_header("Content-Type", response.content_type)
+            raw.send_header("Content-Length", str(len(payload)))
+            for key, value in response.headers.items():
+                raw.send_header(key, value)
+            raw.end_headers()
+            raw.wfile.write(payload)
+        except ConnectionError:
+            raw.close_connection = True  # the client gave up (timeout test); nothing left to tell it
 
 
 def require_bearer(request: Request, token: str) -> None:
     if request.headers.get("authorization") != f"Bearer {token}":
         raise HttpError(401, "missing or wrong bearer token")
+
+
+def utc_now_ms() -> str:
+    """Now in UTC as ISO 8601 with milliseconds and a `Z`, the form xAPI and our registries use."""
+    return format_instant(datetime.now(UTC))
+
+
+def format_instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_instant(text: str) -> datetime:
+    """Parse ISO 8601 (a `Z` suffix allowed); a naive time is taken as UTC. ValueError if malformed."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def instant_param(request: Request, name: str) -> datetime | None:
+    """An optional ISO 8601 query parameter; 400 if present but malformed."""
+    text = request.params.get(name)
+    if text is None or text == "":
+        return None
+    try:
+        return parse_instant(text)
+    except ValueError:
+        raise HttpError(400, f"parameter {name} must be an ISO 8601 timestamp") from None
+
+
+def encode_token(state: dict[str, Any]) -> str:
+    """An opaque, URL-safe page token carrying the paging state, so the server keeps no cursor table."""
+    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_token(token: str) -> dict[str, Any]:
+    """The state inside a token from `encode_token`; 400 for anything a client made up or truncated."""
+    try:
+        state = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except ValueError:  # bad base64, bad UTF-8 and bad JSON are all ValueErrors
+        raise HttpError(400, "invalid page token") from None
+    if not isinstance(state, dict):
+        raise HttpError(400, "invalid page token")
+    return state
