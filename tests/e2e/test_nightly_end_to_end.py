@@ -1,0 +1,135 @@
+"""The walking skeleton end to end: sandbox LRS → Kafka → ledger → cme.credits.v1 → AMA sandbox registry,
+over the real broker, real HTTP and both ledger databases, through the Prefect flow."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+from sqlalchemy import func, select
+
+from deploy.broker import CREDITS_TOPIC
+from deploy.sandbox.stack import SandboxStack
+from flows.nightly import nightly_reconciliation
+from ledger import tables as t
+from ledger.store import Ledger, record_from_json
+from pipeline.config import SAMPLE_DIR, Settings
+from pipeline.factory import codec_for
+
+pytestmark = pytest.mark.integration
+
+CONFIG = str(SAMPLE_DIR / "cmesync.toml")
+
+
+def endpoints(kafka_bootstrap: str, sandboxes: SandboxStack) -> dict[str, str]:
+    return {
+        "kafka_bootstrap": kafka_bootstrap,
+        "schema_registry_url": sandboxes.schema_registry.url,
+        "lms-xapi.base_url": sandboxes.lrs.url,
+        "ama-pra.base_url": sandboxes.ama.url,
+    }
+
+
+def ledger_latest(ledger: Ledger) -> dict[str, dict[str, Any]]:
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(select(t.credits.c.record).order_by(t.credits.c.record_id, t.credits.c.version))
+        return {r["record_id"]: r for r in (record_from_json(row.record) for row in rows)}
+
+
+def stream_messages(bootstrap: str, settings: Settings) -> list[dict[str, Any]]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    tp = TopicPartition(CREDITS_TOPIC, 0)
+    consumer.assign([tp])
+    codec = codec_for(settings, "credit_record")
+    messages: list[dict[str, Any]] = []
+    idle = 0
+    while idle < 3:
+        polled = consumer.poll(timeout_ms=300)
+        batch = [r for records in polled.values() for r in records]
+        idle = 0 if batch else idle + 1
+        for record in batch:
+            decoded = codec.decode(record.value)
+            assert record.key == decoded["record_id"].encode()
+            messages.append(decoded)
+    consumer.close()
+    return messages
+
+
+def latest_per_key(messages: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    latest: dict[str, dict[str, Any]] = {}
+    for message in messages:
+        if message["record_id"] not in latest or latest[message["record_id"]]["version"] < message["version"]:
+            latest[message["record_id"]] = message
+    return latest
+
+
+def summary(record: dict[str, Any]) -> tuple[Any, ...]:
+    return (record["version"], record["status"], f"{record['amount']:.2f}", record["completed_on"].isoformat())
+
+
+@pytest.fixture
+def ledger(ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
+    monkeypatch.setenv("CMESYNC_LEDGER_URL", ledger_url)
+    ledger = Ledger(ledger_url)
+    yield ledger
+    ledger.close()
+
+
+def test_given_sample_statements_when_the_nightly_flow_runs_twice_then_registry_and_stream_equal_the_ledger(
+    prefect_harness: None, kafka_bootstrap: str, sandboxes: SandboxStack, ledger: Ledger
+) -> None:
+    urls = endpoints(kafka_bootstrap, sandboxes)
+    settings = Settings.load(SAMPLE_DIR / "cmesync.toml").with_endpoints(urls)
+
+    first = nightly_reconciliation(config_path=CONFIG, endpoints=urls)
+
+    expected = ledger_latest(ledger)
+    assert first["credits_awarded"] > 0
+    assert first["delivered"] == len(expected) == first["credit_versions"]
+    assert first["rejected_at_normalise"] == 1  # the statement without an actor
+    assert first["rejected_at_reconcile"] == 1  # the completion of an activity missing from the catalog
+    with ledger.engine.connect() as conn:
+        reasons = sorted(conn.scalars(select(t.dead_letters.c.reason_code)))
+    assert reasons == ["SCHEMA_INVALID", "UNKNOWN_ACTIVITY"]
+
+    holdings = sandboxes.ama.holdings()
+    assert {rid: summary_of_holding(h) for rid, h in holdings.items()} == {
+        rid: summary(r) for rid, r in expected.items()
+    }
+    stream = stream_messages(kafka_bootstrap, settings)
+    assert {rid: summary(r) for rid, r in latest_per_key(stream).items()} == {
+        rid: summary(r) for rid, r in expected.items()
+    }
+
+    second = nightly_reconciliation(config_path=CONFIG, endpoints=urls)
+
+    assert (second["records_read"], second["credit_versions"], second["delivered"]) == (0, 0, 0)
+    assert len(stream_messages(kafka_bootstrap, settings)) == len(stream)
+    assert len(sandboxes.ama.accepted) == len(expected)
+    assert ledger_latest(ledger) == expected
+
+
+def summary_of_holding(holding: dict[str, Any]) -> tuple[Any, ...]:
+    return (holding["version"], holding["status"], holding["amount"], holding["completed_on"])
+
+
+def test_given_the_cursor_is_lost_when_everything_is_pulled_again_then_nothing_is_duplicated(
+    prefect_harness: None, kafka_bootstrap: str, sandboxes: SandboxStack, ledger: Ledger
+) -> None:
+    urls = endpoints(kafka_bootstrap, sandboxes)
+    first = nightly_reconciliation(config_path=CONFIG, endpoints=urls)
+    with ledger.engine.begin() as conn:
+        conn.execute(t.checkpoints.delete())
+
+    again = nightly_reconciliation(config_path=CONFIG, endpoints=urls)
+
+    assert again["records_read"] == first["records_read"]
+    assert again["duplicates"] == first["events_published"]
+    assert (again["credit_versions"], again["delivered"]) == (0, 0)
+    with ledger.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(t.dead_letters)) == 2
+        attempts = sorted(conn.scalars(select(t.dead_letters.c.attempts)))
+    assert attempts == [1, 2]  # the normalise rejection was seen twice; the reconcile one was a duplicate event
+    assert len(sandboxes.ama.accepted) == first["delivered"]
