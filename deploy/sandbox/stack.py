@@ -1,0 +1,63 @@
+"""The sandboxes the embedded demo and the end-to-end tests need, started and stopped as one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Self
+
+from deploy.sandbox.ama_registry import AmaPraRegistry
+from deploy.sandbox.base import SandboxServer
+from deploy.sandbox.lrs import XapiLrs
+from deploy.sandbox.schema_registry import SchemaRegistrySandbox
+
+DEFAULT_STATEMENTS = Path(__file__).parents[1] / "sample" / "xapi_statements.json"
+
+
+class SandboxStack:
+    """An xAPI LRS loaded from a statements file, an AMA PRA-style registry and a Schema Registry."""
+
+    def __init__(
+        self,
+        statements_path: str | Path = DEFAULT_STATEMENTS,
+        *,
+        lrs_port: int = 0,
+        ama_port: int = 0,
+        schema_registry_port: int = 0,
+        today: Callable[[], date] = date.today,
+    ) -> None:
+        self.statements_path = Path(statements_path)
+        self.lrs = XapiLrs.from_file(self.statements_path, port=lrs_port)
+        self.ama = AmaPraRegistry(port=ama_port, today=today)
+        self.schema_registry = SchemaRegistrySandbox(port=schema_registry_port)
+
+    @property
+    def servers(self) -> tuple[SandboxServer, ...]:
+        return self.lrs, self.ama, self.schema_registry
+
+    def start(self) -> Self:
+        try:
+            for server in self.servers:
+                server.start()
+        except BaseException:
+            self.stop()  # a busy port on the third server must not leave the first two listening
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop every server, even when one of them fails to stop; the first failure is raised at the end."""
+        failures: list[Exception] = []
+        for server in reversed(self.servers):
+            try:
+                server.stop()
+            except Exception as err:
+                failures.append(err)
+        if failures:
+            raise failures[0]
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
