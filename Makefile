@@ -11,6 +11,7 @@ export PREFECT_HOME := $(CURDIR)/var/prefect
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -c requirements.lock -e '.[test]'
+	mkdir -p var
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -61,10 +61,6 @@ def credit_record(state: CreditState, activity_title: str, profile: Mapping[str,
     }
 
 
-def _position(event: Mapping[str, Any], message: Consumed) -> str:
-    return f"{event['source_ref']} (kafka {message.partition}:{message.offset})"
-
-
 def reconcile_messages(
     messages: Sequence[Consumed],
     codec: AvroCodec,
@@ -102,9 +98,9 @@ def reconcile_messages(
             DeadLetterEntry(
                 "reconcile",
                 rejection.event["source"],
-                _position(rejection.event, message),
+                rejection.event["source_ref"],
                 rejection.reason_code,
-                rejection.reason,
+                f"{rejection.reason} (kafka {message.partition}:{message.offset})",
                 message.value,
             )
         )
