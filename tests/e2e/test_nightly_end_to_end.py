@@ -3,10 +3,13 @@ over the real broker, real HTTP and both ledger databases, through the Prefect f
 
 from __future__ import annotations
 
+import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError
 from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import func, select
 
@@ -57,6 +60,42 @@ def stream_messages(bootstrap: str, settings: Settings) -> list[dict[str, Any]]:
     return messages
 
 
+def confluent_stream(bootstrap: str, schema_registry_url: str) -> list[dict[str, Any]]:
+    """cme.credits.v1 as any standard consumer reads it: confluent-kafka with the registry's Avro deserializer."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from confluent_kafka import OFFSET_BEGINNING, Consumer
+        from confluent_kafka import TopicPartition as ConfluentPartition
+        from confluent_kafka.schema_registry import SchemaRegistryClient
+        from confluent_kafka.schema_registry.avro import AvroDeserializer
+        from confluent_kafka.serialization import MessageField, SerializationContext
+
+    deserialize = AvroDeserializer(SchemaRegistryClient({"url": schema_registry_url}))
+    context = SerializationContext(CREDITS_TOPIC, MessageField.VALUE)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "interop",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    consumer.assign([ConfluentPartition(CREDITS_TOPIC, 0, OFFSET_BEGINNING)])
+    records: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        message = consumer.poll(1.0)
+        if message is None:
+            continue
+        if message.error():
+            if message.error().code() == KafkaError._PARTITION_EOF:
+                break
+            raise AssertionError(f"confluent consumer error: {message.error()}")
+        records.append(deserialize(message.value(), context))
+    consumer.close()
+    return records
+
+
 def latest_per_key(messages: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     latest: dict[str, dict[str, Any]] = {}
     for message in messages:
@@ -100,6 +139,11 @@ def test_given_sample_statements_when_the_nightly_flow_runs_twice_then_registry_
     }
     stream = stream_messages(kafka_bootstrap, settings)
     assert {rid: summary(r) for rid, r in latest_per_key(stream).items()} == {
+        rid: summary(r) for rid, r in expected.items()
+    }
+
+    interop = confluent_stream(kafka_bootstrap, sandboxes.schema_registry.url)
+    assert {rid: summary(r) for rid, r in latest_per_key(interop).items()} == {
         rid: summary(r) for rid, r in expected.items()
     }
 
