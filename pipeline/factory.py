@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from schemas.codec import AvroCodec, SchemaRegistryClient, subject_for
-
 from connectors.http import HttpClient
 from connectors.registries.ama_pra import AmaPraRegistry
 from connectors.registries.base import Registry
@@ -11,6 +9,7 @@ from connectors.sources.base import Source
 from connectors.sources.xapi import XapiSource
 from deploy.broker import ATTENDANCE_TOPIC, CREDITS_TOPIC, DEADLETTER_TOPIC
 from pipeline.config import Settings
+from schemas.codec import AvroCodec, SchemaRegistryClient, subject_for
 
 TOPIC_OF = {"attendance_event": ATTENDANCE_TOPIC, "credit_record": CREDITS_TOPIC, "dead_letter": DEADLETTER_TOPIC}
 

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from schemas.codec import AvroCodec, SchemaInvalid
-
 from connectors.registries.base import Registry
 from ledger.store import DeadLetterEntry, Ledger, StoredEvent, utcnow
 from pipeline.kafka_io import BatchConsumer, Consumed
@@ -19,6 +17,7 @@ from reconcile.credit_rules import ACCREDITOR_OF, RULES, event_key
 from reconcile.engine import learner_profile, reconcile_pairs, resolve_events
 from reconcile.identity import identity_keys
 from reconcile.merge import CreditState, record_id_for
+from schemas.codec import AvroCodec, SchemaInvalid
 
 log = logging.getLogger(__name__)
 
