@@ -4,11 +4,11 @@ published only once the broker has acknowledged them."""
 from __future__ import annotations
 
 from kafka import KafkaProducer
-from schemas.codec import AvroCodec
 
 from deploy.broker import CREDITS_TOPIC, DEADLETTER_TOPIC
 from ledger.store import Ledger
 from pipeline.kafka_io import publish
+from schemas.codec import AvroCodec
 
 
 def publish_credits(ledger: Ledger, producer: KafkaProducer, codec: AvroCodec, batch_size: int = 500) -> int:

@@ -9,13 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kafka import KafkaProducer
-from schemas.codec import AvroCodec, SchemaInvalid
 
 from connectors.sources.base import SCHEMA_INVALID, Page, Rejection, Source
 from deploy.broker import ATTENDANCE_TOPIC
 from ledger.store import DeadLetterEntry, Ledger
 from pipeline.kafka_io import Message, publish
 from reconcile.identity import identity_keys
+from schemas.codec import AvroCodec, SchemaInvalid
 
 log = logging.getLogger(__name__)
 
