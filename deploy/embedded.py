@@ -40,12 +40,12 @@ class EmbeddedStack:
 
     def endpoints(self, settings: Settings) -> dict[str, str]:
         assert self.sandboxes is not None, "the embedded stack is not started"
-        urls = {"xapi": self.sandboxes.lrs.url, "ama_pra": self.sandboxes.ama.url}
+        sandboxes = self.sandboxes.by_kind()
         endpoints = {
             "kafka_bootstrap": self.broker.bootstrap,
             "schema_registry_url": self.sandboxes.schema_registry.url,
         }
         for connector in [*settings.sources, *settings.registries]:
             if not connector.base_url:
-                endpoints[f"{connector.name}.base_url"] = urls[connector.kind]
+                endpoints[f"{connector.name}.base_url"] = sandboxes[connector.kind].url
         return endpoints

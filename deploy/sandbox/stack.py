@@ -34,7 +34,11 @@ class SandboxStack:
 
     @property
     def servers(self) -> tuple[SandboxServer, ...]:
-        return self.lrs, self.ama, self.schema_registry
+        return (*self.by_kind().values(), self.schema_registry)
+
+    def by_kind(self) -> dict[str, SandboxServer]:
+        """The sandbox standing in for each connector kind of `cmesync.toml`."""
+        return {"xapi": self.lrs, "ama_pra": self.ama}
 
     def start(self) -> Self:
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,12 +19,13 @@ from deploy.sandbox.stack import SandboxStack
 from flows.nightly import nightly_reconciliation
 from ledger import tables as t
 from ledger.store import Ledger, record_from_json
-from pipeline.config import SAMPLE_DIR, Settings
+from pipeline.config import Settings
 from pipeline.factory import codec_for
 
 pytestmark = pytest.mark.integration
 
-CONFIG = str(SAMPLE_DIR / "cmesync.toml")
+CONFIG_PATH = Path(__file__).with_name("cmesync.toml")
+CONFIG = str(CONFIG_PATH)
 
 
 def endpoints(kafka_bootstrap: str, sandboxes: SandboxStack) -> dict[str, str]:
@@ -120,7 +122,7 @@ def test_given_sample_statements_when_the_nightly_flow_runs_twice_then_registry_
     prefect_harness: None, kafka_bootstrap: str, sandboxes: SandboxStack, ledger: Ledger
 ) -> None:
     urls = endpoints(kafka_bootstrap, sandboxes)
-    settings = Settings.load(SAMPLE_DIR / "cmesync.toml").with_endpoints(urls)
+    settings = Settings.load(CONFIG_PATH).with_endpoints(urls)
 
     first = nightly_reconciliation(config_path=CONFIG, endpoints=urls)
 
