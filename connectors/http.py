@@ -124,6 +124,33 @@ class HttpStats:
                 setattr(self, name, getattr(self, name) + value)
 
 
+class RateLimiter:
+    """Spaces request starts at least 1/`per_second` apart, across threads. Every attempt takes a slot, retries
+    included, so a registry's published rate limit still holds while we retry against it."""
+
+    def __init__(
+        self,
+        per_second: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if per_second <= 0:
+            raise ValueError("per_second must be positive")
+        self.interval = 1.0 / per_second
+        self._clock = clock
+        self._sleep = sleep
+        self._next = float("-inf")
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            self._sleep(start - now)
+
+
 def make_session(user_agent: str = "cme-credit-sync") -> requests.Session:
     session = requests.Session()
     session.headers["User-Agent"] = user_agent
@@ -162,6 +189,7 @@ class HttpClient:
         timeout: tuple[float, float] = (3.05, 30.0),
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        rate_limit: RateLimiter | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self.session = session or make_session()
@@ -170,6 +198,7 @@ class HttpClient:
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.stats = HttpStats()
+        self.rate_limit = rate_limit
         self._sleep = sleep
         self._backoff = wait_exponential_jitter(
             multiplier=self.retry.initial_backoff_s, max=self.retry.max_backoff_s, jitter=self.retry.jitter_s
@@ -212,6 +241,8 @@ class HttpClient:
         return _json_or_none(self.request("POST", path, json=body, headers=dict(headers or {})))
 
     def _attempt(self, method: str, url: str, kwargs: dict[str, Any]) -> requests.Response:
+        if self.rate_limit is not None:
+            self.rate_limit.acquire()
         self.stats.add(attempts=1)
         where = f"{method} {urlsplit(url).path}"
         try:

@@ -68,8 +68,9 @@ def ensure_topics(bootstrap: str, topics: tuple[TopicSpec, ...] = TOPICS, partit
 class EmbeddedBroker:
     """Start Tansu on a free loopback port, wait until it answers metadata, stop it on exit."""
 
-    def __init__(self, port: int | None = None, startup_timeout_s: float = 20.0) -> None:
+    def __init__(self, port: int | None = None, startup_timeout_s: float = 20.0, partitions: int = 1) -> None:
         self.port = port or free_port()
+        self.partitions = partitions
         self.startup_timeout_s = startup_timeout_s
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -99,7 +100,7 @@ class EmbeddedBroker:
         )
         try:
             self._wait_ready()
-            ensure_topics(self.bootstrap)
+            ensure_topics(self.bootstrap, partitions=self.partitions)
         except BaseException:
             self.stop()
             raise

@@ -1,22 +1,105 @@
-"""`cmesync`: the operator's command line (DESIGN §8)."""
+"""`cmesync`: the operator's command line (DESIGN §8).
+
+Exit codes, for scripts: 0 done (everything delivered / resolved / reachable), 1 done but something still
+failed, 2 bad arguments or configuration. `--json` prints machine-readable output on stdout; progress and
+messages go to stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import sys
+import textwrap
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 from rich.console import Console
-from rich.table import Table
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
+from ledger.ops import set_dead_letters_resolved
+from ledger.queries import (
+    DeadLetterFilter,
+    DeadLetterNotFound,
+    DeadLetterRow,
+    DeliverySelection,
+    dead_letter,
+    dead_letter_payload,
+    dead_letters,
+)
+from ledger.store import Ledger
 from pipeline.config import ConfigError, Settings
-from pipeline.summary import LABELS
 
 EMBEDDED_LEDGER = Path("var/embedded.db")
+STAGES = ("normalise", "reconcile", "deliver")
+T = TypeVar("T")
 
 console = Console(stderr=True)
+
+
+class UsageError(ValueError):
+    """The command line asks for something impossible; exit code 2."""
+
+
+# -- argument types ----------------------------------------------------------------------------------------------
+
+_RELATIVE = re.compile(r"^(\d+)([mhd])$")
+
+
+def moment(text: str) -> datetime:
+    """An instant: ISO 8601 (`2026-11-20`, `2026-11-20T06:00`, with or without offset; naive = UTC) or a time
+    ago (`90m`, `12h`, `3d`)."""
+    if match := _RELATIVE.match(text.strip()):
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[match[2]]
+        return datetime.now(UTC) - timedelta(**{unit: int(match[1])})
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            parsed = datetime.combine(date.fromisoformat(text), datetime.min.time())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"not a time: {text!r} (use 2026-11-20, 2026-11-20T06:00Z or 12h)"
+            ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# -- the parser --------------------------------------------------------------------------------------------------
+
+
+def _command(
+    commands: Any, name: str, summary: str, description: str, examples: str, parents: list[argparse.ArgumentParser]
+) -> argparse.ArgumentParser:
+    return commands.add_parser(
+        name,
+        help=summary,
+        description="\n".join(textwrap.fill(paragraph, 100) for paragraph in description.split("\n")),
+        epilog="examples:\n" + examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=parents,
+    )
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", type=Path, help="config file (default: $CMESYNC_CONFIG, else ./cmesync.toml, else the sample)"
+    )
+    common.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    return common
+
+
+def _dead_letter_filters(parser: argparse.ArgumentParser) -> None:
+    filters = parser.add_argument_group("filters (repeatable options match any of their values)")
+    filters.add_argument("--stage", action="append", default=[], choices=STAGES, help="pipeline stage")
+    filters.add_argument("--reason-code", action="append", default=[], metavar="CODE", help="e.g. UNKNOWN_ACTIVITY")
+    filters.add_argument("--source", action="append", default=[], metavar="NAME", help="connector instance name")
+    filters.add_argument("--registry", action="append", default=[], metavar="NAME", help="registry (deliver stage)")
+    filters.add_argument("--since", type=moment, metavar="TIME", help="last seen at or after TIME (e.g. 12h)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,46 +107,224 @@ def _parser() -> argparse.ArgumentParser:
         prog="cmesync",
         description="Keep CME credits in sync between learning sources and credit registries.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  cmesync run --embedded        # sample data, embedded broker, sandboxes\n"
-        "  cmesync run --config prod.toml # against the configured broker, sources and registries",
+        epilog="examples:\n"
+        "  cmesync run --embedded              # sample data, embedded broker, sandboxes\n"
+        "  cmesync status                      # the morning after: runs, lag, backlog, dead letters\n"
+        "  cmesync deadletters list --unresolved\n"
+        "  cmesync replay --registry ama-pra --dry-run\n"
+        "  cmesync config check --config prod.toml\n"
+        "  cmesync serve                       # nightly, replay and stream deployments of deploy/prefect.yaml\n"
+        "exit codes: 0 done, 1 done but something still failed, 2 bad arguments or configuration",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser(
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common()
+
+    run = _command(
+        commands,
         "run",
-        help="run the nightly reconciliation once, now",
-        description="Pull new attendance from every source, reconcile it into the ledger, publish the credit "
-        "stream and deliver to the registries; print what was done.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="With --embedded, endpoints left empty in the config are served by an embedded Kafka broker and "
-        f"local sandboxes, and the ledger is a fresh {EMBEDDED_LEDGER} (the embedded broker and sandboxes "
-        "keep nothing between runs, so neither does the ledger).",
+        "run the nightly reconciliation once, now",
+        "Pull new attendance from every source, reconcile it into the ledger, publish the credit stream and "
+        "deliver to the registries; print what was done.\n\nWith --embedded, endpoints left empty in the config "
+        f"are served by an embedded Kafka broker and local sandboxes, and the ledger is a fresh {EMBEDDED_LEDGER} "
+        "(the embedded broker and sandboxes keep nothing between runs, so neither does the ledger).",
+        "  cmesync run --embedded\n  cmesync run --config prod.toml --json",
+        [common],
     )
-    run.add_argument("--config", type=Path, help="config file (default: ./cmesync.toml, else the embedded sample)")
     run.add_argument("--embedded", action="store_true", help="start the embedded broker and sandboxes for this run")
-    run.add_argument("--json", action="store_true", help="print the counts as JSON on stdout")
+
+    replay = _command(
+        commands,
+        "replay",
+        "re-deliver failed (or selected) credits to the registries",
+        "Select deliveries — every failed one by default; with --record-id, those records' current deliveries "
+        "whatever their state — narrow them with the filters, put them back in the queue and deliver them. "
+        "Idempotent: registries key on record_id:version, so a record they already hold is never added twice. "
+        "Dead letters of deliveries that go through are marked resolved.\n"
+        "Exit code 0: all delivered (or nothing matched); 1: some failed again; 2: bad arguments.",
+        "  cmesync replay --dry-run\n"
+        "  cmesync replay --registry ama-pra --since 12h\n"
+        "  cmesync replay --reason-code REGISTRY_UNAVAILABLE --until 2026-11-23T06:00Z\n"
+        "  cmesync replay --record-id 0b8f…e1 --record-id 5c21…9a --json",
+        [common],
+    )
+    replay.add_argument("--registry", action="append", default=[], metavar="NAME", help="only this registry")
+    replay.add_argument("--since", type=moment, metavar="TIME", help="delivery last updated at or after TIME")
+    replay.add_argument("--until", type=moment, metavar="TIME", help="delivery last updated before TIME")
+    replay.add_argument("--record-id", action="append", default=[], metavar="ID", help="this credit record")
+    replay.add_argument("--reason-code", action="append", default=[], metavar="CODE", help="dead letter reason code")
+    replay.add_argument("--learner", action="append", default=[], metavar="LEARNER_ID", help="ledger learner id")
+    replay.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
+
+    deadletters = commands.add_parser(
+        "deadletters",
+        help="list, show, retry or resolve dead letters",
+        description="Records that could not go on: where they came from, why, and what to do with them.",
+        epilog="examples:\n  cmesync deadletters list --unresolved\n  cmesync deadletters show 3f2a9c1e\n"
+        "  cmesync deadletters retry --stage reconcile --reason-code UNKNOWN_ACTIVITY\n"
+        "  cmesync deadletters resolve 3f2a9c1e",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = deadletters.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = _command(
+        actions,
+        "list",
+        "list dead letters, newest first",
+        "List dead letters with their reason code and source position (never their payload).",
+        "  cmesync deadletters list --unresolved\n"
+        "  cmesync deadletters list --stage deliver --registry ama-pra --since 1d\n"
+        "  cmesync deadletters list --reason-code SCHEMA_INVALID --json",
+        [common],
+    )
+    _dead_letter_filters(listing)
+    listing.add_argument("--unresolved", action="store_true", help="only dead letters not resolved yet")
+    listing.add_argument("--limit", type=int, default=200, help="at most this many (default %(default)s)")
+    show = _command(
+        actions,
+        "show",
+        "show one dead letter",
+        "Show a dead letter: stage, reason, source position, attempts. The payload is the original record and "
+        "can hold PII: it is printed only with --reveal.",
+        "  cmesync deadletters show 3f2a9c1e\n  cmesync deadletters show 3f2a9c1e --reveal",
+        [common],
+    )
+    show.add_argument("id", help="dead letter id or a unique prefix of it")
+    show.add_argument("--reveal", action="store_true", help="also print the payload (may contain PII)")
+    retry = _command(
+        actions,
+        "retry",
+        "retry dead letters through the pipeline",
+        "Retry unresolved dead letters by the route their stage allows: normalise — the stored source record "
+        "through its connector again; reconcile — the original message back onto cme.attendance.v1 (after a "
+        "catalog fix, say), then reconcile, publish and deliver; deliver — a replay. Dead letters that go "
+        "through are marked resolved.\nExit code 0: all resolved; 1: some still fail; 2: bad arguments.",
+        "  cmesync deadletters retry 3f2a9c1e\n"
+        "  cmesync deadletters retry --stage reconcile --reason-code UNKNOWN_ACTIVITY\n"
+        "  cmesync deadletters retry --stage deliver --registry ama-pra",
+        [common],
+    )
+    retry.add_argument("ids", nargs="*", metavar="ID", help="dead letter ids or unique prefixes")
+    _dead_letter_filters(retry)
+    resolve = _command(
+        actions,
+        "resolve",
+        "mark dead letters resolved by hand",
+        "Mark dead letters resolved without retrying them (dealt with outside cmesync, or not worth retrying).",
+        "  cmesync deadletters resolve 3f2a9c1e 77b0d2aa\n"
+        "  cmesync deadletters resolve --stage normalise --reason-code UNSUPPORTED_VERB",
+        [common],
+    )
+    resolve.add_argument("ids", nargs="*", metavar="ID", help="dead letter ids or unique prefixes")
+    _dead_letter_filters(resolve)
+
+    status = _command(
+        commands,
+        "status",
+        "last runs, consumer lag, delivery backlog, oldest dead letter",
+        "What to look at first after a night: the last runs with counts and durations, how far the reconciler "
+        "group is behind on Kafka, pending/failed deliveries per registry, and unresolved dead letters.",
+        "  cmesync status\n  cmesync status --runs 10 --json",
+        [common],
+    )
+    status.add_argument("--runs", type=int, default=5, help="how many recent runs (default %(default)s)")
+
+    config = commands.add_parser(
+        "config",
+        help="check the configuration",
+        description="Work with the configuration file.",
+        epilog="examples:\n  cmesync config check\n  cmesync config check --config prod.toml --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    config_actions = config.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _command(
+        config_actions,
+        "check",
+        "validate the config and reach every configured part",
+        "Validate the config file (and CMESYNC_* environment), then check the ledger, the catalog, the broker, "
+        "the schema registry and every connector (its check(): reachable, credentials accepted). Empty "
+        "endpoints are reported as skipped (only `run --embedded` fills them).\n"
+        "Exit code 0: everything reachable; 1: something failed; 2: the config itself is invalid.",
+        "  cmesync config check\n  CMESYNC_KAFKA_BOOTSTRAP=kafka:9092 cmesync config check --config prod.toml",
+        [common],
+    )
+
+    serve = _command(
+        commands,
+        "serve",
+        "serve the Prefect deployments (nightly, replay, stream) in this process",
+        "Serve the deployments of deploy/prefect.yaml with Prefect's `serve`: schedules fire and on-demand runs "
+        "execute in this process, without a work pool or worker. Needs a Prefect API (PREFECT_API_URL); stop "
+        "with Ctrl-C or SIGTERM.",
+        "  PREFECT_API_URL=http://127.0.0.1:4200/api cmesync serve\n  cmesync serve --only nightly --only replay",
+        [],
+    )
+    serve.add_argument("--prefect-file", type=Path, help="deployments file (default: deploy/prefect.yaml)")
+    serve.add_argument("--only", action="append", default=[], metavar="NAME", help="serve only this deployment")
+
+    stream = _command(
+        commands,
+        "stream",
+        "consume cme.attendance.v1 continuously until SIGTERM",
+        "Run the stream flow in the foreground: reconcile events as they arrive, publish and deliver the "
+        "credits. On SIGTERM or Ctrl-C it finishes and commits the batch in hand, delivers what it produced, "
+        "prints the counts and exits 0.",
+        "  cmesync stream --config prod.toml\n  cmesync stream --delivery-interval 2",
+        [common],
+    )
+    stream.add_argument(
+        "--delivery-interval", type=float, default=5.0, metavar="SECONDS", help="delivery pass at least this often"
+    )
     return parser
 
 
-def _print_summary(counts: dict[str, int], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(counts, indent=2))
-        return
-    table = Table(title="nightly reconciliation")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    for key, value in counts.items():
-        table.add_row(LABELS[key], str(value))
-    Console().print(table)
+# -- helpers -----------------------------------------------------------------------------------------------------
+
+
+def _emit_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.load(args.config)
+
+
+def _ledger_settings(args: argparse.Namespace) -> Settings:
+    """Settings for a command that reads or repairs the ledger, whose schema is brought up to date first
+    (idempotent), so the ops commands work on a fresh install and after an upgrade alike."""
+    settings = _settings(args)
+    _with_ledger(settings, Ledger.migrate)
+    return settings
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _prefect_quiet() -> None:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+# -- run ---------------------------------------------------------------------------------------------------------
 
 
 def _run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    _prefect_quiet()
+    from flows import cli_render as render
     from flows.nightly import nightly_reconciliation
 
     config_path = str(args.config) if args.config else None
     if not args.embedded:
         counts = nightly_reconciliation(config_path=config_path)
-        _print_summary(counts, args.json)
+        if args.json:
+            _emit_json(counts)
+        else:
+            render.counts_table("nightly reconciliation", counts)
         return 0
     from deploy.embedded import EmbeddedStack
 
@@ -79,19 +340,258 @@ def _run(args: argparse.Namespace) -> int:
         counts = nightly_reconciliation(config_path=config_path, endpoints=endpoints)
         assert stack.sandboxes is not None
         holdings = len(stack.sandboxes.ama.holdings())
-    _print_summary(counts, args.json)
+    if args.json:
+        _emit_json(counts)
+    else:
+        render.counts_table("nightly reconciliation", counts)
     console.print(f"AMA PRA sandbox registry now holds {holdings} credit records; ledger: {EMBEDDED_LEDGER}")
     return 0
 
 
+# -- replay ------------------------------------------------------------------------------------------------------
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from flows import cli_render as render
+    from pipeline.replay import RegistryOutcome, replay
+
+    selection = DeliverySelection(
+        registries=tuple(args.registry),
+        since=args.since,
+        until=args.until,
+        record_ids=tuple(args.record_id),
+        reason_codes=tuple(args.reason_code),
+        learner_ids=tuple(args.learner),
+    )
+    settings = _ledger_settings(args)
+    with _progress() as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def started(registry: str, count: int) -> None:
+            tasks[registry] = progress.add_task(f"replay to {registry}", total=count)
+
+        def done(outcome: RegistryOutcome) -> None:
+            progress.update(tasks[outcome.registry], completed=outcome.delivered + outcome.failed)
+
+        result = replay(settings, selection, dry_run=args.dry_run, on_start=started, on_done=done)
+    if args.json:
+        _emit_json(result.as_dict())
+    else:
+        render.replay_result(result)
+    return 0 if result.dry_run or result.all_delivered else 1
+
+
+# -- dead letters ------------------------------------------------------------------------------------------------
+
+
+def _dead_letter_filter(args: argparse.Namespace, ids: tuple[str, ...] = (), **extra: Any) -> DeadLetterFilter:
+    return DeadLetterFilter(
+        ids=ids,
+        stages=tuple(args.stage),
+        reason_codes=tuple(args.reason_code),
+        sources=tuple(args.source),
+        registries=tuple(args.registry),
+        since=args.since,
+        **extra,
+    )
+
+
+def _with_ledger(settings: Settings, work: Callable[[Ledger], T]) -> T:
+    ledger = Ledger(settings.ledger_url)
+    try:
+        return work(ledger)
+    finally:
+        ledger.close()
+
+
+def _selected_dead_letters(args: argparse.Namespace, settings: Settings) -> list[DeadLetterRow]:
+    """Dead letters named by id, or matching the filters; refuses a bare command that would take them all."""
+    has_filter = any((args.stage, args.reason_code, args.source, args.registry, args.since))
+    if not args.ids and not has_filter:
+        raise UsageError(
+            f"name dead letters by id or narrow them with a filter (see cmesync deadletters {args.action} -h)"
+        )
+
+    def select(ledger: Ledger) -> list[DeadLetterRow]:
+        named = [dead_letter(ledger, i) for i in args.ids]
+        if not has_filter:
+            return named
+        matching = dead_letters(ledger, _dead_letter_filter(args, unresolved_only=True))
+        if args.ids:
+            wanted = {row.dead_letter_id for row in named}
+            matching = [row for row in matching if row.dead_letter_id in wanted]
+        return matching
+
+    return _with_ledger(settings, select)
+
+
+def _deadletters(args: argparse.Namespace) -> int:
+    from flows import cli_render as render
+
+    settings = _ledger_settings(args)
+    if args.action == "list":
+        where = _dead_letter_filter(args, unresolved_only=args.unresolved, limit=args.limit)
+        rows = _with_ledger(settings, lambda ledger: dead_letters(ledger, where))
+        if args.json:
+            _emit_json([_row_dict(r) for r in rows])
+        else:
+            render.dead_letters_table(rows)
+        return 0
+    if args.action == "show":
+        row = _with_ledger(settings, lambda ledger: dead_letter(ledger, args.id))
+        payload = None
+        if args.reveal:
+            console.print("[yellow]--reveal: the payload below is the original record and may contain PII[/]")
+            payload = _with_ledger(settings, lambda ledger: dead_letter_payload(ledger, row.dead_letter_id))
+        if payload is not None:
+            payload = _readable_payload(settings, row, payload)
+        if args.json:
+            revealed = {"payload": payload} if payload is not None else {}
+            _emit_json({**_row_dict(row), **revealed})
+            return 0
+        render.dead_letter_detail(row)
+        if payload is not None:
+            render.out.print(payload, markup=False, highlight=False)
+        return 0
+    rows = _selected_dead_letters(args, settings)
+    if args.action == "resolve":
+        changed = _with_ledger(
+            settings, lambda ledger: set_dead_letters_resolved(ledger, [r.dead_letter_id for r in rows])
+        )
+        if args.json:
+            _emit_json({"resolved": changed})
+        else:
+            render.out.print(f"{changed} dead letters marked resolved")
+        return 0
+    from pipeline.retry import retry_dead_letters
+
+    with console.status(f"retrying {len(rows)} dead letters"):
+        result = retry_dead_letters(settings, rows)
+    if args.json:
+        _emit_json(result.as_dict())
+    else:
+        render.retry_result(result)
+    return 0 if result.all_resolved else 1
+
+
+def _readable_payload(settings: Settings, row: DeadLetterRow, payload: bytes) -> str:
+    """A reconcile-stage payload is an Avro message: decoded through the schema registry when it can be."""
+    from flows import cli_render as render
+
+    if row.stage == "reconcile" and payload[:1] == b"\x00" and settings.schema_registry_url:
+        from pipeline.factory import codec_for
+
+        try:
+            event = codec_for(settings, "attendance_event").decode(payload)
+            return json.dumps(event, indent=2, sort_keys=True, default=str)
+        except Exception as err:
+            console.print(f"[yellow]could not decode the Avro payload ({type(err).__name__}); showing it raw[/]")
+    return render.payload_text(payload)
+
+
+def _row_dict(row: DeadLetterRow) -> dict[str, Any]:
+    return {
+        "dead_letter_id": row.dead_letter_id,
+        "stage": row.stage,
+        "source": row.source,
+        "source_ref": row.source_ref,
+        "reason_code": row.reason_code,
+        "reason": row.reason,
+        "registry": row.registry,
+        "attempts": row.attempts,
+        "first_seen": row.first_seen.isoformat(),
+        "last_seen": row.last_seen.isoformat(),
+        "published_at": row.published_at.isoformat() if row.published_at else None,
+        "resolved_at": row.resolved_at.isoformat() if row.resolved_at else None,
+        "payload_bytes": row.payload_bytes,
+    }
+
+
+# -- status, config check ----------------------------------------------------------------------------------------
+
+
+def _status(args: argparse.Namespace) -> int:
+    from flows import cli_render as render
+    from pipeline.status import collect_status
+
+    with console.status("reading the ledger and the broker"):
+        report = collect_status(_ledger_settings(args), args.runs)
+    if args.json:
+        _emit_json(report.as_dict())
+    else:
+        render.status(report)
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    from flows import cli_render as render
+    from pipeline.check import FAILED, check_settings
+
+    settings = _settings(args)
+    default = "cmesync.toml" if Path("cmesync.toml").exists() else "the embedded sample deploy/sample/cmesync.toml"
+    console.print(f"configuration {args.config or os.environ.get('CMESYNC_CONFIG') or default}: valid")
+    with console.status("checking every configured part"):
+        results = check_settings(settings)
+    if args.json:
+        _emit_json([r.as_dict() for r in results])
+    else:
+        render.checks(results)
+    return 1 if any(r.outcome == FAILED for r in results) else 0
+
+
+# -- serve, stream -----------------------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    _prefect_quiet()
+    from prefect import serve
+
+    from flows.deployments import PREFECT_FILE, DeploymentFileError, runner_deployments
+
+    try:
+        deployments = runner_deployments(args.prefect_file or PREFECT_FILE, tuple(args.only))
+    except DeploymentFileError as err:
+        raise UsageError(str(err)) from None
+    console.print(f"serving {', '.join(d.name for d in deployments)} from {args.prefect_file or PREFECT_FILE}")
+    serve(*deployments)
+    return 0
+
+
+def _stream(args: argparse.Namespace) -> int:
+    _prefect_quiet()
+    from flows import cli_render as render
+    from flows.stream import stream_reconciliation
+
+    config_path = str(args.config) if args.config else None
+    counts = stream_reconciliation(config_path=config_path, delivery_interval_s=args.delivery_interval)
+    if args.json:
+        _emit_json(counts)
+    else:
+        render.counts_table("stream reconciliation", counts)
+    return 0
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _run,
+    "replay": _replay,
+    "deadletters": _deadletters,
+    "status": _status,
+    "config": _config,
+    "serve": _serve,
+    "stream": _stream,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from pipeline.replay import ReplayError
+
     try:
-        if args.command == "run":
-            return _run(args)
+        return HANDLERS[args.command](args)
     except ConfigError as err:
         console.print(f"[red]configuration error:[/] {err}")
-        return 2
+    except (UsageError, ReplayError, DeadLetterNotFound) as err:
+        console.print(f"[red]error:[/] {err}")
     return 2
 
 

@@ -18,6 +18,7 @@ from pipeline.config import ConfigError, Settings
 from pipeline.deliver import DeliveryStats
 from pipeline.intake import IntakeStats
 from pipeline.pull import PullStats
+from pipeline.report import publish_run_report
 from pipeline.summary import RunSummary
 
 
@@ -53,6 +54,11 @@ def deliver_task(settings: Settings, registry_name: str) -> DeliveryStats:
     return stages.deliver(settings, registry_name)
 
 
+@task(name="registry-diff", cache_policy=NO_CACHE)
+def registry_diff_task(settings: Settings, registry_name: str, run_id: str) -> dict[str, int]:
+    return stages.registry_diff(settings, registry_name, run_id)
+
+
 @flow(name="nightly-reconciliation")
 def nightly_reconciliation(config_path: str | None = None, endpoints: dict[str, str] | None = None) -> dict[str, Any]:
     """Run every stage once over what is new since the last run; return the run's counts."""
@@ -79,6 +85,10 @@ def nightly_reconciliation(config_path: str | None = None, endpoints: dict[str, 
             delivered = deliver_task(settings, registry.name)
             summary.delivered += delivered.delivered
             summary.delivery_failed += delivered.failed
+        for registry in settings.registries:
+            diff = registry_diff_task(settings, registry.name, run_id)
+            summary.registry_drift += diff["drift"]
+            summary.registry_repaired += diff["repaired"]
         # Delivery failures are dead letters too; publish them in the same run.
         summary.dead_letters_published = dead_published + publish_task(settings)[1]
         summary.credits_awarded = stages.credits_awarded(settings)
@@ -86,10 +96,12 @@ def nightly_reconciliation(config_path: str | None = None, endpoints: dict[str, 
     finally:
         ledger.finish_run(run_id, status, summary.counts())
         ledger.close()
+    title = "Nightly reconciliation"
+    markdown, html_report = publish_run_report(settings.ledger_url, run_id, title, settings.reports_dir)
     create_markdown_artifact(
         key="nightly-reconciliation-summary",
-        markdown=summary.markdown("Nightly reconciliation"),
-        description="Counts of one nightly reconciliation run",
+        markdown=markdown,
+        description=f"Report of one nightly reconciliation run (HTML copy: {html_report})",
     )
     logger.info("run %s %s: %s", run_id, status, summary.counts())
     return summary.counts()

@@ -110,6 +110,19 @@ class DeliveryOutcome:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class Expectation:
+    """What the ledger expects a registry to hold for one record: its latest version, and the state of that
+    version's delivery to the registry (None when that version was never routed to it)."""
+
+    record_id: str
+    version: int
+    status: str
+    amount: Decimal
+    completed_on: date
+    delivery_state: str | None
+
+
 class Ledger:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -161,6 +174,15 @@ class Ledger:
                 known.update({(r.kind, r.value): r.learner_id for r in rows})
         return known
 
+    def learner_keys(self, learner_ids: Iterable[str]) -> dict[IdentityKey, str]:
+        """Every identity key the given learners hold (identity conflicts compare a learner's strong ids)."""
+        known: dict[IdentityKey, str] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(set(learner_ids))):
+                rows = conn.execute(select(t.learner_ids).where(t.learner_ids.c.learner_id.in_(chunk)))
+                known.update({(r.kind, r.value): r.learner_id for r in rows})
+        return known
+
     def event_pairs(self, event_keys: Iterable[str]) -> dict[str, Pair]:
         """(learner, activity) of stored events, by "source:event_id"."""
         wanted = [tuple(k.split(":", 1)) for k in set(event_keys)]
@@ -192,6 +214,19 @@ class Ledger:
         for chunk in _chunks(list(set(event_keys))):
             voided.update(conn.scalars(select(t.events.c.voids_key).where(t.events.c.voids_key.in_(chunk))))
         return voided
+
+    def learner_pairs(self, conn: Connection, learner_ids: Iterable[str]) -> set[Pair]:
+        """Every (learner, activity) with stored evidence, for learners whose rule-relevant facts changed."""
+        pairs: set[Pair] = set()
+        e = t.events.c
+        for chunk in _chunks(list(set(learner_ids))):
+            rows = conn.execute(
+                select(e.learner_id, e.activity_id)
+                .where(e.learner_id.in_(chunk) & e.activity_id.is_not(None))
+                .distinct()
+            )
+            pairs.update((r.learner_id, r.activity_id) for r in rows)
+        return pairs
 
     def profiles(self, conn: Connection, learner_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -327,6 +362,17 @@ class Ledger:
         with self.engine.begin() as conn:
             self._upsert_dead_letters(conn, entries, utcnow())
 
+    def resolve_dead_letters(self, conn: Connection, dead_letter_ids: Iterable[str]) -> None:
+        """Mark open dead letters resolved, e.g. a held credit issued once its gap was filled (caller's transaction)."""
+        d = t.dead_letters.c
+        now = utcnow()
+        for chunk in _chunks(list(set(dead_letter_ids))):
+            conn.execute(
+                update(t.dead_letters)
+                .where(d.dead_letter_id.in_(chunk) & d.resolved_at.is_(None))
+                .values(resolved_at=now)
+            )
+
     def _upsert_dead_letters(self, conn: Connection, entries: Sequence[DeadLetterEntry], now: datetime) -> None:
         d = t.dead_letters.c
         for entry in entries:
@@ -415,6 +461,65 @@ class Ledger:
                         state=o.state, receipt=o.receipt, last_error=o.error, attempts=d.attempts + 1, updated_at=now
                     )
                 )
+
+    def registry_expectations(self, registry: str) -> dict[str, Expectation]:
+        """The latest version of every record ever routed to `registry`, with its delivery state there."""
+        c, d = t.credits.c, t.deliveries.c
+        routed = select(d.record_id).where(d.registry == registry)
+        latest = (
+            select(c.record_id, func.max(c.version).label("version"))
+            .where(c.record_id.in_(routed))
+            .group_by(c.record_id)
+            .subquery()
+        )
+        query = (
+            select(c.record_id, c.version, c.status, c.amount, c.completed_on, d.state)
+            .select_from(t.credits)
+            .join(latest, (c.record_id == latest.c.record_id) & (c.version == latest.c.version))
+            .outerjoin(
+                t.deliveries, (d.record_id == c.record_id) & (d.version == c.version) & (d.registry == registry)
+            )
+        )
+        with self.engine.connect() as conn:
+            return {
+                r.record_id: Expectation(
+                    r.record_id,
+                    r.version,
+                    r.status,
+                    Decimal(r.amount).quantize(Decimal("0.01")),
+                    r.completed_on,
+                    r.state,
+                )
+                for r in conn.execute(query)
+            }
+
+    def credit_versions(self, keys: Sequence[tuple[str, int]]) -> list[dict[str, Any]]:
+        """The credit records of these (record_id, version) pairs, in no particular order."""
+        found: list[dict[str, Any]] = []
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(set(keys))):
+                rows = conn.execute(
+                    select(t.credits.c.record).where(tuple_(t.credits.c.record_id, t.credits.c.version).in_(chunk))
+                )
+                found += [record_from_json(r.record) for r in rows]
+        return found
+
+    def save_registry_diff(
+        self, run_id: str, registry: str, counts: Mapping[str, int], record_ids: Mapping[str, Sequence[str]]
+    ) -> None:
+        """Store (or, when a run repeats the diff, replace) one registry's diff report for the run."""
+        values = {
+            "created_at": utcnow(),
+            "counts": json.dumps(dict(counts), sort_keys=True),
+            "record_ids": json.dumps({k: sorted(v) for k, v in record_ids.items()}, sort_keys=True),
+        }
+        r = t.registry_diffs.c
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(t.registry_diffs).where((r.run_id == run_id) & (r.registry == registry)).values(**values)
+            )
+            if changed.rowcount == 0:
+                conn.execute(insert(t.registry_diffs).values(run_id=run_id, registry=registry, **values))
 
     # -- checkpoints and runs ----------------------------------------------------------------------
     def checkpoint(self, source: str) -> str | None:

@@ -144,3 +144,14 @@ dead_letters = Table(
     Column("resolved_at", TS),
     Index("ix_dead_letters_reason", "reason_code"),
 )
+
+# The nightly registry diff of one run: counts per finding and the record ids behind them (JSON objects).
+registry_diffs = Table(
+    "registry_diffs",
+    Column("run_id", String(64), nullable=False),
+    Column("registry", String(128), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("counts", Text, nullable=False),
+    Column("record_ids", Text, nullable=False),
+    PrimaryKeyConstraint("run_id", "registry"),
+)

@@ -6,13 +6,17 @@ its secret (`password_env`, `token_env`); the inline value is only a fallback fo
 
 from __future__ import annotations
 
+import codecs
 import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from connectors.sources.mapping import MAPPABLE_FIELDS
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "deploy" / "sample"
 DEFAULT_CONFIG = Path("cmesync.toml")
@@ -32,36 +36,176 @@ def _secret(env_name: str | None, inline: str, what: str) -> str:
     raise ConfigError(f"{what}: set the environment variable {env_name or '(none named)'} or an inline value")
 
 
-class XapiSourceConfig(BaseModel):
-    kind: Literal["xapi"] = "xapi"
+class SourceBaseConfig(BaseModel):
+    """What every source connector has: where it is, how much per page, how hard to retry, its token."""
+
     name: str
-    base_url: str = Field("", description="Empty = the embedded sandbox LRS.")
+    base_url: str = Field("", description="Empty = the embedded sandbox.")
+    page_size: int = Field(100, ge=1, le=500)
+    max_attempts: int = Field(6, ge=1, le=20, description="HTTP attempts per request before the pull fails.")
+    token: str = ""
+    token_env: str | None = None
+
+    def bearer(self) -> str:
+        return _secret(self.token_env, self.token, f"source {self.name} token")
+
+
+class XapiSourceConfig(SourceBaseConfig):
+    kind: Literal["xapi"] = "xapi"
+    auth: Literal["basic", "bearer"] = Field("basic", description="basic: username/password; bearer: token.")
     username: str = "lrs-demo"
     password: str = ""
     password_env: str | None = None
-    page_size: int = Field(100, ge=1, le=500)
     context_extension_prefix: str = "https://cmesync.org/xapi/ext/"
+    account_identities: dict[str, Literal["npi", "board_id", "email"]] = Field(
+        default_factory=dict, description="Actor account homePage → which learner identifier its name is."
+    )
 
     def secret(self) -> str:
+        if self.auth == "bearer":
+            return self.bearer()
         return _secret(self.password_env, self.password, f"source {self.name} password")
 
 
-SourceConfig = Annotated[XapiSourceConfig, Field(discriminator="kind")]
+class WebinarSourceConfig(SourceBaseConfig):
+    kind: Literal["webinar"] = "webinar"
+    page_size: int = Field(300, ge=1, le=300)
+    webinars: dict[str, str] = Field(
+        min_length=1, description="Webinar id → catalog activity (catalog id or a ref listed for it)."
+    )
+    registrant_questions: dict[
+        str, Literal["npi", "profession", "dob_month_day", "board_id", "licence_number", "licence_state"]
+    ] = Field(default_factory=dict, description="Registration question title → the learner field it answers.")
 
 
-class AmaRegistryConfig(BaseModel):
-    kind: Literal["ama_pra"] = "ama_pra"
+class MappedSourceConfig(SourceBaseConfig):
+    """Sources whose records are mapped field by field from config (CSV drops, provider REST)."""
+
+    fields: dict[str, str] = Field(description="Event field → the provider's column name or dotted JSON path.")
+    kinds: dict[str, Literal["ATTENDED", "COMPLETED", "CLAIMED"]] = Field(
+        default_factory=dict, description="Provider status value → event kind (when a kind field is mapped)."
+    )
+    default_kind: Literal["ATTENDED", "COMPLETED", "CLAIMED"] = "ATTENDED"
+    activities: dict[str, str] = Field(
+        default_factory=dict, description="Provider activity value → catalog activity; others pass as they are."
+    )
+    activity: str | None = Field(None, description="The one activity of every record, when none is mapped.")
+    timezone: str = Field("UTC", description="IANA zone of times written without an offset.")
+    time_formats: list[str] = Field(default_factory=list, description="strptime formats; empty = the defaults.")
+    claimed_credit_type: str = "AMA_PRA_1"
+
+    @model_validator(mode="after")
+    def _mapping_is_usable(self) -> MappedSourceConfig:
+        unknown = set(self.fields) - set(MAPPABLE_FIELDS)
+        if unknown:
+            raise ValueError(f"source {self.name}: unknown fields {sorted(unknown)}; use {', '.join(MAPPABLE_FIELDS)}")
+        if "activity" not in self.fields and not self.activity:
+            raise ValueError(f"source {self.name}: map an `activity` field or set `activity`")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"source {self.name}: unknown timezone {self.timezone!r}") from None
+        return self
+
+
+class CsvDropSourceConfig(MappedSourceConfig):
+    kind: Literal["csv_drop"] = "csv_drop"
+    directory: Path | None = Field(None, description="A local drop directory (else base_url: an HTTP listing).")
+    pattern: str = "*.csv"
+    page_size: int = Field(500, ge=1, le=10_000, description="Rows per page.")
+    fallback_encoding: str | None = Field("latin-1", description="For cells that are not UTF-8; none = refuse.")
+    delimiter: str = Field(",", min_length=1, max_length=1)
+
+    @model_validator(mode="after")
+    def _one_location(self) -> CsvDropSourceConfig:
+        if self.directory is not None:
+            if self.base_url:
+                raise ValueError(f"source {self.name}: set `directory` or `base_url`, not both")
+            # A file: URL, so "no endpoint" keeps meaning "embedded" for every connector kind.
+            self.base_url = self.directory.resolve().as_uri()
+            self.directory = None
+        if self.fallback_encoding:
+            try:
+                codecs.lookup(self.fallback_encoding)
+            except LookupError:
+                raise ValueError(f"source {self.name}: unknown encoding {self.fallback_encoding!r}") from None
+        return self
+
+    def optional_bearer(self) -> str | None:
+        return self.bearer() if self.token or self.token_env else None
+
+
+class ProviderRestSourceConfig(MappedSourceConfig):
+    kind: Literal["provider_rest"] = "provider_rest"
+    path: str = "/api/v1/completions"
+    records_path: str = "data"
+    pagination: Literal["cursor", "page"] = "cursor"
+    next_cursor_path: str = "meta.next_cursor"
+    cursor_param: str = "cursor"
+    page_param: str = "page"
+    total_pages_path: str | None = "meta.total_pages"
+    page_size_param: str = "limit"
+    since_param: str = "updated_since"
+    updated_at_path: str = "updated_at"
+
+    @model_validator(mode="after")
+    def _records_have_ids(self) -> ProviderRestSourceConfig:
+        self.fields.setdefault("event_id", "id")
+        return self
+
+
+SourceConfig = Annotated[
+    XapiSourceConfig | WebinarSourceConfig | CsvDropSourceConfig | ProviderRestSourceConfig,
+    Field(discriminator="kind"),
+]
+
+
+class RegistryBaseConfig(BaseModel):
+    """What every registry connector has: where it is, how much goes per call, how fast, and what the
+    nightly diff does with holdings the ledger does not back (revoked or unknown in the ledger)."""
+
     name: str
     base_url: str = Field("", description="Empty = the embedded sandbox registry.")
+    batch_size: int = Field(100, ge=1, le=500, description="Credit records per delivery call.")
+    page_size: int = Field(200, ge=1, le=500, description="Holdings per page read by the nightly diff.")
+    rate_limit_per_s: float | None = Field(None, gt=0, description="Most requests per second; none = unlimited.")
+    max_attempts: int = Field(6, ge=1, le=20, description="HTTP attempts per call before REGISTRY_UNAVAILABLE.")
+    extra_holdings: Literal["report", "revoke"] = "report"
+
+
+class AmaRegistryConfig(RegistryBaseConfig):
+    kind: Literal["ama_pra"] = "ama_pra"
     token: str = ""
     token_env: str | None = None
-    batch_size: int = Field(100, ge=1, le=500)
 
     def secret(self) -> str:
         return _secret(self.token_env, self.token, f"registry {self.name} token")
 
 
-RegistryConfig = Annotated[AmaRegistryConfig, Field(discriminator="kind")]
+class AnccRegistryConfig(RegistryBaseConfig):
+    kind: Literal["ancc"] = "ancc"
+    provider_id: str
+    api_key: str = ""
+    api_key_env: str | None = None
+
+    def secret(self) -> str:
+        return _secret(self.api_key_env, self.api_key, f"registry {self.name} API key")
+
+
+class EmployerHrConfig(RegistryBaseConfig):
+    kind: Literal["employer_hr"] = "employer_hr"
+    # A repair sends a withdrawal and the credit per record, and the endpoint takes 500 events per request.
+    batch_size: int = Field(100, ge=1, le=250, description="Credit records per webhook call.")
+    hmac_secret: str = ""
+    hmac_secret_env: str | None = None
+    roster_path: Path = Field(SAMPLE_DIR / "hr_roster.csv", description="employee_id,npi,licence_number,licence_state")
+    export_dir: Path | None = Field(None, description="Where the nightly CSV export files go; unset = no export.")
+
+    def secret(self) -> str:
+        return _secret(self.hmac_secret_env, self.hmac_secret, f"registry {self.name} HMAC secret")
+
+
+RegistryConfig = Annotated[AmaRegistryConfig | AnccRegistryConfig | EmployerHrConfig, Field(discriminator="kind")]
 
 
 class Settings(BaseSettings):
@@ -73,8 +217,10 @@ class Settings(BaseSettings):
     schema_registry_url: str = ""
     ledger_url: str = "sqlite:///./var/cmesync.db"
     catalog_path: Path = SAMPLE_DIR / "catalog.json"
+    catalog_url: str = Field("", description="http(s) URL of the activity catalog, JSON or CSV; empty = catalog_path.")
     consumer_group: str = "reconciler"
     batch_size: int = Field(500, ge=1, le=10_000)
+    reports_dir: Path = Field(Path("var/reports"), description="Where each nightly run's HTML report is written.")
     sources: list[SourceConfig] = Field(default_factory=list)
     registries: list[RegistryConfig] = Field(default_factory=list)
 

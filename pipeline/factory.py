@@ -2,35 +2,125 @@
 
 from __future__ import annotations
 
-from connectors.http import HttpClient
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+from zoneinfo import ZoneInfo
+
+from connectors.http import HttpClient, RateLimiter, RetryPolicy
 from connectors.registries.ama_pra import AmaPraRegistry
+from connectors.registries.ancc import AnccRegistry
 from connectors.registries.base import Registry
+from connectors.registries.employer_hr import CsvExport, EmployerHrRegistry, HmacSigner, Roster, RosterError
 from connectors.sources.base import Source
+from connectors.sources.csv_drop import CsvDropSource, DirectoryDrop, DropLocation, HttpDrop
+from connectors.sources.http_source import NextToken, PageNumber, Pagination
+from connectors.sources.mapping import DEFAULT_TIME_FORMATS, FieldMapping
+from connectors.sources.provider_rest import ProviderRestSource
+from connectors.sources.webinar import WebinarSource
 from connectors.sources.xapi import XapiSource
 from deploy.broker import ATTENDANCE_TOPIC, CREDITS_TOPIC, DEADLETTER_TOPIC
-from pipeline.config import Settings
+from pipeline.config import (
+    AmaRegistryConfig,
+    AnccRegistryConfig,
+    ConfigError,
+    CsvDropSourceConfig,
+    RegistryConfig,
+    Settings,
+    SourceConfig,
+    WebinarSourceConfig,
+    XapiSourceConfig,
+)
 from schemas.codec import AvroCodec, SchemaRegistryClient, subject_for
 
 TOPIC_OF = {"attendance_event": ATTENDANCE_TOPIC, "credit_record": CREDITS_TOPIC, "dead_letter": DEADLETTER_TOPIC}
 
 
 def build_sources(settings: Settings) -> list[Source]:
-    return [
-        XapiSource(
-            config.name,
-            HttpClient(config.base_url, auth=(config.username, config.secret())),
-            page_size=config.page_size,
-            extension_prefix=config.context_extension_prefix,
+    return [build_source(config) for config in settings.sources]
+
+
+def build_source(config: SourceConfig) -> Source:
+    def client(bearer: str | None = None, **kwargs: Any) -> HttpClient:
+        headers = {"Authorization": f"Bearer {bearer}"} if bearer else None
+        retry = RetryPolicy(max_attempts=config.max_attempts)
+        return HttpClient(config.base_url, retry=retry, headers=headers, **kwargs)
+
+    if isinstance(config, XapiSourceConfig):
+        auth = {"bearer": config.secret()} if config.auth == "bearer" else {"auth": (config.username, config.secret())}
+        return XapiSource(
+            config.name, client(**auth), config.page_size, config.context_extension_prefix, config.account_identities
         )
-        for config in settings.sources
-    ]
+    if isinstance(config, WebinarSourceConfig):
+        return WebinarSource(
+            config.name, client(config.bearer()), config.webinars, config.page_size, config.registrant_questions
+        )
+    mapping = FieldMapping(
+        fields=config.fields,
+        kinds=config.kinds,
+        default_kind=config.default_kind,
+        activities=config.activities,
+        activity=config.activity,
+        timezone=ZoneInfo(config.timezone),
+        time_formats=tuple(config.time_formats) or DEFAULT_TIME_FORMATS,
+        claimed_credit_type=config.claimed_credit_type,
+    )
+    if isinstance(config, CsvDropSourceConfig):
+        location: DropLocation = (
+            DirectoryDrop(Path(url2pathname(urlsplit(config.base_url).path)), config.pattern)
+            if config.base_url.startswith("file:")
+            else HttpDrop(client(config.optional_bearer()), config.pattern)
+        )
+        return CsvDropSource(
+            config.name,
+            location,
+            mapping,
+            page_size=config.page_size,
+            fallback_encoding=config.fallback_encoding,
+            delimiter=config.delimiter,
+        )
+    pagination: Pagination = (
+        NextToken(config.next_cursor_path, config.cursor_param)
+        if config.pagination == "cursor"
+        else PageNumber(config.page_param, config.total_pages_path)
+    )
+    return ProviderRestSource(
+        config.name,
+        client(config.bearer()),
+        mapping,
+        page_size=config.page_size,
+        path=config.path,
+        records_path=config.records_path,
+        pagination=pagination,
+        page_size_param=config.page_size_param,
+        since_param=config.since_param,
+        updated_at_path=config.updated_at_path,
+    )
 
 
 def build_registries(settings: Settings) -> list[Registry]:
-    return [
-        AmaPraRegistry(config.name, HttpClient(config.base_url, headers={"Authorization": f"Bearer {config.secret()}"}))
-        for config in settings.registries
-    ]
+    return [build_registry(config) for config in settings.registries]
+
+
+def build_registry(config: RegistryConfig) -> Registry:
+    def client(**kwargs: Any) -> HttpClient:
+        limit = RateLimiter(config.rate_limit_per_s) if config.rate_limit_per_s else None
+        retry = RetryPolicy(max_attempts=config.max_attempts)
+        return HttpClient(config.base_url, retry=retry, rate_limit=limit, **kwargs)
+
+    if isinstance(config, AmaRegistryConfig):
+        bearer = {"Authorization": f"Bearer {config.secret()}"}
+        return AmaPraRegistry(config.name, client(headers=bearer), config.page_size)
+    if isinstance(config, AnccRegistryConfig):
+        api_key = {"X-Api-Key": config.secret()}
+        return AnccRegistry(config.name, client(headers=api_key), config.provider_id, config.page_size)
+    try:
+        roster = Roster.load(config.roster_path)
+    except RosterError as err:
+        raise ConfigError(f"registry {config.name}: {err}") from None
+    export = CsvExport(config.export_dir, config.name) if config.export_dir else None
+    return EmployerHrRegistry(config.name, client(auth=HmacSigner(config.secret())), roster, export, config.page_size)
 
 
 def codec_for(settings: Settings, schema_name: str) -> AvroCodec:

@@ -13,14 +13,17 @@ from connectors.registries.base import Registry
 from ledger.store import DeadLetterEntry, Ledger, StoredEvent, utcnow
 from pipeline.kafka_io import BatchConsumer, Consumed
 from reconcile.catalog import Catalog
-from reconcile.credit_rules import ACCREDITOR_OF, RULES, event_key
-from reconcile.engine import learner_profile, reconcile_pairs, resolve_events
-from reconcile.identity import identity_keys
+from reconcile.credit_rules import event_key, possible_credit_types
+from reconcile.credit_types import ACCREDITOR_OF
+from reconcile.engine import Hold, Rejection, ResolvedEvent, reconcile_pairs, resolve_events
+from reconcile.identity import IdentityIndex, identity_keys
+from reconcile.learners import LearnerFacts, learner_profile
 from reconcile.merge import CreditState, record_id_for
 from schemas.codec import AvroCodec, SchemaInvalid
 
 log = logging.getLogger(__name__)
 
+STAGE = "reconcile"
 CREDIT_LEARNER_FIELDS = (
     "npi",
     "board_id",
@@ -32,6 +35,8 @@ CREDIT_LEARNER_FIELDS = (
     "dob_month_day",
 )
 
+Fresh = dict[str, tuple[dict[str, Any], Consumed]]
+
 
 @dataclass
 class IntakeStats:
@@ -39,6 +44,7 @@ class IntakeStats:
     duplicates: int = 0
     accepted: int = 0
     rejected: int = 0
+    held_back: int = 0  # accepted events whose credit waits for a missing learner fact (dead-lettered)
     credit_versions: int = 0
 
 
@@ -60,6 +66,85 @@ def credit_record(state: CreditState, activity_title: str, profile: Mapping[str,
     }
 
 
+def _kafka_ref(message: Consumed) -> str:
+    return f"kafka {message.partition}:{message.offset}"
+
+
+def _decode(
+    messages: Sequence[Consumed], codec: AvroCodec
+) -> tuple[list[tuple[dict[str, Any], Consumed]], list[DeadLetterEntry]]:
+    decoded: list[tuple[dict[str, Any], Consumed]] = []
+    dead: list[DeadLetterEntry] = []
+    for message in messages:
+        try:
+            decoded.append((codec.decode(message.value), message))
+        except SchemaInvalid as err:
+            dead.append(
+                DeadLetterEntry(STAGE, codec.subject, _kafka_ref(message), "SCHEMA_INVALID", err.reason, message.value)
+            )
+    return decoded, dead
+
+
+def _fresh(decoded: Sequence[tuple[dict[str, Any], Consumed]], ledger: Ledger) -> Fresh:
+    """Events neither in the ledger nor earlier in the batch, by event key, in batch order."""
+    known = ledger.known_event_keys([(e["source"], e["event_id"]) for e, _ in decoded])
+    fresh: Fresh = {}
+    for event, message in decoded:
+        if (event["source"], event["event_id"]) not in known:
+            fresh.setdefault(event_key(event), (event, message))
+    return fresh
+
+
+def _identity_index(ledger: Ledger, events: Sequence[Mapping[str, Any]]) -> IdentityIndex:
+    """The ledger's identities for the batch's keys, with every key of the learners they point at."""
+    known = ledger.identities(k for e in events if e["kind"] != "VOIDED" for k in identity_keys(e["learner"]))
+    known.update(ledger.learner_keys(set(known.values())))
+    return IdentityIndex(known)
+
+
+def _rejected(rejection: Rejection, message: Consumed) -> DeadLetterEntry:
+    event = rejection.event
+    reason = f"{rejection.reason} ({_kafka_ref(message)})"
+    return DeadLetterEntry(STAGE, event["source"], event["source_ref"], rejection.reason_code, reason, message.value)
+
+
+def _held(holds: Sequence[Hold], fresh: Fresh) -> list[DeadLetterEntry]:
+    """One dead letter per event of this batch whose credit is held back; earlier events already have one."""
+    return [
+        DeadLetterEntry(
+            STAGE,
+            event["source"],
+            event["source_ref"],
+            hold.reason_code,
+            f"{hold.reason}: credit for {hold.activity_id} held back ({_kafka_ref(fresh[event_key(event)][1])})",
+            fresh[event_key(event)][1].value,
+        )
+        for hold in holds
+        for event in hold.events
+        if event_key(event) in fresh
+    ]
+
+
+def _learn(profiles: dict[str, dict[str, Any]], resolved: Sequence[ResolvedEvent]) -> set[str]:
+    """Fold the batch's learner blocks into `profiles`; return the learners whose rule-relevant facts changed."""
+    before = {r.learner_id: LearnerFacts.of(profiles.get(r.learner_id)) for r in resolved if r.learner_id}
+    for r in resolved:
+        if r.learner_id and r.event["kind"] != "VOIDED":
+            profiles[r.learner_id] = learner_profile(
+                profiles.get(r.learner_id), r.event["learner"], r.event["occurred_at"]
+            )
+    return {learner_id for learner_id, facts in before.items() if LearnerFacts.of(profiles.get(learner_id)) != facts}
+
+
+def _settled_ids(holds: Sequence[Hold]) -> list[str]:
+    """Dead letters of holds that no longer apply (a dead letter's id does not depend on its text or bytes)."""
+    return [
+        DeadLetterEntry(STAGE, event["source"], event["source_ref"], hold.reason_code, "", b"").dead_letter_id
+        for hold in holds
+        for event in hold.events
+    ]
+
+
 def reconcile_messages(
     messages: Sequence[Consumed],
     codec: AvroCodec,
@@ -67,65 +152,46 @@ def reconcile_messages(
     catalog: Catalog,
     registries: Sequence[Registry],
 ) -> IntakeStats:
-    """Reconcile one batch of consumed messages into the ledger, in one transaction."""
-    stats = IntakeStats(consumed=len(messages))
-    dead: list[DeadLetterEntry] = []
-    decoded: list[tuple[dict[str, Any], Consumed]] = []
-    for message in messages:
-        try:
-            decoded.append((codec.decode(message.value), message))
-        except SchemaInvalid as err:
-            ref = f"kafka {message.partition}:{message.offset}"
-            dead.append(DeadLetterEntry("reconcile", codec.subject, ref, "SCHEMA_INVALID", err.reason, message.value))
+    """Reconcile one batch of consumed messages into the ledger, in one transaction.
 
-    known = ledger.known_event_keys([(e["source"], e["event_id"]) for e, _ in decoded])
-    fresh: dict[str, tuple[dict[str, Any], Consumed]] = {}
-    for event, message in decoded:
-        if (event["source"], event["event_id"]) in known or event_key(event) in fresh:
-            stats.duplicates += 1
-            continue
-        fresh[event_key(event)] = (event, message)
+    The new events are stored first; then every (learner, activity) they touch is re-decided from all its
+    stored evidence, as are all pairs of a learner whose profession, board id or dob changed, since credit
+    rules depend on them.
+    """
+    decoded, dead = _decode(messages, codec)
+    fresh = _fresh(decoded, ledger)
     events = [event for event, _ in fresh.values()]
-
-    identities = ledger.identities(k for e in events if e["kind"] != "VOIDED" for k in identity_keys(e["learner"]))
-    known_before = dict(identities)
+    identities = _identity_index(ledger, events)
     void_targets = [f"{e['source']}:{e['voids_event_id']}" for e in events if e["kind"] == "VOIDED"]
     resolved, rejections = resolve_events(events, catalog, identities, ledger.event_pairs(void_targets))
-    for rejection in rejections:
-        _, message = fresh[event_key(rejection.event)]
-        dead.append(
-            DeadLetterEntry(
-                "reconcile",
-                rejection.event["source"],
-                rejection.event["source_ref"],
-                rejection.reason_code,
-                f"{rejection.reason} (kafka {message.partition}:{message.offset})",
-                message.value,
-            )
-        )
-    new_identities = {k: v for k, v in identities.items() if k not in known_before}
+    dead += [_rejected(r, fresh[event_key(r.event)][1]) for r in rejections]
     stored = [
         StoredEvent(r.event, r.learner_id, r.activity_id, fresh[r.key][1].partition, fresh[r.key][1].offset)
         for r in resolved
     ]
     now = utcnow()
     with ledger.transaction() as conn:
-        ledger.write_events(conn, stored, new_identities, dead)
-        pairs = {(r.learner_id, r.activity_id) for r in resolved if r.learner_id and r.activity_id}
+        ledger.write_events(conn, stored, identities.added, dead)
+        touched = {(r.learner_id, r.activity_id) for r in resolved if r.learner_id and r.activity_id}
+        learner_ids = {learner_id for learner_id, _ in touched}
+        profiles = ledger.profiles(conn, learner_ids)
+        changed = _learn(profiles, resolved)
+        pairs = touched | ledger.learner_pairs(conn, changed)
         evidence = ledger.evidence(conn, pairs)
         voided = ledger.voided_keys(conn, [event_key(e) for evs in evidence.values() for e in evs])
-        learner_ids = {learner_id for learner_id, _ in pairs}
-        profiles = ledger.profiles(conn, learner_ids)
-        for r in resolved:
-            if r.learner_id and r.event["kind"] != "VOIDED":
-                profiles[r.learner_id] = learner_profile(profiles.get(r.learner_id), r.event["learner"])
-        record_ids = [record_id_for(lid, aid, ct) for lid, aid in pairs for ct in RULES]
+        record_ids = [
+            record_id_for(lid, aid, credit_type)
+            for lid, aid in pairs
+            if aid in catalog.activities
+            for credit_type in possible_credit_types(catalog.activities[aid])
+        ]
         current = ledger.current_credits(conn, record_ids)
-        professions = {lid: profiles.get(lid, {}).get("profession") for lid in learner_ids}
-        versions = reconcile_pairs(evidence, voided, professions, catalog, current)
+        facts = {learner_id: LearnerFacts.of(profiles.get(learner_id)) for learner_id in learner_ids}
+        outcome = reconcile_pairs(evidence, voided, facts, catalog, current)
+        held = _held(outcome.held, fresh)
         credits = [
-            (s, credit_record(s, catalog.activities[s.activity_id].title, profiles[s.learner_id], now))
-            for s in versions
+            (s, credit_record(s, catalog.activities[s.activity_id].title, profiles.get(s.learner_id, {}), now))
+            for s in outcome.versions
         ]
         deliveries = [
             (s.record_id, s.version, registry.name)
@@ -133,11 +199,17 @@ def reconcile_messages(
             for registry in registries
             if registry.accepts(record)
         ]
+        ledger.write_events(conn, [], {}, held)  # only dead letters: the held-back credits'
+        ledger.resolve_dead_letters(conn, _settled_ids(outcome.settled))
         ledger.write_credits(conn, {lid: profiles[lid] for lid in learner_ids if lid in profiles}, credits, deliveries)
-    stats.accepted = len(resolved)
-    stats.rejected = len(dead)
-    stats.credit_versions = len(versions)
-    return stats
+    return IntakeStats(
+        consumed=len(messages),
+        duplicates=len(decoded) - len(fresh),
+        accepted=len(resolved),
+        rejected=len(dead),
+        held_back=len(held),
+        credit_versions=len(outcome.versions),
+    )
 
 
 def reconcile_topic(
@@ -157,11 +229,12 @@ def reconcile_topic(
         if on_batch:
             on_batch(total)
     log.info(
-        "reconciled %d messages: %d accepted, %d duplicates, %d rejected, %d credit versions",
+        "reconciled %d messages: %d accepted, %d duplicates, %d rejected, %d held back, %d credit versions",
         total.consumed,
         total.accepted,
         total.duplicates,
         total.rejected,
+        total.held_back,
         total.credit_versions,
     )
     return total

@@ -3,6 +3,7 @@ only what the ledger has committed (DESIGN §1, §10)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -51,12 +52,15 @@ class Consumed:
 class BatchConsumer:
     """Reads a topic from the group's committed offsets up to the end seen at the start, in bounded batches.
 
-    Partitions are assigned directly, not through a group join, so a nightly run starts at once; offsets
-    are still committed under the group id. The end is taken from fetch high-watermarks: Tansu answers
-    ListOffsets(latest) with the last batch's base offset, which would stop us early.
+    By default partitions are assigned directly, not through a group join, so a nightly run starts at once;
+    offsets are still committed under the group id. With `join_group`, several reconciler processes share
+    the partitions through the group protocol (scale-out). The end is taken from fetch high-watermarks:
+    Tansu answers ListOffsets(latest) with the last batch's base offset, which would stop us early.
     """
 
-    def __init__(self, bootstrap: str, topic: str, group_id: str, max_records: int = 500) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, group_id: str, max_records: int = 500, join_group: bool = False
+    ) -> None:
         self.topic = topic
         self.max_records = max_records
         self._consumer = KafkaConsumer(
@@ -67,9 +71,20 @@ class BatchConsumer:
             max_poll_records=max_records,
             fetch_max_wait_ms=100,
         )
-        partitions = self._consumer.partitions_for_topic(topic) or set()
-        self._partitions = [TopicPartition(topic, p) for p in sorted(partitions)]
-        self._consumer.assign(self._partitions)
+        if join_group:
+            self._consumer.subscribe([topic])
+        else:
+            partitions = self._consumer.partitions_for_topic(topic) or set()
+            self._consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+
+    def wait_for_assignment(self, size: int = 1, timeout_s: float = 60.0) -> set[TopicPartition]:
+        """Poll until this member holds `size` partitions (the group has settled) and return them."""
+        deadline = time.monotonic() + timeout_s
+        while len(self._consumer.assignment()) != size and time.monotonic() < deadline:
+            # Polling is what joins the group; a record fetched on the way is sought back, not lost.
+            for tp, records in self._consumer.poll(timeout_ms=200, max_records=1).items():
+                self._consumer.seek(tp, records[0].offset)
+        return set(self._consumer.assignment())
 
     def batches(self, idle_polls_to_stop: int = 3) -> Iterator[list[Consumed]]:
         idle = 0
@@ -85,7 +100,7 @@ class BatchConsumer:
                 return
 
     def _caught_up(self) -> bool:
-        for tp in self._partitions:
+        for tp in self._consumer.assignment():
             highwater = self._consumer.highwater(tp)
             if highwater is None or self._consumer.position(tp) < highwater:
                 return False

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from deploy.broker import ATTENDANCE_TOPIC, ensure_topics
 from ledger.store import Ledger, awarded_credits
+from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
 from pipeline.deliver import DeliveryStats, deliver_pending
 from pipeline.factory import build_registries, build_sources, codec_for
@@ -14,7 +15,7 @@ from pipeline.intake import IntakeStats, reconcile_topic
 from pipeline.kafka_io import BatchConsumer, make_producer
 from pipeline.publish import publish_credits, publish_dead_letters
 from pipeline.pull import PullStats, pull_source
-from reconcile.catalog import load_catalog
+from pipeline.registry_diff import diff_and_repair
 
 
 def prepare(settings: Settings) -> None:
@@ -46,7 +47,7 @@ def reconcile(settings: Settings, on_batch: Callable[[IntakeStats], None] | None
             consumer,
             codec_for(settings, "attendance_event"),
             ledger,
-            load_catalog(settings.catalog_path),
+            fetch_catalog(settings),
             build_registries(settings),
             on_batch,
         )
@@ -74,6 +75,20 @@ def deliver(settings: Settings, registry_name: str) -> DeliveryStats:
     ledger = Ledger(settings.ledger_url)
     try:
         return deliver_pending(ledger, registry, registry_config.batch_size)
+    finally:
+        ledger.close()
+
+
+def registry_diff(settings: Settings, registry_name: str, run_id: str) -> dict[str, int]:
+    """The nightly diff & repair of one registry, stored with the run; returns its counts only (the findings
+    hold the registry's raw entries, PII included, which must not travel into task results)."""
+    registry_config = next(r for r in settings.registries if r.name == registry_name)
+    registry = next(r for r in build_registries(settings) if r.name == registry_name)
+    ledger = Ledger(settings.ledger_url)
+    try:
+        diff = diff_and_repair(ledger, registry, registry_config.extra_holdings, registry_config.batch_size)
+        ledger.save_registry_diff(run_id, registry_name, diff.counts(), diff.record_ids())
+        return diff.counts()
     finally:
         ledger.close()
 

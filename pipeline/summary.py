@@ -15,6 +15,8 @@ LABELS = {
     "credits_published": "credit versions published to cme.credits.v1",
     "delivered": "deliveries to registries",
     "delivery_failed": "deliveries failed (dead letters)",
+    "registry_drift": "registry holdings differing from the ledger (nightly diff)",
+    "registry_repaired": "registry holdings repaired",
     "dead_letters_published": "dead letters published to cme.deadletter.v1",
 }
 
@@ -31,6 +33,8 @@ class RunSummary:
     credits_published: int = 0
     delivered: int = 0
     delivery_failed: int = 0
+    registry_drift: int = 0
+    registry_repaired: int = 0
     dead_letters_published: int = 0
 
     def counts(self) -> dict[str, int]:

@@ -1,24 +1,54 @@
-"""Credit rules: from a learner's evidence for one activity to a credit amount per credit type.
+"""Credit rules: from a learner's live evidence for one activity to a credit amount per credit type.
 
-Source of the figures: ../shared/domain/credit-rules.md. Only AMA PRA Category 1 exists so far.
+Figures and sources: ../shared/domain/credit-rules.md (the table in `credit_types`). Each rule's docstring
+names its source and, where the sources are silent, the choice we made.
+
+Common to every rule (DESIGN §4.3):
+- A scheduled (live/RSS) activity credits participation time when the evidence has any (see
+  `participation`); without timed evidence, a completion is the provider's attestation that the learner
+  completed the activity and earns the designated amount (our choice). Attendance without any time earns
+  nothing: there is no time to credit.
+- An enduring activity credits a completion with the designated amount (time reported with it is ignored).
+- Rounding first, then the cap: an amount never exceeds the designation.
+- A learner's claim can only lower an amount ("claims never exceed participation"); the latest claim per
+  credit type counts (by `occurred_at`, then event key), as a later claim corrects an earlier one (our
+  choice), and it is rounded like the credit it claims.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from reconcile.catalog import Activity
+from reconcile.credit_types import (
+    AANP_CH,
+    AANP_RX,
+    AAPA_1,
+    ABIM_MOC,
+    AMA_PRA_1,
+    AMA_PRA_2,
+    ANCC_CH,
+    ANCC_PHARM,
+    CREDIT_TYPES,
+    QUARTER,
+    Rounding,
+)
+from reconcile.learners import LearnerFacts
+from reconcile.participation import Participation, participation
 
-AMA_PRA_1 = "AMA_PRA_1"
-QUARTER = Decimal("0.25")
-PHYSICIANS = frozenset({"MD", "DO"})
-ELIGIBLE_PROFESSIONS: Mapping[str, frozenset[str]] = {AMA_PRA_1: PHYSICIANS}
-ACCREDITOR_OF: Mapping[str, str] = {AMA_PRA_1: "ACCME"}
+MISSING_BOARD_IDENTITY = "MISSING_BOARD_IDENTITY"
+UNKNOWN_PROFESSION = "UNKNOWN_PROFESSION"
 COMPLETION_KINDS = frozenset({"COMPLETED"})
+PARTICIPATION_KINDS = frozenset({"ATTENDED", "COMPLETED"})
+CENT = Decimal("0.01")
+
+
+def event_key(event: Mapping[str, Any]) -> str:
+    return f"{event['source']}:{event['event_id']}"
 
 
 @dataclass(frozen=True)
@@ -29,90 +59,241 @@ class CreditDecision:
     evidence: tuple[str, ...]
 
 
-def event_key(event: Mapping[str, Any]) -> str:
-    return f"{event['source']}:{event['event_id']}"
+@dataclass(frozen=True)
+class HeldCredit:
+    """A credit the evidence earns but that cannot be issued yet; it is issued once the gap is filled."""
+
+    credit_type: str | None  # None: every credit type of the activity
+    reason_code: str
+    reason: str
 
 
-def _day(moment: datetime) -> date:
-    return moment.date()
+@dataclass(frozen=True)
+class Claim:
+    amount: Decimal
+    on: date
+    key: str
 
 
-def participation_minutes(events: Iterable[Mapping[str, Any]]) -> float:
-    """Union of join/leave segments (overlaps count once); events with only `minutes` count by the largest.
+@dataclass(frozen=True)
+class Evidence:
+    """One learner's live (not voided) evidence for one activity, summarised once for every rule."""
 
-    Taking the largest bare `minutes` rather than their sum is our choice: duplicate attendance reports
-    of one session must not add up.
+    participation: Participation | None
+    completed_on: date | None  # the first completion
+    completion_keys: tuple[str, ...]
+    claims: Mapping[str, Claim] = field(default_factory=dict)
+
+    @property
+    def creditable(self) -> bool:
+        return self.participation is not None or self.completed_on is not None or bool(self.claims)
+
+
+def summarise(activity: Activity, events: Sequence[Mapping[str, Any]]) -> Evidence:
+    keys = [event_key(e) for e in events]
+    attended = [(e, k) for e, k in zip(events, keys, strict=True) if e["kind"] in PARTICIPATION_KINDS]
+    timed = participation(activity, [e for e, _ in attended], [k for _, k in attended]) if activity.scheduled else None
+    completions = sorted(
+        (activity.local_day(e["occurred_at"]), k)
+        for e, k in zip(events, keys, strict=True)
+        if e["kind"] in COMPLETION_KINDS
+    )
+    latest: dict[str, tuple[Any, str, Claim]] = {}
+    for e, k in zip(events, keys, strict=True):
+        for claim in e.get("claimed") or ():
+            order = (e["occurred_at"], k)
+            if claim["credit_type"] not in latest or order > latest[claim["credit_type"]][:2]:
+                amount = Decimal(str(claim["amount"]))
+                latest[claim["credit_type"]] = (*order, Claim(amount, activity.local_day(e["occurred_at"]), k))
+    return Evidence(
+        participation=timed,
+        completed_on=completions[0][0] if completions else None,
+        completion_keys=tuple(sorted(k for _, k in completions)),
+        claims={credit_type: claim for credit_type, (_, _, claim) in latest.items()},
+    )
+
+
+def rounded(credit_type: str, activity: Activity, hours: Decimal) -> Decimal:
+    """The credit type's rounding (credit_types.Rounding); 60 minutes = 1.00 for every type.
+
+    NEAREST_QUARTER (AMA PRA booklet: "nearest quarter hour"; AAPA mirrors it, our choice): half up, and
+    below 0.25 h before rounding there is no credit at all. DOWN_TO_INCREMENT (ANCC sets no rule, "logical and
+    defensible"; AANP likewise; ABIM MOC whole or quarter points as designated): down to the activity's
+    increment for that type, 0.25 unless the catalog says otherwise (our choice).
     """
-    segments = sorted((e["started_at"], e["ended_at"]) for e in events if e.get("started_at") and e.get("ended_at"))
-    total = 0.0
-    current_start: datetime | None = None
-    current_end: datetime | None = None
-    for start, end in segments:
-        if current_end is None or start > current_end:
-            if current_start is not None and current_end is not None:
-                total += (current_end - current_start).total_seconds() / 60
-            current_start, current_end = start, end
-        elif end > current_end:
-            current_end = end
-    if current_start is not None and current_end is not None:
-        total += (current_end - current_start).total_seconds() / 60
-    bare = [float(e["minutes"]) for e in events if e.get("minutes") and not e.get("started_at")]
-    return max([total, *bare])
-
-
-def round_nearest_quarter(hours: Decimal) -> Decimal:
-    return (hours / QUARTER).quantize(Decimal(1), rounding=ROUND_HALF_UP) * QUARTER
-
-
-def _claimed(events: Iterable[Mapping[str, Any]], credit_type: str) -> Decimal | None:
-    claims = [
-        Decimal(str(c["amount"])) for e in events for c in e.get("claimed") or () if c["credit_type"] == credit_type
-    ]
-    return min(claims) if claims else None
-
-
-def ama_pra_1(activity: Activity, events: list[Mapping[str, Any]]) -> CreditDecision | None:
-    """AMA PRA Category 1 (AMA PRA booklet): a completion of an enduring activity earns the designated
-    amount; participation in a live activity earns 60 min = 1.00 rounded to the nearest 0.25, capped at the
-    designation; participation below 0.25 h (15 min) earns none - we read "below 0.25" as before rounding.
-    A learner's claim can lower the amount, never raise it."""
-    designated = activity.designations[AMA_PRA_1]
-    completions = [e for e in events if e["kind"] in COMPLETION_KINDS]
-    attendance = [e for e in events if e["kind"] == "ATTENDED"]
-    if activity.format == "live" and attendance:
-        hours = Decimal(str(participation_minutes(attendance))) / 60
+    if CREDIT_TYPES[credit_type].rounding is Rounding.NEAREST_QUARTER:
         if hours < QUARTER:
-            return None
-        amount = min(designated, round_nearest_quarter(hours))
-        basis = attendance
-        completed_on = max(_day(e.get("ended_at") or e["occurred_at"]) for e in attendance)
-    elif completions:
-        amount = designated
-        basis = completions
-        completed_on = min(_day(e["occurred_at"]) for e in completions)
-    else:
+            return Decimal(0)
+        return (hours / QUARTER).quantize(Decimal(1), rounding=ROUND_HALF_UP) * QUARTER
+    increment = activity.increment(credit_type)
+    return (hours / increment).to_integral_value(rounding=ROUND_FLOOR) * increment
+
+
+def _decision(
+    credit_type: str, activity: Activity, evidence: Evidence, amount: Decimal, on: date, keys: Sequence[str]
+) -> CreditDecision | None:
+    """Cap at the designation, lower to the learner's claim, drop nothing-amounts."""
+    if credit_type in activity.designations:
+        amount = min(amount, activity.designations[credit_type])
+    claim = evidence.claims.get(credit_type)
+    if claim is not None and (claimed := rounded(credit_type, activity, claim.amount)) < amount:
+        amount, keys = claimed, [*keys, claim.key]
+    if amount <= 0:
         return None
-    claimed = _claimed(events, AMA_PRA_1)
-    if claimed is not None:
-        amount = min(amount, claimed)
-    if amount < QUARTER:
+    return CreditDecision(credit_type, amount.quantize(CENT), on, tuple(sorted(set(keys))))
+
+
+def _by_time_or_completion(
+    credit_type: str, activity: Activity, evidence: Evidence, with_evaluation: bool = False
+) -> CreditDecision | None:
+    timed = evidence.participation
+    if timed is not None:
+        minutes, on, keys = timed.minutes, timed.last_day, list(timed.evidence)
+        if with_evaluation and activity.evaluation_minutes and evidence.completed_on is not None:
+            minutes += activity.evaluation_minutes
+            on = max(on, evidence.completed_on)
+            keys += evidence.completion_keys
+        return _decision(credit_type, activity, evidence, rounded(credit_type, activity, minutes / 60), on, keys)
+    if evidence.completed_on is not None:
+        designated = activity.designations[credit_type]
+        return _decision(credit_type, activity, evidence, designated, evidence.completed_on, evidence.completion_keys)
+    return None
+
+
+def ama_pra_1(activity: Activity, evidence: Evidence, _awarded: Mapping[str, CreditDecision]) -> CreditDecision | None:
+    """AMA PRA Category 1 (AMA PRA booklet, as quoted by BU and Wright State CME offices): 60 min = 1.00,
+    nearest 0.25, none below 0.25 (read as: below 15 minutes before rounding), capped at the designation."""
+    return _by_time_or_completion(AMA_PRA_1, activity, evidence)
+
+
+def ama_pra_2(activity: Activity, evidence: Evidence, _awarded: Mapping[str, CreditDecision]) -> CreditDecision | None:
+    """AMA PRA Category 2 (ama-assn.org "the other kind of CME credit"): self-claimed by the physician for
+    activities *not certified* for Category 1, so never for an activity designated for AMA_PRA_1. The claim is
+    taken as claimed, rounded to the nearest 0.25; its date is the claim's. A claim must be > 0 and at most 24
+    per activity-day (our choice), checked when the event is resolved (INVALID_CLAIM)."""
+    claim = evidence.claims.get(AMA_PRA_2)
+    if claim is None or AMA_PRA_1 in activity.designations:
         return None
-    evidence = tuple(sorted(map(event_key, basis)))
-    return CreditDecision(AMA_PRA_1, amount.quantize(Decimal("0.01")), completed_on, evidence)
+    return _decision(AMA_PRA_2, activity, evidence, rounded(AMA_PRA_2, activity, claim.amount), claim.on, [claim.key])
 
 
-RULES = {AMA_PRA_1: ama_pra_1}
+def ancc_ch(activity: Activity, evidence: Evidence, _awarded: Mapping[str, CreditDecision]) -> CreditDecision | None:
+    """ANCC nursing contact hours (ANCC manual via Midwest Multistate Division; Colorado Nurses Assoc.):
+    60 min = 1.00 including the catalog's `evaluation_minutes` when the learner completed the evaluation (a
+    completed/passed event); the completion date is then the later of the last participation and the
+    evaluation. Rounded down to the increment (our choice), capped at the designated contact hours."""
+    return _by_time_or_completion(ANCC_CH, activity, evidence, with_evaluation=True)
 
 
-def decide_credits(activity: Activity, profession: str | None, events: list[Mapping[str, Any]]) -> list[CreditDecision]:
-    """Every credit the evidence earns for a learner of `profession`; types they cannot receive are skipped."""
-    decisions = []
-    for credit_type, rule in RULES.items():
-        if credit_type not in activity.designations or ACCREDITOR_OF[credit_type] not in activity.accreditors:
+def aanp_ch(activity: Activity, evidence: Evidence, _awarded: Mapping[str, CreditDecision]) -> CreditDecision | None:
+    """AANP contact hours (aanp.org education FAQ): 60 min = 1.00 excluding introductions, breaks, meals
+    and evaluation time; rounded down to the increment (our choice), capped at the designation."""
+    return _by_time_or_completion(AANP_CH, activity, evidence)
+
+
+def aapa_1(activity: Activity, evidence: Evidence, _awarded: Mapping[str, CreditDecision]) -> CreditDecision | None:
+    """AAPA Category 1 CME (aapa.org CME FAQ): 60 min = 1.00, nearest 0.25 and nothing below 0.25 (our
+    choice, mirroring AMA), capped at the designation."""
+    return _by_time_or_completion(AAPA_1, activity, evidence)
+
+
+def _pharmacology(
+    credit_type: str, activity: Activity, evidence: Evidence, awarded: Mapping[str, CreditDecision]
+) -> CreditDecision | None:
+    parent_type = CREDIT_TYPES[credit_type].portion_of
+    assert parent_type is not None
+    parent = awarded.get(parent_type)
+    if parent is None:
+        return None
+    share = activity.designations[credit_type] * parent.amount / activity.designations[parent_type]
+    return _decision(
+        credit_type, activity, evidence, rounded(credit_type, activity, share), parent.completed_on, parent.evidence
+    )
+
+
+def ancc_pharm(activity: Activity, evidence: Evidence, awarded: Mapping[str, CreditDecision]) -> CreditDecision | None:
+    """ANCC pharmacotherapeutic hours (AACN pharmacology-hours FAQ; UPMC): for NP and CNS, the designated
+    pharmacology hours times (awarded contact hours ÷ designated contact hours), rounded down (our choice)."""
+    return _pharmacology(ANCC_PHARM, activity, evidence, awarded)
+
+
+def aanp_rx(activity: Activity, evidence: Evidence, awarded: Mapping[str, CreditDecision]) -> CreditDecision | None:
+    """AANP pharmacology hours (aanp.org education FAQ): designated up front; proportional to the AANP
+    contact hours awarded, like ANCC_PHARM, rounded down (our choice)."""
+    return _pharmacology(AANP_RX, activity, evidence, awarded)
+
+
+def abim_moc(activity: Activity, evidence: Evidence, awarded: Mapping[str, CreditDecision]) -> CreditDecision | None:
+    """ABIM MOC points (ACCME PARS MOC FAQ): min(designated MOC points, AMA PRA Category 1 awarded for the
+    same activity) (our choice), rounded down to the designated increment (whole or quarter points), dated
+    like the Category 1 credit. PARS needs the diplomate's board id and dob MM-DD: see `decide_credits`."""
+    ama = awarded.get(AMA_PRA_1)
+    if ama is None:
+        return None
+    return _decision(
+        ABIM_MOC, activity, evidence, rounded(ABIM_MOC, activity, ama.amount), ama.completed_on, ama.evidence
+    )
+
+
+Rule = Callable[[Activity, Evidence, Mapping[str, CreditDecision]], CreditDecision | None]
+
+# In dependency order: a portion after its contact hours, MOC after AMA PRA Category 1.
+RULES: Mapping[str, Rule] = {
+    AMA_PRA_1: ama_pra_1,
+    AMA_PRA_2: ama_pra_2,
+    ANCC_CH: ancc_ch,
+    ANCC_PHARM: ancc_pharm,
+    AANP_CH: aanp_ch,
+    AANP_RX: aanp_rx,
+    AAPA_1: aapa_1,
+    ABIM_MOC: abim_moc,
+}
+
+
+def possible_credit_types(activity: Activity) -> tuple[str, ...]:
+    """The credit types an activity can ever yield: its designations, and self-claimed Category 2 when it is
+    not certified for Category 1. (A designation later dropped from the catalog leaves its records as they
+    are: editing the catalog is not a revocation.)"""
+    return tuple(
+        t
+        for t, spec in CREDIT_TYPES.items()
+        if t in activity.designations or (not spec.designated and AMA_PRA_1 not in activity.designations)
+    )
+
+
+@dataclass(frozen=True)
+class Decisions:
+    awarded: dict[str, CreditDecision]
+    held: list[HeldCredit]
+
+
+def decide_credits(
+    activity: Activity, profession: str | None, learner: LearnerFacts, events: Sequence[Mapping[str, Any]]
+) -> Decisions:
+    """Every credit the live evidence earns for a learner of `profession`.
+
+    Eligibility (domain file): a credit type needs the activity designated for it (except self-claimed
+    Category 2) and the learner's profession among its recipients; otherwise there is simply no record of
+    that type (an RN never gets AMA_PRA_1, and that is not an error). Two gaps hold credit back instead:
+    an unknown profession (UNKNOWN_PROFESSION, every type: our choice, so that an attendee known only by
+    email is not silently dropped), and ABIM MOC without board id and dob MM-DD (MISSING_BOARD_IDENTITY,
+    for the MOC record only). Both are re-decided when the learner's profile fills the gap.
+    """
+    evidence = summarise(activity, events)
+    if profession is None:
+        if not evidence.creditable:
+            return Decisions({}, [])
+        return Decisions({}, [HeldCredit(None, UNKNOWN_PROFESSION, "the learner's profession is not known yet")])
+    awarded: dict[str, CreditDecision] = {}
+    held: list[HeldCredit] = []
+    for credit_type in possible_credit_types(activity):
+        if profession not in CREDIT_TYPES[credit_type].professions:
             continue
-        if profession not in ELIGIBLE_PROFESSIONS[credit_type]:
+        decision = RULES[credit_type](activity, evidence, awarded)
+        if decision is None:
             continue
-        decision = rule(activity, events)
-        if decision is not None:
-            decisions.append(decision)
-    return decisions
+        if credit_type == ABIM_MOC and not (learner.board_id and learner.dob_month_day):
+            held.append(HeldCredit(ABIM_MOC, MISSING_BOARD_IDENTITY, "ABIM MOC needs the board id and dob MM-DD"))
+            continue
+        awarded[credit_type] = decision
+    return Decisions(awarded, held)

@@ -1,26 +1,41 @@
-"""The reconciliation of one batch, as pure functions over plain data (the flow brings the ledger's view).
+"""The reconciliation of one batch, as pure functions over plain data (the caller brings the ledger's view).
 
-Step 1 `resolve_events`: each new event → (learner, activity) or a reason-coded rejection.
-Step 2 `reconcile_pairs`: all evidence of each touched (learner, activity) → the next credit versions.
+Step 1 `resolve_events`: each new event → (learner, activity) or a reason-coded rejection (DESIGN §4.1-4.2).
+Step 2 `reconcile_pairs`: all evidence of each touched (learner, activity) → the next credit versions, and
+the credits held back for a gap in the learner's identity (DESIGN §4.3-4.4).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconcile.catalog import Catalog
-from reconcile.credit_rules import RULES, decide_credits, event_key
-from reconcile.identity import IdentityKey, identity_keys, resolve_learner
+from reconcile.catalog import Activity, Catalog
+from reconcile.credit_rules import (
+    MISSING_BOARD_IDENTITY,
+    UNKNOWN_PROFESSION,
+    decide_credits,
+    event_key,
+    possible_credit_types,
+)
+from reconcile.credit_types import ABIM_MOC, AMA_PRA_1, AMA_PRA_2
+from reconcile.identity import IdentityIndex, has_invalid_npi, identity_keys
+from reconcile.learners import LearnerFacts, reported_profession
 from reconcile.merge import CreditState, merge, record_id_for
 
 UNKNOWN_ACTIVITY = "UNKNOWN_ACTIVITY"
+NOT_ACCREDITED = "NOT_ACCREDITED"
 OUTSIDE_ACTIVITY_WINDOW = "OUTSIDE_ACTIVITY_WINDOW"
 IDENTITY_CONFLICT = "IDENTITY_CONFLICT"
 MISSING_IDENTITY = "MISSING_IDENTITY"
+INVALID_NPI = "INVALID_NPI"
+INVALID_CLAIM = "INVALID_CLAIM"
+MISSING_VOID_TARGET = "MISSING_VOID_TARGET"
 
-PROFILE_FIELDS = ("npi", "board_id", "given_name", "family_name", "dob_month_day", "email", "profession")
+HOURS_PER_ACTIVITY_DAY = 24
+
+Pair = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -38,23 +53,58 @@ class ResolvedEvent:
     activity_id: str | None
 
 
-Pair = tuple[str, str]
+def _claim_problem(activity: Activity, event: Mapping[str, Any]) -> tuple[str, str] | None:
+    """Claims must be for a credit type the activity can give, and plausible amounts."""
+    for claim in event.get("claimed") or ():
+        credit_type, amount = claim["credit_type"], claim["amount"]
+        if credit_type == AMA_PRA_2:
+            if AMA_PRA_1 in activity.designations:
+                return (
+                    NOT_ACCREDITED,
+                    f"{activity.activity_id} is certified for AMA_PRA_1, so AMA_PRA_2 cannot be claimed",
+                )
+            limit = HOURS_PER_ACTIVITY_DAY * activity.activity_days()
+            if not 0 < amount <= limit:
+                return INVALID_CLAIM, f"an AMA_PRA_2 claim must be above 0 and at most {limit} for this activity"
+        elif credit_type not in activity.designations:
+            return NOT_ACCREDITED, f"{activity.activity_id} is not designated for {credit_type}"
+        elif amount <= 0:
+            return INVALID_CLAIM, f"a {credit_type} claim must be above 0"
+    return None
+
+
+def _activity_problem(activity: Activity, event: Mapping[str, Any]) -> tuple[str, str] | None:
+    day = activity.local_day(event["occurred_at"])
+    if not activity.in_window(day):
+        return OUTSIDE_ACTIVITY_WINDOW, f"{day} is outside the accreditation window of {activity.activity_id}"
+    claims_category_2 = any(c["credit_type"] == AMA_PRA_2 for c in event.get("claimed") or ())
+    if not activity.designations and not claims_category_2:
+        return NOT_ACCREDITED, f"{activity.activity_id} is not designated for any credit"
+    return _claim_problem(activity, event)
 
 
 def resolve_events(
-    events: list[Mapping[str, Any]],
+    events: Sequence[Mapping[str, Any]],
     catalog: Catalog,
-    known_identities: MutableMapping[IdentityKey, str],
+    identities: IdentityIndex,
     targets: Mapping[str, Pair],
 ) -> tuple[list[ResolvedEvent], list[Rejection]]:
-    """Attach learner and activity to each event. `known_identities` gains the keys of new learners;
-    `targets` maps event keys already in the ledger to their pair, for VOIDED events to find theirs."""
+    """Attach learner and activity to each event, in order; `identities` gains the keys of accepted events.
+    `targets` maps event keys already in the ledger to their pair, for VOIDED events to find theirs.
+
+    An NPI failing its check digit dead-letters the event (INVALID_NPI) rather than being ignored (our
+    choice): the learner block was mistyped, and matching on its other fields could file the credit to the
+    wrong physician or report them to PARS without the NPI they expect. The source corrects and resends it.
+    """
     resolved: list[ResolvedEvent] = []
     rejections: list[Rejection] = []
     batch_targets: dict[str, Pair] = {}
     for event in events:
         key = event_key(event)
         if event["kind"] == "VOIDED":
+            if not event.get("voids_event_id"):
+                rejections.append(Rejection(event, MISSING_VOID_TARGET, "a VOIDED event names no event to void"))
+                continue
             target = f"{event['source']}:{event['voids_event_id']}"
             pair = batch_targets.get(target) or targets.get(target)
             # A void can arrive before the event it voids; it is kept and applied when that event lands.
@@ -65,20 +115,15 @@ def resolve_events(
             reason = f"activity ref {event.get('activity_ref')!r} is not in the catalog"
             rejections.append(Rejection(event, UNKNOWN_ACTIVITY, reason))
             continue
-        if not activity.in_window(event["occurred_at"].date()):
-            rejections.append(
-                Rejection(
-                    event,
-                    OUTSIDE_ACTIVITY_WINDOW,
-                    f"{event['occurred_at'].date()} is outside the accreditation window of {activity.activity_id}",
-                )
-            )
+        if problem := _activity_problem(activity, event):
+            rejections.append(Rejection(event, *problem))
             continue
-        keys = identity_keys(event["learner"])
-        resolution = resolve_learner(keys, known_identities)
+        if has_invalid_npi(event["learner"]):
+            rejections.append(Rejection(event, INVALID_NPI, "the NPI fails the CMS check digit"))
+            continue
+        resolution = identities.resolve(identity_keys(event["learner"]))
         if resolution.conflict:
-            reason = "the event's identifiers belong to different learners"
-            rejections.append(Rejection(event, IDENTITY_CONFLICT, reason))
+            rejections.append(Rejection(event, IDENTITY_CONFLICT, resolution.conflict))
             continue
         if resolution.learner_id is None:
             rejections.append(Rejection(event, MISSING_IDENTITY, "the event carries no learner identifier"))
@@ -88,38 +133,70 @@ def resolve_events(
     return resolved, rejections
 
 
-def learner_profile(previous: Mapping[str, Any] | None, learner: Mapping[str, Any]) -> dict[str, Any]:
-    """The learner's identifiers as last reported; a missing field never erases a known one."""
-    profile = dict(previous or {})
-    for field in PROFILE_FIELDS:
-        if learner.get(field):
-            profile[field] = learner[field]
-    licence = learner.get("licence")
-    if licence:
-        profile["licence_number"] = licence["number"]
-        profile["licence_state"] = licence["state"]
-        profile["profession"] = licence["profession"]
-    return profile
+def pair_profession(events: Sequence[Mapping[str, Any]]) -> str | None:
+    """The profession reported with the evidence itself, latest first: eligibility is the learner's at the
+    time of the activity (an RN who later became an NP does not earn NP credit for earlier activities)."""
+    reports = [
+        (e["occurred_at"], event_key(e), p) for e in events if (p := reported_profession(e.get("learner") or {}))
+    ]
+    return max(reports)[2] if reports else None
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A pair's credit held back (or no longer held back) for a gap in what we know of the learner."""
+
+    learner_id: str
+    activity_id: str
+    reason_code: str
+    reason: str
+    events: tuple[Mapping[str, Any], ...]  # held: the pair's live evidence; settled: all of it, voided too
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    versions: list[CreditState]
+    held: list[Hold]
+    settled: list[Hold]  # holds that could have existed for a pair and no longer apply
+
+
+def _possible_holds(activity: Activity) -> tuple[str, ...]:
+    return (UNKNOWN_PROFESSION, MISSING_BOARD_IDENTITY) if ABIM_MOC in activity.designations else (UNKNOWN_PROFESSION,)
 
 
 def reconcile_pairs(
-    evidence: Mapping[Pair, list[Mapping[str, Any]]],
+    evidence: Mapping[Pair, Sequence[Mapping[str, Any]]],
     voided: set[str],
-    professions: Mapping[str, str | None],
+    learners: Mapping[str, LearnerFacts],
     catalog: Catalog,
     current: Mapping[str, CreditState],
-) -> list[CreditState]:
-    """The new credit versions for every touched pair; unchanged records yield nothing."""
-    versions: list[CreditState] = []
+) -> Reconciliation:
+    """The new credit versions of every touched pair; unchanged records yield nothing.
+
+    The profession is the one reported with the pair's evidence, else the learner's profile. A pair whose
+    activity has left the catalog is not touched (our choice: dropping an activity from the catalog file is
+    not a revocation of the credit already issued for it).
+    """
+    result = Reconciliation([], [], [])
     for (learner_id, activity_id), events in sorted(evidence.items()):
         activity = catalog.activities.get(activity_id)
-        live = [e for e in events if e["kind"] != "VOIDED" and event_key(e) not in voided]
-        decisions = (
-            {d.credit_type: d for d in decide_credits(activity, professions.get(learner_id), live)} if activity else {}
-        )
-        for credit_type in RULES:
+        if activity is None:
+            continue
+        live = tuple(e for e in events if e["kind"] != "VOIDED" and event_key(e) not in voided)
+        facts = learners.get(learner_id, LearnerFacts())
+        decisions = decide_credits(activity, pair_profession(live) or facts.profession, facts, live)
+        held = {h.reason_code: h.reason for h in decisions.held}
+        for reason_code in _possible_holds(activity):
+            if reason_code in held:
+                result.held.append(Hold(learner_id, activity_id, reason_code, held[reason_code], live))
+            else:
+                evidence_events = tuple(e for e in events if e["kind"] != "VOIDED")
+                result.settled.append(Hold(learner_id, activity_id, reason_code, "", evidence_events))
+        for credit_type in possible_credit_types(activity):
             record_id = record_id_for(learner_id, activity_id, credit_type)
-            state = merge(current.get(record_id), decisions.get(credit_type), learner_id, activity_id, credit_type)
+            state = merge(
+                current.get(record_id), decisions.awarded.get(credit_type), learner_id, activity_id, credit_type
+            )
             if state is not None:
-                versions.append(state)
-    return versions
+                result.versions.append(state)
+    return result

@@ -1,13 +1,18 @@
 """Identity resolution: which learner an event is about (DESIGN §4.1).
 
-Keys are matched in priority order NPI → licence → board id → email → (family name, given initial, dob).
-An event whose keys point at two different known learners is an identity conflict, never a merge.
+Keys are matched in priority order NPI → licence (number + state + profession) → board id → normalised email
+→ (family name, given initial, dob MM-DD). An event is never allowed to merge two learners: if its keys point
+at two known learners, or at one learner who already holds a *different* strong id of the same kind, it is an
+IDENTITY_CONFLICT, and a person resolves to exactly the learner they resolved to before.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 import uuid
-from collections.abc import Mapping, MutableMapping
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,47 +20,146 @@ LEARNER_NAMESPACE = uuid.UUID("6f1d8f3e-8a51-4a8e-9c55-3a2f0c1b7d42")
 
 IdentityKey = tuple[str, str]
 
+NPI = "npi"
+LICENCE = "licence"
+BOARD_ID = "board_id"
+EMAIL = "email"
+NAME_DOB = "name_dob"
+STRONG_KINDS = (NPI, LICENCE, BOARD_ID)
+
+_DOB = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
+_DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_NPI_PREFIX = "80840"  # the card-issuer prefix CMS puts in front of the NPI for its Luhn check
+
+
+def npi_is_valid(npi: str) -> bool:
+    """CMS NPI check-digit rule (domain/credit-rules.md): ten digits, and the Luhn check digit computed over
+    "80840" + the first nine digits equals the tenth."""
+    if len(npi) != 10 or not npi.isascii() or not npi.isdigit():
+        return False
+    total = 0
+    for index, char in enumerate(reversed(_NPI_PREFIX + npi[:9])):
+        digit = int(char)
+        if index % 2 == 0:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return (10 - total % 10) % 10 == int(npi[9])
+
+
+def normalised_npi(learner: Mapping[str, Any]) -> str | None:
+    npi = learner.get("npi")
+    return re.sub(r"\s", "", str(npi)) if npi else None
+
+
+def has_invalid_npi(learner: Mapping[str, Any]) -> bool:
+    npi = normalised_npi(learner)
+    return npi is not None and not npi_is_valid(npi)
+
+
+def valid_dob(value: object) -> str | None:
+    """A date of birth as "MM-DD" (29 February allowed), or None when absent or malformed."""
+    text = str(value).strip() if value else ""
+    match = _DOB.match(text)
+    if not match or int(match.group(2)) > _DAYS_IN_MONTH[int(match.group(1)) - 1]:
+        return None
+    return text
+
+
+def _name(text: str) -> str:
+    """Case, accents, spaces, hyphens and apostrophes do not tell two people apart ("O'Neil-Díaz" = "oneildiaz")."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if c.isalnum()).lower()
+
+
+def licence_key(licence: Mapping[str, Any]) -> str:
+    number = re.sub(r"\s", "", str(licence.get("number") or "")).upper()
+    state = str(licence.get("state") or "").strip().upper()
+    profession = str(licence.get("profession") or "").strip().upper()
+    return f"{number}|{state}|{profession}"
+
 
 def identity_keys(learner: Mapping[str, Any]) -> list[IdentityKey]:
-    """Normalised identity keys of a learner record, strongest first."""
+    """Normalised identity keys of a learner record, strongest first. An NPI failing its check digit is not
+    an identifier (and its event is dead-lettered before resolution: see `engine.resolve_events`)."""
     keys: list[IdentityKey] = []
-    if learner.get("npi"):
-        keys.append(("npi", str(learner["npi"]).strip()))
+    npi = normalised_npi(learner)
+    if npi and npi_is_valid(npi):
+        keys.append((NPI, npi))
     licence = learner.get("licence")
-    if licence:
-        number, state, profession = (str(licence[k]).strip().upper() for k in ("number", "state", "profession"))
-        keys.append(("licence", f"{number}|{state}|{profession}"))
-    if learner.get("board_id"):
-        keys.append(("board_id", str(learner["board_id"]).strip().upper()))
-    if learner.get("email"):
-        keys.append(("email", str(learner["email"]).strip().lower()))
-    family, given, dob = learner.get("family_name"), learner.get("given_name"), learner.get("dob_month_day")
+    if licence and licence.get("number") and licence.get("state") and licence.get("profession"):
+        keys.append((LICENCE, licence_key(licence)))
+    if learner.get("board_id") and str(learner["board_id"]).strip():
+        keys.append((BOARD_ID, str(learner["board_id"]).strip().upper()))
+    if learner.get("email") and str(learner["email"]).strip():
+        keys.append((EMAIL, str(learner["email"]).strip().lower().removeprefix("mailto:")))
+    family, given = _name(learner.get("family_name") or ""), _name(learner.get("given_name") or "")
+    dob = valid_dob(learner.get("dob_month_day"))
     if family and given and dob:
-        keys.append(("name_dob", f"{family.strip().lower()}|{given.strip()[0].lower()}|{dob}"))
+        keys.append((NAME_DOB, f"{family}|{given[0]}|{dob}"))
     return keys
+
+
+def _slot(key: IdentityKey) -> str | None:
+    """What a strong id identifies uniquely: one NPI and one board id per person, one licence number per
+    state and profession. Two different values in one slot are two different people."""
+    kind, value = key
+    if kind == LICENCE:
+        return f"{LICENCE}:{value.split('|', 1)[1]}"
+    return kind if kind in STRONG_KINDS else None
+
+
+def new_learner_id(keys: Sequence[IdentityKey]) -> str:
+    """Derived from the strongest key, so replaying the same events into an empty ledger gives the same
+    learner ids (and so the same credit record ids)."""
+    kind, value = keys[0]
+    return str(uuid.uuid5(LEARNER_NAMESPACE, f"{kind}:{value}"))
 
 
 @dataclass(frozen=True)
 class Resolution:
     learner_id: str | None
     new_keys: tuple[IdentityKey, ...] = ()
-    conflict: bool = False
+    conflict: str | None = None
 
 
-def resolve_learner(keys: list[IdentityKey], known: MutableMapping[IdentityKey, str]) -> Resolution:
-    """Resolve `keys` against `known` and record new keys in it, so later events in a batch see them.
+class IdentityIndex:
+    """Which learner each key belongs to, and every key each of those learners holds.
 
-    A new learner's id is derived from its strongest key, so replaying the same events into an empty
-    ledger yields the same learner ids (and so the same credit record ids).
+    Built from the ledger's view of the learners a batch touches; resolving records new keys in it, so later
+    events of the batch see them. `added` holds the keys to store.
     """
-    if not keys:
-        return Resolution(None)
-    matched = {known[k] for k in keys if k in known}
-    if len(matched) > 1:
-        return Resolution(None, conflict=True)
-    kind, value = keys[0]
-    learner_id = matched.pop() if matched else str(uuid.uuid5(LEARNER_NAMESPACE, f"{kind}:{value}"))
-    new_keys = tuple(k for k in keys if k not in known)
-    for key in new_keys:
-        known[key] = learner_id
-    return Resolution(learner_id, new_keys)
+
+    def __init__(self, known: Mapping[IdentityKey, str] | None = None) -> None:
+        self.learner_of: dict[IdentityKey, str] = {}
+        self.keys_of: dict[str, set[IdentityKey]] = defaultdict(set)
+        self.added: dict[IdentityKey, str] = {}
+        for key, learner_id in (known or {}).items():
+            self._add(key, learner_id)
+
+    def _add(self, key: IdentityKey, learner_id: str) -> None:
+        self.learner_of[key] = learner_id
+        self.keys_of[learner_id].add(key)
+
+    def resolve(self, keys: Sequence[IdentityKey]) -> Resolution:
+        if not keys:
+            return Resolution(None)
+        matched = sorted({self.learner_of[k] for k in keys if k in self.learner_of})
+        if len(matched) > 1:
+            return Resolution(None, conflict="the event's identifiers belong to different learners")
+        if matched:
+            learner_id = matched[0]
+            held: dict[str, set[IdentityKey]] = defaultdict(set)
+            for key in self.keys_of[learner_id]:
+                if slot := _slot(key):
+                    held[slot].add(key)
+            for key in keys:
+                slot = _slot(key)
+                if slot in held and key not in held[slot]:
+                    return Resolution(None, conflict=f"the event's {key[0]} differs from the matched learner's")
+        else:
+            learner_id = new_learner_id(keys)
+        new_keys = tuple(k for k in keys if k not in self.learner_of)
+        for key in new_keys:
+            self._add(key, learner_id)
+            self.added[key] = learner_id
+        return Resolution(learner_id, new_keys)

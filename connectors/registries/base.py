@@ -1,14 +1,24 @@
-"""The Registry protocol (DESIGN §6): which credits a registry takes, delivery, and what it holds."""
+"""The Registry protocol (DESIGN §6): which credits a registry takes, delivery, and what it holds.
+
+Besides `deliver`, every registry can `redeliver` (deliver over whatever it holds for those records: the
+nightly repair of altered or stale holdings) and `withdraw` holdings the ledger does not back, and has a
+`check` that says clearly whether it is reachable and takes our credentials.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Protocol
+
+from connectors.http import APIError, FailureType, FatalAPIError, RetriableAPIError
 
 REGISTRY_REJECTED = "REGISTRY_REJECTED"
 REGISTRY_UNAVAILABLE = "REGISTRY_UNAVAILABLE"
+AWARDED = "AWARDED"
+REVOKED = "REVOKED"
 
 CreditRecord = Mapping[str, Any]
 
@@ -30,21 +40,69 @@ class Failure:
 
 @dataclass(frozen=True)
 class RegistryEntry:
+    """One holding as the registry reports it, in our terms; `raw` keeps the registry's own fields (for
+    `withdraw`, which may need the registry's key). `amount`/`completed_on` are None where a registry keeps none."""
+
     record_id: str
     version: int
     status: str
-    raw: Mapping[str, Any]
+    raw: Mapping[str, Any] = field(repr=False)
+    amount: Decimal | None = None
+    completed_on: date | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status == AWARDED
+
+
+class RegistryCheckError(Exception):
+    """The registry cannot be used as configured; the message says why (never a secret)."""
 
 
 def idempotency_key(record: CreditRecord) -> str:
     return f"{record['record_id']}:{record['version']}"
 
 
+def reason_for(err: APIError) -> str:
+    """A registry refusing the data (4xx) is REGISTRY_REJECTED; anything else (retries exhausted, credentials
+    refused, wrong URL) means the registry could not take it now: REGISTRY_UNAVAILABLE, replayable as is."""
+    if isinstance(err, FatalAPIError) and err.failure is FailureType.DATA:
+        return REGISTRY_REJECTED
+    return REGISTRY_UNAVAILABLE
+
+
+def failures(records: Sequence[CreditRecord], err: APIError) -> list[Receipt | Failure]:
+    return [Failure(r["record_id"], r["version"], reason_for(err), str(err)) for r in records]
+
+
+def rejected(record: CreditRecord, message: str) -> Failure:
+    return Failure(record["record_id"], record["version"], REGISTRY_REJECTED, message)
+
+
+def check_call(registry_name: str, base_url: str, call: Callable[[], object]) -> None:
+    """Run a cheap authenticated call and turn what can go wrong into one clear RegistryCheckError."""
+    try:
+        call()
+    except RetriableAPIError as err:
+        where = "unreachable" if err.status is None else f"answered {err.status}"
+        raise RegistryCheckError(f"registry {registry_name}: {where} at {base_url} ({err})") from None
+    except FatalAPIError as err:
+        if err.status in (401, 403):
+            raise RegistryCheckError(f"registry {registry_name}: credentials refused ({err.status})") from None
+        raise RegistryCheckError(f"registry {registry_name}: {err}") from None
+
+
 class Registry(Protocol):
     name: str
+
+    def check(self) -> None: ...
 
     def accepts(self, record: CreditRecord) -> bool: ...
 
     def deliver(self, batch: Sequence[CreditRecord]) -> list[Receipt | Failure]: ...
+
+    def redeliver(self, batch: Sequence[CreditRecord]) -> list[Receipt | Failure]: ...
+
+    def withdraw(self, entries: Sequence[RegistryEntry]) -> list[Receipt | Failure]: ...
 
     def holdings(self, since: datetime | None = None) -> Iterator[RegistryEntry]: ...

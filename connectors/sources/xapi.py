@@ -1,103 +1,79 @@
-"""xAPI 1.0.3 Learning Record Store source: statements since the stored-time watermark, `more` paging."""
+"""xAPI 1.0.3 Learning Record Store source: statements oldest first since the stored-time watermark, `more` paging.
+
+Verbs: ADL `completed`, `passed`, `attended` and `voided`; the Activity Streams IRIs of the TinCan registry and
+the bare TinCan 0.9 verb strings are accepted as the same verbs. The actor is identified by `mbox`; an
+`account` counts when its homePage is mapped to one of our identifiers (e.g. the NPPES site → NPI);
+`mbox_sha1sum` cannot be reversed, so such an actor needs an identifier in the context extensions.
+"""
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
+from typing import Any, ClassVar
 
 from connectors.http import HttpClient
+from connectors.sources import fields as f
 from connectors.sources.base import (
-    IMPLAUSIBLE_DURATION,
+    MISSING_IDENTITY,
     SCHEMA_INVALID,
     UNSUPPORTED_VERB,
     Event,
     Page,
     RawRecord,
-    Rejection,
+    RecordError,
 )
+from connectors.sources.http_source import HttpSource, NextLink
+from connectors.sources.watermark import EPOCH, Watermark, format_instant
 
+_ADL = "http://adlnet.gov/expapi/verbs/"
+_ACTIVITY_STREAMS = "http://activitystrea.ms/schema/1.0/"
 VERB_KINDS = {
-    "http://adlnet.gov/expapi/verbs/completed": "COMPLETED",
-    "http://adlnet.gov/expapi/verbs/passed": "COMPLETED",
-    "http://adlnet.gov/expapi/verbs/attended": "ATTENDED",
-    "http://adlnet.gov/expapi/verbs/voided": "VOIDED",
+    f"{_ADL}completed": "COMPLETED",
+    f"{_ADL}passed": "COMPLETED",
+    f"{_ADL}attended": "ATTENDED",
+    f"{_ADL}voided": "VOIDED",
+    f"{_ACTIVITY_STREAMS}complete": "COMPLETED",
+    f"{_ACTIVITY_STREAMS}attend": "ATTENDED",
+    "completed": "COMPLETED",
+    "passed": "COMPLETED",
+    "attended": "ATTENDED",
+    "voided": "VOIDED",
 }
-MAX_MINUTES = 24 * 60 * 14
-_DURATION = re.compile(
-    r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?"
-    r"(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
-)
+# A completion's result.duration can add up sessions over days; beyond two weeks it is a unit or clock error.
+MAX_RESULT_MINUTES = 14 * 24 * 60
+ACCOUNT_FIELDS = ("npi", "board_id", "email")
 
 
-class StatementError(ValueError):
-    def __init__(self, reason_code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.reason_code = reason_code
+def load_cursor(text: str | None) -> Watermark | None:
+    """The xAPI cursor: the last `stored` instant fully read and the statement ids read at exactly it."""
+    if not text:
+        return None
+    data = json.loads(text)
+    return Watermark.load({"at": data["stored"], "ids": data.get("ids", [])})
 
 
-def parse_duration_minutes(text: str) -> float:
-    """ISO 8601 duration (the subset xAPI uses) in minutes."""
-    match = _DURATION.match(text)
-    if not match or text in ("P", "PT"):
-        raise StatementError(SCHEMA_INVALID, "result.duration is not an ISO 8601 duration")
-    parts = {k: float(v) if v else 0.0 for k, v in match.groupdict().items()}
-    return parts["d"] * 1440 + parts["h"] * 60 + parts["m"] + parts["s"] / 60
+def dump_cursor(mark: Watermark) -> str:
+    dumped = mark.dump()
+    return json.dumps({"stored": dumped["at"], "ids": dumped["ids"]})
 
 
-def parse_time(text: object, field: str) -> datetime:
-    if not isinstance(text, str):
-        raise StatementError(SCHEMA_INVALID, f"{field} is missing or not a string")
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as err:
-        raise StatementError(SCHEMA_INVALID, f"{field} is not an ISO 8601 timestamp") from err
-    if moment.tzinfo is None:
-        raise StatementError(SCHEMA_INVALID, f"{field} has no time zone")
-    return moment
+def _stored_and_id(statements: Iterable[Any]) -> Iterator[tuple[object, object]]:
+    for statement in statements:
+        if isinstance(statement, dict) and isinstance(statement.get("id"), str):
+            yield statement.get("stored"), statement["id"]
 
 
-@dataclass(frozen=True)
-class XapiCursor:
-    """The last `stored` instant fully read, and the ids already read at exactly that instant.
+class XapiSource(HttpSource):
+    """Reads statements oldest first from an xAPI LRS; learner details come from context extensions."""
 
-    Several statements can share one stored instant, and `since` is exclusive: resuming just before the
-    instant and skipping the ids already read neither skips nor repeats a statement.
-    """
-
-    stored: str
-    ids: tuple[str, ...] = ()
-
-    def dump(self) -> str:
-        return json.dumps({"stored": self.stored, "ids": list(self.ids)})
-
-    @classmethod
-    def load(cls, text: str | None) -> XapiCursor | None:
-        if not text:
-            return None
-        data = json.loads(text)
-        return cls(data["stored"], tuple(data.get("ids", ())))
-
-    def advance(self, statements: Iterable[Mapping[str, Any]]) -> XapiCursor:
-        cursor = self
-        for statement in statements:
-            stored = statement.get("stored")
-            if not isinstance(stored, str):
-                continue
-            if stored == cursor.stored:
-                cursor = XapiCursor(stored, (*cursor.ids, str(statement.get("id"))))
-            elif parse_time(stored, "stored") > parse_time(cursor.stored, "stored"):
-                cursor = XapiCursor(stored, (str(statement.get("id")),))
-        return cursor
-
-
-class XapiSource:
-    """Reads statements oldest-first from an xAPI LRS; learner details come from context extensions."""
-
-    version_header = "1.0.3"
+    kind = "xapi"
+    path = "/xapi/statements"
+    records_path = "statements"
+    pagination = NextLink("more")
+    headers: ClassVar[Mapping[str, str]] = {"X-Experience-API-Version": "1.0.3"}  # an LRS answers 400 without it
+    page_size_param = "limit"
 
     def __init__(
         self,
@@ -105,112 +81,122 @@ class XapiSource:
         client: HttpClient,
         page_size: int = 100,
         extension_prefix: str = "https://cmesync.org/xapi/ext/",
+        account_identities: Mapping[str, str] | None = None,
     ) -> None:
-        self.name = name
-        self.client = client
-        self.page_size = page_size
+        super().__init__(name, client, page_size)
         self.extension_prefix = extension_prefix
-        # An LRS answers 400 to any request without it (xAPI 1.0.3).
-        self.client.headers["X-Experience-API-Version"] = self.version_header
-
-    def check(self) -> None:
-        """Raise if the LRS is unreachable or refuses our credentials."""
-        self.client.get_json("/xapi/statements", params={"limit": 1})
+        self.account_identities = {page.rstrip("/"): key for page, key in (account_identities or {}).items()}
+        unknown = set(self.account_identities.values()) - set(ACCOUNT_FIELDS)
+        if unknown:
+            raise ValueError(f"account_identities can map to {', '.join(ACCOUNT_FIELDS)}, not {sorted(unknown)}")
 
     def pages(self, cursor: str | None) -> Iterator[Page]:
-        start = XapiCursor.load(cursor)
-        params: dict[str, Any] = {"limit": self.page_size, "ascending": "true"}
+        start = load_cursor(cursor)
+        params: dict[str, Any] = {**self.page_params(), "ascending": "true"}
         if start:
-            since = parse_time(start.stored, "cursor") - timedelta(milliseconds=1)
-            params["since"] = since.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        current = start or XapiCursor("1970-01-01T00:00:00.000Z")
-        body = self.client.get_json("/xapi/statements", params=params)
-        while True:
-            statements = [s for s in body.get("statements", []) if not (start and self._already_read(s, start))]
-            current = current.advance(statements)
-            yield Page(
-                [RawRecord(f"statement:{s.get('id')}", s) for s in statements],
-                current.dump() if current.stored != "1970-01-01T00:00:00.000Z" else cursor,
-            )
-            more = body.get("more")
-            if not more:
+            # `since` is exclusive: start just before the watermark and skip the ids already read at it.
+            params["since"] = format_instant(start.at - timedelta(milliseconds=1))
+        mark = start or Watermark()
+        walk = f"statements since {params['since']}" if start else "statements"
+        for page in self.fetch(self.path, params):
+            if page.problem:
+                yield Page([RawRecord(f"{walk} page {page.number}", page.raw, page.problem)], cursor)
                 return
-            body = self.client.get_json(more)
+            statements = [s for s in page.records if not (start and self._already_read(s, start))]
+            mark = mark.advance(_stored_and_id(statements))
+            cursor = dump_cursor(mark) if mark.at != EPOCH else cursor
+            yield Page(
+                [self._raw(s, f"{walk} page {page.number} item {i + 1}") for i, s in enumerate(statements)], cursor
+            )
+        self.log_pull()
 
     @staticmethod
-    def _already_read(statement: Mapping[str, Any], start: XapiCursor) -> bool:
-        return statement.get("stored") == start.stored and str(statement.get("id")) in start.ids
-
-    def to_events(self, record: RawRecord) -> Iterable[Event | Rejection]:
+    def _already_read(statement: Any, start: Watermark) -> bool:
+        if not isinstance(statement, dict) or not isinstance(statement.get("id"), str):
+            return False
         try:
-            return [self._event(record)]
-        except StatementError as err:
-            return [Rejection(record, err.reason_code, str(err))]
+            return start.covers(f.instant(statement.get("stored"), "stored"), statement["id"])
+        except RecordError:
+            return False
 
-    def _event(self, record: RawRecord) -> Event:
+    @staticmethod
+    def _raw(statement: Any, position: str) -> RawRecord:
+        """Found again by id; a statement without a usable id, by its position in the walk."""
+        statement_id = statement.get("id") if isinstance(statement, dict) else None
+        if isinstance(statement_id, str) and len(statement_id) <= 100:
+            return RawRecord(f"statement:{statement_id}", statement)
+        return RawRecord(position, statement)
+
+    def parse(self, record: RawRecord) -> Iterable[Event]:
         s = record.data
         if not isinstance(s, dict):
-            raise StatementError(SCHEMA_INVALID, "statement is not a JSON object")
-        if not isinstance(s.get("id"), str):
-            raise StatementError(SCHEMA_INVALID, "statement has no id")
-        verb = (s.get("verb") or {}).get("id") if isinstance(s.get("verb"), dict) else None
-        kind = VERB_KINDS.get(verb or "")
+            raise RecordError(SCHEMA_INVALID, "statement is not a JSON object")
+        statement_id = f.text(s.get("id"), "id", required=True)
+        assert statement_id is not None
+        verb = s.get("verb")
+        verb_id = verb.get("id") if isinstance(verb, dict) else verb
+        kind = VERB_KINDS.get(verb_id) if isinstance(verb_id, str) else None
         if kind is None:
-            raise StatementError(UNSUPPORTED_VERB, "verb is not one of completed, passed, attended, voided")
+            raise RecordError(UNSUPPORTED_VERB, "verb is not one of completed, passed, attended, voided")
         target = s.get("object")
-        if not isinstance(target, dict) or not isinstance(target.get("id"), str):
-            raise StatementError(SCHEMA_INVALID, "statement has no object id")
-        occurred_at = parse_time(s.get("timestamp") or s.get("stored"), "timestamp")
-        event: Event = {
-            "event_id": s["id"],
-            "source": self.name,
-            "source_ref": record.source_ref,
-            "kind": kind,
-            "occurred_at": occurred_at,
-            "started_at": None,
-            "ended_at": None,
-            "minutes": None,
-            "activity_ref": None,
-            "learner": {},
-            "claimed": None,
-            "voids_event_id": None,
-        }
+        target_id = f.text(target.get("id"), "object.id", required=True) if isinstance(target, dict) else None
+        if target_id is None:
+            raise RecordError(SCHEMA_INVALID, "statement has no object id")
+        occurred_at = f.instant(s.get("timestamp") or s.get("stored"), "timestamp")
         if kind == "VOIDED":
-            event["voids_event_id"] = target["id"]
-            return event
-        event["activity_ref"] = target["id"]
-        event["learner"] = self._learner(s)
-        duration = (s.get("result") or {}).get("duration") if isinstance(s.get("result"), dict) else None
+            if target.get("objectType") != "StatementRef":
+                raise RecordError(SCHEMA_INVALID, "a voiding statement's object must be a StatementRef")
+            return [
+                self.new_event(
+                    record, event_id=statement_id, kind=kind, occurred_at=occurred_at, voids_event_id=target_id
+                )
+            ]
+        minutes = None
+        result = s.get("result")
+        duration = result.get("duration") if isinstance(result, dict) else None
         if duration is not None:
-            minutes = parse_duration_minutes(str(duration))
-            if not 0 < minutes <= MAX_MINUTES:
-                raise StatementError(IMPLAUSIBLE_DURATION, "result.duration is zero or longer than 14 days")
-            event["minutes"] = minutes
-        return event
+            minutes = f.plausible_minutes(
+                f.iso_duration_minutes(duration, "result.duration"), "result.duration", MAX_RESULT_MINUTES
+            )
+        return [
+            self.new_event(
+                record,
+                event_id=statement_id,
+                kind=kind,
+                occurred_at=occurred_at,
+                learner=self._learner(s),
+                activity_ref=target_id,
+                minutes=minutes,
+            )
+        ]
 
     def _learner(self, statement: Mapping[str, Any]) -> dict[str, Any]:
         actor = statement.get("actor")
         if not isinstance(actor, dict):
-            raise StatementError(SCHEMA_INVALID, "statement has no actor")
+            raise RecordError(SCHEMA_INVALID, "statement has no actor")
+        if actor.get("objectType") == "Group":
+            raise RecordError(MISSING_IDENTITY, "actor is a group, not one learner")
         context = statement.get("context") if isinstance(statement.get("context"), dict) else {}
         extensions = context.get("extensions") if isinstance(context.get("extensions"), dict) else {}
 
-        def ext(name: str) -> str | None:
-            value = extensions.get(self.extension_prefix + name)
-            return str(value) if value is not None else None
+        def ext(name: str) -> Any:
+            return extensions.get(self.extension_prefix + name)
 
-        mbox = actor.get("mbox")
-        email = mbox.removeprefix("mailto:") if isinstance(mbox, str) else None
-        learner = {
-            "npi": ext("npi"),
-            "email": email,
-            "licence": None,
-            "board_id": ext("board-id"),
-            "given_name": ext("given-name"),
-            "family_name": ext("family-name"),
-            "dob_month_day": ext("dob-month-day"),
-            "profession": ext("profession"),
-        }
-        if not any(learner[k] for k in ("npi", "email", "board_id")):
-            raise StatementError(SCHEMA_INVALID, "actor has no usable identifier (mbox, NPI or board id)")
-        return learner
+        from_account = self._account_identity(actor.get("account"))
+        return f.learner(
+            npi_value=ext("npi") or from_account.get("npi"),
+            email_value=actor.get("mbox") or from_account.get("email"),
+            board_id=ext("board-id") or from_account.get("board_id"),
+            given_name=ext("given-name"),
+            family_name=ext("family-name"),
+            dob=ext("dob-month-day"),
+            profession_value=ext("profession"),
+            licence_number=ext("licence-number"),
+            licence_state=ext("licence-state"),
+        )
+
+    def _account_identity(self, account: Any) -> dict[str, Any]:
+        if not isinstance(account, dict):
+            return {}
+        identity = self.account_identities.get(str(account.get("homePage", "")).rstrip("/"))
+        return {identity: account.get("name")} if identity else {}

@@ -1,8 +1,15 @@
 """An AMA PRA-style physician credit registry, modelled on ACCME PARS where it matters (DESIGN §7).
 
-Credits arrive in batches; each item is idempotent on its own key `<record_id>:<version>`, so a retried batch
-never creates a second credit. Rejections name the field and the rule, never the value (it may be PII).
-The registry keeps one holding per record and serves the holdings back for the nightly diff.
+- An activity must be registered (`POST /v1/activities`) before learners are reported against it.
+- Credits arrive in batches (`POST /v1/credits`); each item is idempotent on its own key `<record_id>:<version>`,
+  so a retried batch never creates a second credit.
+- Records cannot be edited: a record already held and awarded is refused until it is deleted
+  (`POST /v1/deletions`); a correction is delete + resubmit.
+- A revocation is its own call (`POST /v1/revocations`): the holding is kept on record, marked REVOKED.
+- Completion dates are dates; reports older than the previous calendar year are refused (`years_back`).
+
+Rejections name the field and the rule, never the value (it may be PII). The registry keeps one holding per
+record and serves the holdings back, paged, for the nightly diff.
 """
 
 from __future__ import annotations
@@ -12,28 +19,15 @@ import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from deploy.sandbox.base import (
-    HttpError,
-    Request,
-    Response,
-    SandboxServer,
-    decode_token,
-    encode_token,
-    instant_param,
-    parse_instant,
-    require_bearer,
-    utc_now_ms,
-)
+from deploy.sandbox.base import HttpError, Request, Response, SandboxServer, require_bearer, utc_now_ms
+from deploy.sandbox.paging import KeysetPager
 
 CREDIT_TYPES = ("AMA_PRA_1", "AMA_PRA_2")
-STATUSES = ("AWARDED", "REVOKED")
 MAX_BATCH = 500
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 500
 MAX_AMOUNT = Decimal("999.99")
 NPI_PREFIX = "80840"  # CMS: the check digit is computed as if the NPI carried the card-issuer prefix 80840
 
@@ -41,7 +35,6 @@ _AMOUNT = re.compile(r"[0-9]{1,3}(\.[0-9]{1,2})?")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _MONTH_DAY = re.compile(r"[0-9]{2}-[0-9]{2}")
 _NPI = re.compile(r"[0-9]{10}")
-_DIGITS = re.compile(r"[0-9]{1,6}")
 
 Item = dict[str, Any]
 
@@ -63,24 +56,41 @@ def _is_text(value: Any) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
+def _is_version(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _keyed_errors(item: Item) -> list[str]:
+    """Rules shared by credits and revocations: record id, version and the `<record_id>:<version>` key."""
+    errors = [] if _is_text(item.get("record_id")) else ["record_id: must be a non-empty string"]
+    if not _is_version(item.get("version")):
+        errors.append("version: must be an integer >= 1")
+    key = item.get("idempotency_key")
+    if not _is_text(key):
+        errors.append("idempotency_key: must be a non-empty string")
+    elif key != f"{item.get('record_id')}:{item.get('version')}":
+        errors.append("idempotency_key: must be '<record_id>:<version>'")
+    return errors
+
+
 class CreditItemValidator:
     """The registry's per-item rules; `errors` returns "field: rule" strings, empty when the item is valid."""
 
-    def __init__(self, today: Callable[[], date]) -> None:
+    def __init__(self, today: Callable[[], date], years_back: int = 1) -> None:
         self._today = today
+        self._years_back = years_back
 
     def errors(self, item: Any) -> list[str]:
         if not isinstance(item, dict):
             return ["item: must be a JSON object"]
         errors = [
             f"{name}: must be a non-empty string"
-            for name in ("record_id", "first_name", "last_name", "activity_id", "activity_title")
+            for name in ("first_name", "last_name", "activity_id", "activity_title")
             if not _is_text(item.get(name))
         ]
-        errors += self._version(item.get("version"))
-        errors += self._key(item)
-        if item.get("status") not in STATUSES:
-            errors.append("status: must be AWARDED or REVOKED")
+        errors += _keyed_errors(item)
+        if item.get("status") != "AWARDED":
+            errors.append("status: must be AWARDED (revocations go to /v1/revocations)")
         errors += self._identity(item)
         errors += self._dob(item.get("dob_month_day"))
         if item.get("credit_type") not in CREDIT_TYPES:
@@ -88,20 +98,6 @@ class CreditItemValidator:
         errors += self._amount(item.get("amount"))
         errors += self._completed_on(item.get("completed_on"))
         return errors
-
-    @staticmethod
-    def _version(version: Any) -> list[str]:
-        valid = isinstance(version, int) and not isinstance(version, bool) and version >= 1
-        return [] if valid else ["version: must be an integer >= 1"]
-
-    @staticmethod
-    def _key(item: Item) -> list[str]:
-        key = item.get("idempotency_key")
-        if not _is_text(key):
-            return ["idempotency_key: must be a non-empty string"]
-        if key != f"{item.get('record_id')}:{item.get('version')}":
-            return ["idempotency_key: must be '<record_id>:<version>'"]
-        return []
 
     @staticmethod
     def _identity(item: Item) -> list[str]:
@@ -147,9 +143,32 @@ class CreditItemValidator:
         today = self._today()
         if completed > today:
             return ["completed_on: must not be in the future"]
-        if completed < date(today.year - 1, 1, 1):
-            return ["completed_on: must not be before 1 January of the previous calendar year"]
+        if completed < date(today.year - self._years_back, 1, 1):
+            if self._years_back == 1:
+                return ["completed_on: must not be before 1 January of the previous calendar year"]
+            return [f"completed_on: must not be before 1 January, {self._years_back} calendar years ago"]
         return []
+
+
+def revocation_errors(item: Any) -> list[str]:
+    if not isinstance(item, dict):
+        return ["item: must be a JSON object"]
+    return _keyed_errors(item)
+
+
+def deletion_errors(item: Any) -> list[str]:
+    if not isinstance(item, dict):
+        return ["item: must be a JSON object"]
+    errors = [] if _is_text(item.get("record_id")) else ["record_id: must be a non-empty string"]
+    if not _is_version(item.get("versions_below")):
+        errors.append("versions_below: must be an integer >= 1")
+    return errors
+
+
+def activity_errors(item: Any) -> list[str]:
+    if not isinstance(item, dict):
+        return ["item: must be a JSON object"]
+    return [f"{name}: must be a non-empty string" for name in ("activity_id", "title") if not _is_text(item.get(name))]
 
 
 def _outcome(key: Any, outcome: str, receipt_id: str | None = None, error: str | None = None) -> dict[str, Any]:
@@ -161,25 +180,42 @@ def _outcome(key: Any, outcome: str, receipt_id: str | None = None, error: str |
     }
 
 
-def _holding_order(holding: Item) -> tuple[datetime, str]:
-    return parse_instant(holding["received_at"]), holding["record_id"]
+def _items(request: Request, field: str) -> list[Any]:
+    body = request.json()
+    items = body.get(field) if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise HttpError(400, f'body must be {{"{field}": [item, ...]}}')
+    if len(items) > MAX_BATCH:
+        raise HttpError(400, f"at most {MAX_BATCH} {field} per request")
+    return items
 
 
 class AmaPraRegistry(SandboxServer):
-    """POST /v1/credits (batched, idempotent per item) and GET /v1/holdings (paged), behind a bearer token."""
+    """Activities, credits, revocations and deletions (batched, bearer token) and paged holdings."""
 
     name = "ama-pra-registry"
 
-    def __init__(self, token: str = "ama-demo-token", port: int = 0, today: Callable[[], date] = date.today) -> None:
+    def __init__(
+        self,
+        token: str = "ama-demo-token",
+        port: int = 0,
+        today: Callable[[], date] = date.today,
+        years_back: int = 1,
+    ) -> None:
         super().__init__(port)
         self.token = token
-        self.accepted: list[Item] = []  # every accepted item, in order: proves nothing was accepted twice
-        self._validator = CreditItemValidator(today)
+        self.accepted: list[Item] = []  # every accepted credit and revocation, in order: nothing accepted twice
+        self._validator = CreditItemValidator(today, years_back)
+        self._pager = KeysetPager("received_at", "record_id")
         self._lock = threading.Lock()
+        self._activities: dict[str, Item] = {}
         self._holdings: dict[str, Item] = {}
         self._receipts: dict[str, str] = {}  # idempotency key -> receipt id of its first acceptance
         self._keys_by_record: defaultdict[str, set[str]] = defaultdict(set)
+        self.route("POST", "/v1/activities", self._post_activities)
         self.route("POST", "/v1/credits", self._post_credits)
+        self.route("POST", "/v1/revocations", self._post_revocations)
+        self.route("POST", "/v1/deletions", self._post_deletions)
         self.route("GET", "/v1/holdings", self._get_holdings)
 
     # -- helpers for tests -----------------------------------------------------------------------------------
@@ -189,97 +225,127 @@ class AmaPraRegistry(SandboxServer):
         with self._lock:
             return {record_id: dict(holding) for record_id, holding in self._holdings.items()}
 
+    def activities(self) -> dict[str, Item]:
+        with self._lock:
+            return {activity_id: dict(activity) for activity_id, activity in self._activities.items()}
+
     def remove(self, record_id: str) -> None:
         """Delete a holding as a registry operator would: its keys are forgotten, so a resubmission is accepted."""
         with self._lock:
-            del self._holdings[record_id]
-            for key in self._keys_by_record.pop(record_id, set()):
-                self._receipts.pop(key, None)
+            self._delete(record_id)
 
     def alter(self, record_id: str, **fields: Any) -> None:
         """Tamper with a holding in place (drift for the nightly diff to find); KeyError if not held."""
         with self._lock:
             self._holdings[record_id].update(fields)
 
+    def put(self, holding: Item) -> None:
+        """Hold an entry nobody delivered (an operator's manual entry), stamped as received now."""
+        with self._lock:
+            self._holdings[holding["record_id"]] = {"received_at": utc_now_ms(), **holding}
+
     # -- HTTP ---------------------------------------------------------------------------------------------
 
+    def _post_activities(self, request: Request) -> Response:
+        require_bearer(request, self.token)
+        items = _items(request, "activities")
+        with self._lock:
+            results = [self._register(item) for item in items]
+        return Response(200, {"results": results})
+
     def _post_credits(self, request: Request) -> Response:
+        items = self._keyed_batch(request, "credits")
+        with self._lock:
+            results = [self._submit(item) for item in items]
+        return Response(200, {"results": results})
+
+    def _post_revocations(self, request: Request) -> Response:
+        items = self._keyed_batch(request, "revocations")
+        with self._lock:
+            results = [self._revoke(item) for item in items]
+        return Response(200, {"results": results})
+
+    def _post_deletions(self, request: Request) -> Response:
+        items = self._keyed_batch(request, "deletions")
+        with self._lock:
+            results = [self._delete_below(item) for item in items]
+        return Response(200, {"results": results})
+
+    def _keyed_batch(self, request: Request, field: str) -> list[Any]:
         require_bearer(request, self.token)
         if not request.headers.get("idempotency-key"):
             raise HttpError(400, "Idempotency-Key header is required")
-        body = request.json()
-        credits = body.get("credits") if isinstance(body, dict) else None
-        if not isinstance(credits, list):
-            raise HttpError(400, 'body must be {"credits": [item, ...]}')
-        if len(credits) > MAX_BATCH:
-            raise HttpError(400, f"at most {MAX_BATCH} credits per request")
-        with self._lock:
-            results = [self._submit(item) for item in credits]
-        return Response(200, {"results": results})
+        return _items(request, field)
 
     def _get_holdings(self, request: Request) -> Response:
         require_bearer(request, self.token)
-        page_size = self._page_size(request.params.get("page_size"))
-        since, after = self._position(request)
         with self._lock:
-            entries = sorted((dict(h) for h in self._holdings.values()), key=_holding_order)
-        if since is not None:
-            entries = [entry for entry in entries if parse_instant(entry["received_at"]) > since]
-        if after is not None:
-            entries = [entry for entry in entries if _holding_order(entry) > after]
-        page, rest = entries[:page_size], entries[page_size:]
-        next_token = None
-        if rest:
-            last_at, last_id = _holding_order(page[-1])
-            next_token = encode_token(
-                {"since": since.isoformat() if since else None, "after": [last_at.isoformat(), last_id]}
-            )
+            entries = [dict(h) for h in self._holdings.values()]
+        page, next_token = self._pager.page(entries, request)
         return Response(200, {"entries": page, "next_page_token": next_token})
 
-    @staticmethod
-    def _page_size(text: str | None) -> int:
-        if text is None or text == "":
-            return DEFAULT_PAGE_SIZE
-        if not _DIGITS.fullmatch(text) or not 1 <= int(text) <= MAX_PAGE_SIZE:
-            raise HttpError(400, f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}")
-        return int(text)
-
-    @staticmethod
-    def _position(request: Request) -> tuple[datetime | None, tuple[datetime, str] | None]:
-        """The `since` filter and the keyset position after which this page starts."""
-        token = request.params.get("page_token")
-        if not token:
-            return instant_param(request, "since"), None
-        state = decode_token(token)
-        try:
-            since = parse_instant(state["since"]) if state["since"] is not None else None
-            after_at, after_id = state["after"]
-            return since, (parse_instant(after_at), str(after_id))
-        except (KeyError, TypeError, ValueError):
-            raise HttpError(400, "invalid page token") from None
-
     # -- per-item semantics (called with the lock held) ---------------------------------------------------------
+
+    def _register(self, item: Any) -> dict[str, Any]:
+        activity_id = item.get("activity_id") if isinstance(item, dict) else None
+        result: dict[str, Any] = {"activity_id": activity_id if isinstance(activity_id, str) else None}
+        if errors := activity_errors(item):
+            return result | {"outcome": "rejected", "error": "; ".join(errors)}
+        if activity_id in self._activities:
+            return result | {"outcome": "already_registered", "error": None}
+        self._activities[activity_id] = {"activity_id": activity_id, "title": item["title"]}
+        return result | {"outcome": "registered", "error": None}
 
     def _submit(self, item: Any) -> dict[str, Any]:
         key = item.get("idempotency_key") if isinstance(item, dict) else None
         if isinstance(key, str) and key in self._receipts:
             return _outcome(key, "duplicate", receipt_id=self._receipts[key])
         errors = self._validator.errors(item)
+        if not errors and item["activity_id"] not in self._activities:
+            errors.append("activity_id: activity is not registered; register it before reporting learners")
         if errors:
             return _outcome(key, "rejected", error="; ".join(errors))
         held = self._holdings.get(item["record_id"])
         if held is not None and item["version"] <= held["version"]:
             return _outcome(key, "rejected", error="version: stale version, must be above the version held")
-        return _outcome(key, "accepted", receipt_id=self._accept(item, held))
+        if held is not None and held["status"] == "AWARDED":
+            return _outcome(key, "rejected", error="record_id: already reported; records cannot be edited, delete it")
+        return _outcome(key, "accepted", receipt_id=self._accept(item, dict(item)))
 
-    def _accept(self, item: Item, held: Item | None) -> str:
+    def _revoke(self, item: Any) -> dict[str, Any]:
+        key = item.get("idempotency_key") if isinstance(item, dict) else None
+        if isinstance(key, str) and key in self._receipts:
+            return _outcome(key, "duplicate", receipt_id=self._receipts[key])
+        if errors := revocation_errors(item):
+            return _outcome(key, "rejected", error="; ".join(errors))
+        held = self._holdings.get(item["record_id"])
+        if held is not None and item["version"] <= held["version"]:
+            return _outcome(key, "rejected", error="version: stale version, must be above the version held")
+        # What was awarded stays on record, marked REVOKED; with nothing held, a bare tombstone keeps the
+        # revocation (the award may never have been delivered), so registry and ledger still converge.
+        revocation = {"record_id": item["record_id"], "version": item["version"], "idempotency_key": key}
+        holding = (held or {}) | revocation | {"status": "REVOKED"}
+        return _outcome(key, "accepted", receipt_id=self._accept(item, holding))
+
+    def _delete_below(self, item: Any) -> dict[str, Any]:
+        record_id = item.get("record_id") if isinstance(item, dict) else None
+        result: dict[str, Any] = {"record_id": record_id if isinstance(record_id, str) else None}
+        if errors := deletion_errors(item):
+            return result | {"outcome": "rejected", "error": "; ".join(errors)}
+        held = self._holdings.get(record_id)
+        if held is None or held["version"] >= item["versions_below"]:
+            return result | {"outcome": "nothing_to_delete", "error": None}
+        self._delete(record_id)
+        return result | {"outcome": "deleted", "error": None}
+
+    def _delete(self, record_id: str) -> None:
+        del self._holdings[record_id]
+        for key in self._keys_by_record.pop(record_id, set()):
+            self._receipts.pop(key, None)
+
+    def _accept(self, item: Item, holding: Item) -> str:
         receipt_id = str(uuid.uuid4())
         stamp = {"receipt_id": receipt_id, "received_at": utc_now_ms()}
-        if item["status"] == "REVOKED" and held is not None:
-            # A revocation keeps what was awarded on record, marked REVOKED under the new version.
-            holding = held | {field: item[field] for field in ("status", "version", "idempotency_key")}
-        else:
-            holding = dict(item)
         self._holdings[item["record_id"]] = {**holding, **stamp}
         self._receipts[item["idempotency_key"]] = receipt_id
         self._keys_by_record[item["record_id"]].add(item["idempotency_key"])

@@ -8,15 +8,24 @@ from pathlib import Path
 from typing import Self
 
 from deploy.sandbox.ama_registry import AmaPraRegistry
+from deploy.sandbox.ancc_registry import AnccRegistry
 from deploy.sandbox.base import SandboxServer
+from deploy.sandbox.file_drop import FileDrop
+from deploy.sandbox.hr_endpoint import HrEndpoint
 from deploy.sandbox.lrs import XapiLrs
+from deploy.sandbox.provider_rest import ProviderRestApi
 from deploy.sandbox.schema_registry import SchemaRegistrySandbox
+from deploy.sandbox.webinar import WebinarReports
 
 DEFAULT_STATEMENTS = Path(__file__).parents[1] / "sample" / "xapi_statements.json"
+DEFAULT_WEBINAR_REPORT = Path(__file__).parents[1] / "sample" / "webinar_report.json"
+DEFAULT_CSV_DROPS = Path(__file__).parents[1] / "sample" / "csv_drops"
+DEFAULT_PROVIDER_RECORDS = Path(__file__).parents[1] / "sample" / "provider_completions.json"
 
 
 class SandboxStack:
-    """An xAPI LRS loaded from a statements file, an AMA PRA-style registry and a Schema Registry."""
+    """An xAPI LRS loaded from a statements file, a webinar report API, a CSV file drop and a provider REST
+    API (sample data), the AMA PRA-style and ANCC registries, an employer HR endpoint and a Schema Registry."""
 
     def __init__(
         self,
@@ -30,6 +39,11 @@ class SandboxStack:
         self.statements_path = Path(statements_path)
         self.lrs = XapiLrs.from_file(self.statements_path, port=lrs_port)
         self.ama = AmaPraRegistry(port=ama_port, today=today)
+        self.ancc = AnccRegistry(today=today)
+        self.hr = HrEndpoint()
+        self.webinar = WebinarReports.from_file(DEFAULT_WEBINAR_REPORT)
+        self.file_drop = FileDrop(DEFAULT_CSV_DROPS)
+        self.provider_rest = ProviderRestApi.from_file(DEFAULT_PROVIDER_RECORDS)
         self.schema_registry = SchemaRegistrySandbox(port=schema_registry_port)
 
     @property
@@ -38,7 +52,15 @@ class SandboxStack:
 
     def by_kind(self) -> dict[str, SandboxServer]:
         """The sandbox standing in for each connector kind of `cmesync.toml`."""
-        return {"xapi": self.lrs, "ama_pra": self.ama}
+        return {
+            "xapi": self.lrs,
+            "ama_pra": self.ama,
+            "ancc": self.ancc,
+            "employer_hr": self.hr,
+            "webinar": self.webinar,
+            "csv_drop": self.file_drop,
+            "provider_rest": self.provider_rest,
+        }
 
     def start(self) -> Self:
         try:

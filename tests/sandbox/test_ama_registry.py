@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from typing import Any
 
 import pytest
@@ -33,6 +34,26 @@ def results(session: requests.Session, registry: AmaPraRegistry, *items: dict[st
     return response.json()["results"]
 
 
+def post_batch(session: requests.Session, registry: AmaPraRegistry, field: str, *items: Any) -> list[dict[str, Any]]:
+    """POST to /v1/<field> (activities, revocations, deletions) and return the per-item results."""
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    response = session.post(f"{registry.url}/v1/{field}", json={field: list(items)}, headers=headers, timeout=5)
+    assert response.status_code == 200, response.text
+    return response.json()["results"]
+
+
+def revocation(record_id: str = "rec-1", version: int = 2) -> dict[str, Any]:
+    return {"idempotency_key": f"{record_id}:{version}", "record_id": record_id, "version": version}
+
+
+@pytest.fixture(autouse=True)
+def registered_activity(request: pytest.FixtureRequest) -> None:
+    """PARS-like, learners are reported only against a registered activity; the items here report on ACT-001."""
+    if "ama" in request.fixturenames:
+        ama, session = request.getfixturevalue("ama"), request.getfixturevalue("ama_session")
+        post_batch(session, ama, "activities", {"activity_id": "ACT-001", "title": "Sepsis Recognition in the ED"})
+
+
 def all_holdings(session: requests.Session, registry: AmaPraRegistry, **params: Any) -> tuple[list[dict], int]:
     """Page through GET /v1/holdings; returns the entries and the number of pages."""
     entries: list[dict[str, Any]] = []
@@ -51,7 +72,16 @@ def all_holdings(session: requests.Session, registry: AmaPraRegistry, **params: 
 # -- auth and request shape ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method, path", [("POST", "/v1/credits"), ("GET", "/v1/holdings")])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("POST", "/v1/credits"),
+        ("POST", "/v1/activities"),
+        ("POST", "/v1/revocations"),
+        ("POST", "/v1/deletions"),
+        ("GET", "/v1/holdings"),
+    ],
+)
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong-token", "Basic YTpi"])
 def test_given_missing_or_wrong_bearer_when_calling_any_route_then_401(
     ama: AmaPraRegistry, method: str, path: str, authorization: str | None
@@ -172,7 +202,8 @@ def test_given_board_id_without_npi_when_posting_then_accepted(
         ({"first_name": " "}, "first_name: must be a non-empty string"),
         ({"last_name": None}, "last_name: must be a non-empty string"),
         ({"dob_month_day": "02-30"}, "dob_month_day: must be a real month and day as MM-DD"),
-        ({"status": "PENDING"}, "status: must be AWARDED or REVOKED"),
+        ({"status": "PENDING"}, "status: must be AWARDED (revocations go to /v1/revocations)"),
+        ({"status": "REVOKED"}, "status: must be AWARDED (revocations go to /v1/revocations)"),
         ({"version": 0, "idempotency_key": "rec-1:0"}, "version: must be an integer >= 1"),
         ({"idempotency_key": "rec-1"}, "idempotency_key: must be '<record_id>:<version>'"),
     ],
@@ -235,16 +266,58 @@ def test_given_held_version_when_lower_or_equal_version_arrives_with_new_key_the
 # -- versions and revocation ---------------------------------------------------------------------------------
 
 
-def test_given_awarded_v1_when_awarded_v2_arrives_then_it_replaces_the_holding(
+def test_given_awarded_v1_when_awarded_v2_arrives_then_refused_as_an_edit_and_holding_unchanged(
     ama: AmaPraRegistry, ama_session: requests.Session, credit_item: ItemFactory
 ) -> None:
     results(ama_session, ama, credit_item(amount="1.00"))
 
     [result] = results(ama_session, ama, credit_item(version=2, amount="1.50"))
 
+    assert result["outcome"] == "rejected"
+    assert result["error"] == "record_id: already reported; records cannot be edited, delete it"
+    assert (ama.holdings()["rec-1"]["version"], ama.holdings()["rec-1"]["amount"]) == (1, "1.00")
+
+
+def test_given_awarded_v1_when_deleted_below_v2_then_v2_is_accepted_as_a_correction(
+    ama: AmaPraRegistry, ama_session: requests.Session, credit_item: ItemFactory
+) -> None:
+    results(ama_session, ama, credit_item(amount="1.00"))
+
+    [deleted] = post_batch(ama_session, ama, "deletions", {"record_id": "rec-1", "versions_below": 2})
+    [result] = results(ama_session, ama, credit_item(version=2, amount="1.50"))
+
+    assert deleted == {"record_id": "rec-1", "outcome": "deleted", "error": None}
     holding = ama.holdings()["rec-1"]
     assert (holding["version"], holding["amount"], holding["receipt_id"]) == (2, "1.50", result["receipt_id"])
-    assert len(ama.accepted) == 2
+    assert [a["idempotency_key"] for a in ama.accepted] == ["rec-1:1", "rec-1:2"]
+
+
+def test_given_v2_held_when_deletion_below_v2_is_repeated_then_nothing_is_deleted(
+    ama: AmaPraRegistry, ama_session: requests.Session, credit_item: ItemFactory
+) -> None:
+    results(ama_session, ama, credit_item(version=2))
+
+    [again] = post_batch(ama_session, ama, "deletions", {"record_id": "rec-1", "versions_below": 2})
+    [unknown] = post_batch(ama_session, ama, "deletions", {"record_id": "nobody", "versions_below": 9})
+
+    assert (again["outcome"], unknown["outcome"]) == ("nothing_to_delete", "nothing_to_delete")
+    assert ama.holdings()["rec-1"]["version"] == 2
+
+
+@pytest.mark.parametrize(
+    "item, error",
+    [
+        ({"record_id": "rec-1", "versions_below": 0}, "versions_below: must be an integer >= 1"),
+        ({"record_id": " ", "versions_below": 2}, "record_id: must be a non-empty string"),
+        ("rec-1", "item: must be a JSON object"),
+    ],
+)
+def test_given_malformed_deletion_when_posting_then_rejected(
+    ama: AmaPraRegistry, ama_session: requests.Session, item: Any, error: str
+) -> None:
+    [result] = post_batch(ama_session, ama, "deletions", item)
+
+    assert (result["outcome"], result["error"]) == ("rejected", error)
 
 
 def test_given_awarded_holding_when_revoked_v2_arrives_then_holding_kept_and_marked_revoked(
@@ -252,7 +325,7 @@ def test_given_awarded_holding_when_revoked_v2_arrives_then_holding_kept_and_mar
 ) -> None:
     results(ama_session, ama, credit_item(amount="1.25"))
 
-    [result] = results(ama_session, ama, credit_item(version=2, status="REVOKED"))
+    [result] = post_batch(ama_session, ama, "revocations", revocation(version=2))
 
     holding = ama.holdings()["rec-1"]
     assert result["outcome"] == "accepted"
@@ -260,14 +333,108 @@ def test_given_awarded_holding_when_revoked_v2_arrives_then_holding_kept_and_mar
     assert holding["idempotency_key"] == "rec-1:2"
 
 
-def test_given_nothing_held_when_revocation_arrives_then_accepted_and_held_as_revoked(
+def test_given_revocation_already_accepted_when_posted_again_then_duplicate_with_same_receipt(
     ama: AmaPraRegistry, ama_session: requests.Session, credit_item: ItemFactory
 ) -> None:
+    results(ama_session, ama, credit_item())
+    [first] = post_batch(ama_session, ama, "revocations", revocation())
+
+    [again] = post_batch(ama_session, ama, "revocations", revocation())
+
+    assert again == first | {"outcome": "duplicate"}
+    assert len(ama.accepted) == 2
+
+
+def test_given_revoked_holding_when_a_later_award_arrives_then_it_is_accepted(
+    ama: AmaPraRegistry, ama_session: requests.Session, credit_item: ItemFactory
+) -> None:
+    results(ama_session, ama, credit_item())
+    post_batch(ama_session, ama, "revocations", revocation(version=2))
+
+    [result] = results(ama_session, ama, credit_item(version=3, amount="0.50"))
+
+    assert result["outcome"] == "accepted"
+    assert (ama.holdings()["rec-1"]["status"], ama.holdings()["rec-1"]["amount"]) == ("AWARDED", "0.50")
+
+
+@pytest.mark.parametrize(
+    "item, error",
+    [
+        ({"idempotency_key": "rec-1:2", "record_id": "rec-1", "version": 3}, "idempotency_key: must be"),
+        ({"idempotency_key": "rec-1:0", "record_id": "rec-1", "version": 0}, "version: must be an integer >= 1"),
+    ],
+)
+def test_given_malformed_revocation_when_posting_then_rejected_and_nothing_held(
+    ama: AmaPraRegistry, ama_session: requests.Session, item: dict[str, Any], error: str
+) -> None:
+    [result] = post_batch(ama_session, ama, "revocations", item)
+
+    assert result["outcome"] == "rejected"
+    assert error in result["error"]
+    assert ama.holdings() == {}
+
+
+def test_given_nothing_held_when_revocation_arrives_then_accepted_and_held_as_revoked(
+    ama: AmaPraRegistry, ama_session: requests.Session
+) -> None:
     # The award may never have been delivered; accepting the revocation keeps registry and ledger converging.
-    [result] = results(ama_session, ama, credit_item(version=2, status="REVOKED"))
+    [result] = post_batch(ama_session, ama, "revocations", revocation(version=2))
 
     assert result["outcome"] == "accepted"
     assert ama.holdings()["rec-1"]["status"] == "REVOKED"
+
+
+# -- activities ----------------------------------------------------------------------------------------------
+
+
+def test_given_unregistered_activity_when_reporting_a_learner_then_rejected_until_it_is_registered(
+    ama: AmaPraRegistry, ama_session: requests.Session, credit_item: ItemFactory
+) -> None:
+    [before] = results(ama_session, ama, credit_item(activity_id="ACT-777"))
+    [registered] = post_batch(ama_session, ama, "activities", {"activity_id": "ACT-777", "title": "New activity"})
+    [after] = results(ama_session, ama, credit_item(activity_id="ACT-777"))
+
+    assert before["outcome"] == "rejected"
+    assert before["error"].startswith("activity_id: activity is not registered")
+    assert registered == {"activity_id": "ACT-777", "outcome": "registered", "error": None}
+    assert after["outcome"] == "accepted"
+
+
+def test_given_registered_activity_when_registered_again_then_already_registered_and_kept_once(
+    ama: AmaPraRegistry, ama_session: requests.Session
+) -> None:
+    [again] = post_batch(ama_session, ama, "activities", {"activity_id": "ACT-001", "title": "Another title"})
+
+    assert again["outcome"] == "already_registered"
+    assert ama.activities() == {"ACT-001": {"activity_id": "ACT-001", "title": "Sepsis Recognition in the ED"}}
+
+
+def test_given_activity_without_title_when_registering_then_rejected(
+    ama: AmaPraRegistry, ama_session: requests.Session
+) -> None:
+    [result] = post_batch(ama_session, ama, "activities", {"activity_id": "ACT-9", "title": ""})
+
+    assert (result["outcome"], result["error"]) == ("rejected", "title: must be a non-empty string")
+    assert "ACT-9" not in ama.activities()
+
+
+def test_given_registry_configured_two_years_back_when_completions_straddle_that_limit_then_only_the_later_accepted(
+    ama_session: requests.Session, credit_item: ItemFactory
+) -> None:
+    with AmaPraRegistry(today=lambda: date(2026, 11, 23), years_back=2) as registry:
+        post_batch(ama_session, registry, "activities", {"activity_id": "ACT-001", "title": "Sepsis"})
+        inside, outside = results(
+            ama_session,
+            registry,
+            credit_item("inside", completed_on="2024-01-01"),
+            credit_item("outside", completed_on="2023-12-31"),
+        )
+
+    assert inside["outcome"] == "accepted"
+    assert (outside["outcome"], outside["error"]) == (
+        "rejected",
+        "completed_on: must not be before 1 January, 2 calendar years ago",
+    )
 
 
 def test_given_concurrent_retries_of_one_item_when_posting_then_exactly_one_acceptance_and_one_receipt(
@@ -335,7 +502,7 @@ def test_given_revocation_when_listing_since_before_it_then_revoked_holding_is_l
 ) -> None:
     results(ama_session, ama, credit_item())
     ama.alter("rec-1", received_at="2026-11-01T00:00:00.000Z")
-    results(ama_session, ama, credit_item(version=2, status="REVOKED"))
+    post_batch(ama_session, ama, "revocations", revocation(version=2))
 
     entries, _ = all_holdings(ama_session, ama, since="2026-11-02T00:00:00Z")
 

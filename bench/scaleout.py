@@ -1,0 +1,141 @@
+"""Scale-out: the reconcile stage with 1 and with 2 reconciler processes in one consumer group over a
+2-partition cme.attendance.v1, on PostgreSQL (several writers), printing the speed-up.
+
+`python -m bench.scaleout --events 20000`; a worker is `python -m bench.scaleout --worker ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench.generate import statements
+from deploy.broker import ATTENDANCE_TOPIC, EmbeddedBroker
+from deploy.sandbox.stack import SandboxStack
+from ledger.store import Ledger
+from pipeline import stages
+from pipeline.config import Settings
+from pipeline.factory import build_registries, codec_for
+from pipeline.intake import reconcile_topic
+from pipeline.kafka_io import BatchConsumer
+from reconcile.catalog import load_catalog
+
+CONFIG = Path(__file__).with_name("cmesync.toml")
+PARTITIONS = 2
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def fresh_database() -> str:
+    name = f"cmesync_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+
+def worker(settings_json: str, group: str, share: int) -> None:
+    """Join the group, say so, wait for the go line on stdin, reconcile to the end, print counts."""
+    settings = Settings.model_validate_json(settings_json)
+    consumer = BatchConsumer(settings.kafka_bootstrap, ATTENDANCE_TOPIC, group, settings.batch_size, join_group=True)
+    assigned = consumer.wait_for_assignment(share)
+    print(json.dumps({"ready": sorted(tp.partition for tp in assigned)}), flush=True)
+    sys.stdin.readline()
+    ledger = Ledger(settings.ledger_url)
+    started = time.perf_counter()
+    stats = reconcile_topic(
+        consumer,
+        codec_for(settings, "attendance_event"),
+        ledger,
+        load_catalog(settings.catalog_path),
+        build_registries(settings),
+    )
+    print(json.dumps({"consumed": stats.consumed, "seconds": time.perf_counter() - started}), flush=True)
+    consumer.close()
+    ledger.close()
+
+
+def reconcile_with(processes: int, settings: Settings) -> dict[str, Any]:
+    settings = settings.model_copy(update={"ledger_url": fresh_database()})
+    stages.prepare(settings)
+    group = f"bench-scaleout-{processes}-{uuid.uuid4().hex[:6]}"
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.scaleout",
+                "--worker",
+                settings.model_dump_json(),
+                "--group",
+                group,
+                "--share",
+                str(PARTITIONS // processes),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    shares = [json.loads(w.stdout.readline())["ready"] for w in workers if w.stdout]
+    if sorted(p for share in shares for p in share) != list(range(PARTITIONS)):
+        raise SystemExit(f"partitions not shared out between the reconcilers: {shares}")
+    started = time.perf_counter()
+    for w in workers:
+        assert w.stdin is not None
+        w.stdin.write("go\n")
+        w.stdin.flush()
+    results = [json.loads(w.stdout.readline()) for w in workers if w.stdout]
+    for w in workers:
+        w.wait(timeout=60)
+    return {
+        "processes": processes,
+        "seconds": time.perf_counter() - started,
+        "shares": shares,
+        "consumed": sum(r["consumed"] for r in results),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scaleout", description=__doc__)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--group", help=argparse.SUPPRESS)
+    parser.add_argument("--share", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args.worker, args.group, args.share)
+        return 0
+    workdir = Path("var/bench")
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / f"scaleout-{args.events}.json"
+    path.write_text(json.dumps(statements(args.events)))
+    with EmbeddedBroker(partitions=PARTITIONS) as broker, SandboxStack(path) as sandboxes:
+        base = Settings.load(CONFIG)
+        settings = base.with_endpoints(
+            {
+                "kafka_bootstrap": broker.bootstrap,
+                "schema_registry_url": sandboxes.schema_registry.url,
+                "bench-xapi.base_url": sandboxes.lrs.url,
+                "ama-pra.base_url": sandboxes.ama.url,
+            }
+        ).model_copy(update={"ledger_url": fresh_database()})
+        stages.prepare(settings)
+        pulled = stages.pull(settings, "bench-xapi")
+        one = reconcile_with(1, settings)
+        two = reconcile_with(2, settings)
+    speedup = one["seconds"] / two["seconds"]
+    print(json.dumps({"events": pulled.events, "one": one, "two": two, "speedup": speedup}, indent=2))
+    print(f"2 reconcilers reconcile {pulled.events:,} events {speedup:.2f}x as fast as one (target >= 1.6)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

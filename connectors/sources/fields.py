@@ -1,0 +1,203 @@
+"""Field parsers every source uses on raw values: strict, and raising RecordError with a stable reason code
+that names the field, never its value (values can be PII)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from connectors.sources.base import (
+    FIELD_TOO_LARGE,
+    IMPLAUSIBLE_DURATION,
+    INVALID_NPI,
+    MAX_FIELD_CHARS,
+    MISSING_IDENTITY,
+    SCHEMA_INVALID,
+    RecordError,
+)
+
+# One sitting never lasts longer than this; a longer segment or duration is a clock or unit error.
+MAX_MINUTES = 24 * 60
+NPI_PREFIX = "80840"  # CMS: the check digit is computed as if the NPI carried the card-issuer prefix 80840
+_NPI = re.compile(r"\d{10}")
+_DOB = re.compile(r"(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])")
+_DURATION = re.compile(
+    r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?"
+    r"(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
+)
+STRONG_IDENTIFIERS = ("npi", "licence", "board_id", "email")
+
+
+def dotted(data: Any, path: str) -> Any:
+    """The value at a dotted path (`learner.ids.npi`) in nested mappings; None where any step is missing."""
+    value = data
+    for step in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(step)
+    return value
+
+
+def text(value: Any, field: str, *, required: bool = False) -> str | None:
+    """A trimmed string from a string or number; None for absent/blank unless `required`."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise RecordError(SCHEMA_INVALID, f"{field} is missing")
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise RecordError(SCHEMA_INVALID, f"{field} must be a string, not {type(value).__name__}")
+    result = str(value).strip()
+    if len(result) > MAX_FIELD_CHARS:
+        raise RecordError(FIELD_TOO_LARGE, f"{field} is longer than {MAX_FIELD_CHARS} characters")
+    return result
+
+
+def instant(value: Any, field: str, *, default_tz: tzinfo | None = None, formats: tuple[str, ...] = ()) -> datetime:
+    """An aware datetime from ISO 8601 or one of `formats`; naive times take `default_tz`, else are refused."""
+    raw = text(value, field, required=True)
+    assert raw is not None
+    moment: datetime | None = None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        for pattern in formats:
+            try:
+                moment = datetime.strptime(raw, pattern)
+                break
+            except ValueError:
+                continue
+    if moment is None:
+        raise RecordError(SCHEMA_INVALID, f"{field} is not a timestamp in a known format")
+    if moment.tzinfo is None:
+        if default_tz is None:
+            raise RecordError(SCHEMA_INVALID, f"{field} has no time zone")
+        moment = moment.replace(tzinfo=default_tz)
+    return moment.astimezone(UTC)
+
+
+def optional_instant(
+    value: Any, field: str, *, default_tz: tzinfo | None = None, formats: tuple[str, ...] = ()
+) -> datetime | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return instant(value, field, default_tz=default_tz, formats=formats)
+
+
+def plausible_minutes(minutes: float, field: str, limit: float = MAX_MINUTES) -> float:
+    if not 0 < minutes <= limit:
+        raise RecordError(IMPLAUSIBLE_DURATION, f"{field} must be more than 0 and at most {limit:g} minutes")
+    return minutes
+
+
+def number(value: Any, field: str) -> float | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise RecordError(SCHEMA_INVALID, f"{field} must be a number")
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        raise RecordError(SCHEMA_INVALID, f"{field} must be a number") from None
+    if result != result or result in (float("inf"), float("-inf")):
+        raise RecordError(SCHEMA_INVALID, f"{field} must be a finite number")
+    return result
+
+
+def segment_minutes(started_at: datetime, ended_at: datetime, what: str) -> float:
+    """Minutes between join and leave, refusing a leave before the join or an absurd length."""
+    return plausible_minutes((ended_at - started_at).total_seconds() / 60, f"{what} (leave - join)")
+
+
+def iso_duration_minutes(value: Any, field: str) -> float:
+    """ISO 8601 duration (the subset xAPI uses: PnDTnHnMnS) in minutes."""
+    raw = text(value, field, required=True)
+    assert raw is not None
+    if raw.startswith("-"):
+        raise RecordError(IMPLAUSIBLE_DURATION, f"{field} is negative")
+    match = _DURATION.match(raw)
+    if not match or raw in ("P", "PT") or raw.endswith("T"):
+        raise RecordError(SCHEMA_INVALID, f"{field} is not an ISO 8601 duration")
+    parts = {k: float(v) if v else 0.0 for k, v in match.groupdict().items()}
+    return parts["d"] * 1440 + parts["h"] * 60 + parts["m"] + parts["s"] / 60
+
+
+def npi(value: Any, field: str = "npi") -> str | None:
+    raw = text(value, field)
+    if raw is None:
+        return None
+    if not _NPI.fullmatch(raw) or _luhn_check_digit(NPI_PREFIX + raw[:9]) != int(raw[9]):
+        raise RecordError(INVALID_NPI, f"{field} is not a 10-digit NPI with a valid check digit")
+    return raw
+
+
+def _luhn_check_digit(digits: str) -> int:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        digit = int(char)
+        if index % 2 == 0:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return (10 - total % 10) % 10
+
+
+def email(value: Any, field: str = "email") -> str | None:
+    raw = text(value, field)
+    if raw is None:
+        return None
+    raw = raw.removeprefix("mailto:")
+    if raw.count("@") != 1 or raw.startswith("@") or raw.endswith("@") or any(c.isspace() for c in raw):
+        raise RecordError(SCHEMA_INVALID, f"{field} is not an e-mail address")
+    return raw
+
+
+def profession(value: Any, field: str = "profession") -> str | None:
+    """MD, DO, RN, NP, CNS, PA… as written on sign-in sheets ("M.D.", "do") in their canonical form."""
+    raw = text(value, field)
+    return raw.replace(".", "").replace(" ", "").upper() if raw else None
+
+
+def dob_month_day(value: Any, field: str = "dob_month_day") -> str | None:
+    raw = text(value, field)
+    if raw is None:
+        return None
+    if not _DOB.fullmatch(raw):
+        raise RecordError(SCHEMA_INVALID, f"{field} is not MM-DD")
+    return raw
+
+
+def learner(
+    *,
+    npi_value: Any = None,
+    email_value: Any = None,
+    board_id: Any = None,
+    given_name: Any = None,
+    family_name: Any = None,
+    dob: Any = None,
+    profession_value: Any = None,
+    licence_number: Any = None,
+    licence_state: Any = None,
+) -> dict[str, Any]:
+    """A LearnerIdentity; MISSING_IDENTITY unless the identity rules can match on something."""
+    number_, state = text(licence_number, "licence_number"), text(licence_state, "licence_state")
+    prof = profession(profession_value)
+    licence = None
+    if number_ and state and prof:
+        licence = {"number": number_, "state": state.upper(), "profession": prof}
+    identity = {
+        "npi": npi(npi_value),
+        "email": email(email_value),
+        "licence": licence,
+        "board_id": text(board_id, "board_id"),
+        "given_name": text(given_name, "given_name"),
+        "family_name": text(family_name, "family_name"),
+        "dob_month_day": dob_month_day(dob),
+        "profession": prof,
+    }
+    named = identity["given_name"] and identity["family_name"] and identity["dob_month_day"]
+    if not any(identity[key] for key in STRONG_IDENTIFIERS) and not named:
+        raise RecordError(MISSING_IDENTITY, "no NPI, licence, board id, e-mail, or name with date of birth")
+    return identity

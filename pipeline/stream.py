@@ -1,0 +1,172 @@
+"""The long-running consumer: reconcile cme.attendance.v1 continuously and keep the credit stream and the
+registries up to date (DESIGN §1, §9, §10).
+
+Two loops, each with its own clients (kafka-python clients are not thread-safe):
+- the poll loop (the caller's thread) takes at most `batch_size` messages per poll, reconciles them into the
+  ledger in one transaction and only then commits their offsets — per-poll work stays bounded;
+- the delivery pump (a background thread) publishes the outbox and delivers pending credits to every registry
+  whenever the poll loop has committed something, or every `delivery_interval_s`. Slow registries therefore
+  never hold up polling.
+
+Stopping (`stop` set, e.g. by SIGTERM): the poll loop finishes the batch in hand — reconciled and committed —
+and exits; the pump finishes the pass in hand, makes one last pass for what the final batches produced, and
+exits. Nothing consumed is left uncommitted-but-applied or applied-but-lost; whatever remains pending is
+picked up by the next start or the next nightly run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from types import FrameType
+
+from deploy.broker import ATTENDANCE_TOPIC
+from ledger.store import Ledger
+from pipeline import stages
+from pipeline.catalog import fetch_catalog
+from pipeline.config import Settings
+from pipeline.factory import build_registries, codec_for
+from pipeline.intake import IntakeStats, reconcile_messages
+from pipeline.kafka_io import BatchConsumer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StreamStats:
+    batches: int = 0
+    consumed: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    credit_versions: int = 0
+    credits_published: int = 0
+    delivered: int = 0
+    delivery_failed: int = 0
+    pump_errors: int = 0
+
+    def add_intake(self, intake: IntakeStats) -> None:
+        self.batches += 1
+        self.consumed += intake.consumed
+        self.duplicates += intake.duplicates
+        self.rejected += intake.rejected
+        self.credit_versions += intake.credit_versions
+
+    def counts(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class DeliveryPump(threading.Thread):
+    """Publishes the outbox and delivers to every registry, outside the poll loop."""
+
+    def __init__(self, settings: Settings, stats: StreamStats, interval_s: float) -> None:
+        super().__init__(name="cmesync-delivery-pump", daemon=True)
+        self.settings = settings
+        self.stats = stats
+        self.interval_s = interval_s
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Ask for one last pass, then the end; returns at once (join to wait)."""
+        self._stopping.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        while True:
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            last = self._stopping.is_set()
+            self.one_pass()
+            if last:
+                return
+
+    def one_pass(self) -> None:
+        try:
+            credits, _ = stages.publish(self.settings)
+            delivered = failed = 0
+            for registry in self.settings.registries:
+                result = stages.deliver(self.settings, registry.name)
+                delivered += result.delivered
+                failed += result.failed
+            stages.publish(self.settings)  # the dead letters of failed deliveries
+        except Exception as err:
+            # A broker or ledger hiccup must not end the stream: the work stays in the outbox and the pending
+            # deliveries, and the next pass takes it up. Only the type is logged (messages can quote data).
+            with self._lock:
+                self.stats.pump_errors += 1
+            log.error("delivery pass failed: %s; retrying in %.0f s", type(err).__name__, self.interval_s)
+            return
+        with self._lock:
+            self.stats.credits_published += credits
+            self.stats.delivered += delivered
+            self.stats.delivery_failed += failed
+        if credits or delivered or failed:
+            log.info("delivery pass: %d credit versions published, %d delivered, %d failed", credits, delivered, failed)
+
+
+def run_stream(
+    settings: Settings,
+    stop: threading.Event,
+    *,
+    delivery_interval_s: float = 5.0,
+    idle_wait_s: float = 0.5,
+    on_batch: Callable[[StreamStats], None] | None = None,
+) -> StreamStats:
+    """Consume until `stop` is set; return what was done."""
+    stats = StreamStats()
+    ledger = Ledger(settings.ledger_url)
+    consumer = BatchConsumer(settings.kafka_bootstrap, ATTENDANCE_TOPIC, settings.consumer_group, settings.batch_size)
+    codec = codec_for(settings, "attendance_event")
+    catalog = fetch_catalog(settings)
+    registries = build_registries(settings)
+    pump = DeliveryPump(settings, stats, delivery_interval_s)
+    pump.start()
+    try:
+        while not stop.is_set():
+            for batch in consumer.batches():
+                intake = reconcile_messages(batch, codec, ledger, catalog, registries)
+                consumer.commit(batch)
+                stats.add_intake(intake)
+                pump.wake()
+                if on_batch:
+                    on_batch(stats)
+                if stop.is_set():
+                    break
+            stop.wait(idle_wait_s)
+    finally:
+        consumer.close()
+        ledger.close()
+        pump.stop()
+        pump.join()
+    log.info("stream stopped: %s", stats.counts())
+    return stats
+
+
+@contextlib.contextmanager
+def stop_on_signals(
+    stop: threading.Event, signums: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
+) -> Iterator[None]:
+    """Turn SIGTERM/SIGINT into `stop` for the duration, then restore the previous handlers. Signals can only be
+    handled on the main thread; elsewhere this is a no-op and the caller must set `stop` itself."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s received: finishing the batch in hand, then stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {signum: signal.signal(signum, handle) for signum in signums}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

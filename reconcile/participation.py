@@ -1,0 +1,102 @@
+"""Participation time of one learner in one scheduled (live or RSS) activity (domain/credit-rules.md,
+"Participation time").
+
+Minutes = the union of the learner's join/leave segments (overlaps and duplicate rows count once), clipped to
+the activity's scheduled sessions when the catalog lists them, minus the catalog's breaks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from reconcile.catalog import Activity, Interval
+
+Span = tuple[datetime, datetime]
+_MS = timedelta(milliseconds=1)
+
+
+def union(spans: Iterable[Span]) -> list[Span]:
+    """Sorted, non-overlapping spans covering exactly what `spans` cover."""
+    merged: list[Span] = []
+    for start, end in sorted(s for s in spans if s[1] > s[0]):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def intersect(spans: Sequence[Span], within: Sequence[Span]) -> list[Span]:
+    """The parts of `spans` inside `within` (both unions)."""
+    return union((max(a_start, b_start), min(a_end, b_end)) for a_start, a_end in spans for b_start, b_end in within)
+
+
+def subtract(spans: Sequence[Span], holes: Sequence[Span]) -> list[Span]:
+    """The parts of `spans` outside `holes` (both unions)."""
+    result: list[Span] = []
+    for start, end in spans:
+        cursor = start
+        for hole_start, hole_end in holes:
+            if hole_end <= cursor or hole_start >= end:
+                continue
+            if hole_start > cursor:
+                result.append((cursor, hole_start))
+            cursor = max(cursor, hole_end)
+        if cursor < end:
+            result.append((cursor, end))
+    return result
+
+
+def total_minutes(spans: Iterable[Span]) -> Decimal:
+    return sum((Decimal((end - start) // _MS) / 60000 for start, end in spans), Decimal(0))
+
+
+def _spans(intervals: Iterable[Interval]) -> list[Span]:
+    return union((i.start, i.end) for i in intervals)
+
+
+def scheduled_minutes(activity: Activity) -> Decimal | None:
+    """Creditable minutes the schedule offers (sessions minus breaks), or None without a schedule."""
+    if not activity.sessions:
+        return None
+    return total_minutes(subtract(_spans(activity.sessions), _spans(activity.breaks)))
+
+
+def is_timed(event: Mapping[str, Any]) -> bool:
+    return bool((event.get("started_at") and event.get("ended_at")) or event.get("minutes"))
+
+
+@dataclass(frozen=True)
+class Participation:
+    minutes: Decimal
+    last_day: date
+    evidence: tuple[str, ...]
+
+
+def participation(activity: Activity, events: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> Participation | None:
+    """Creditable participation from the timed events (`keys[i]` names `events[i]`), or None if none is timed.
+
+    Events reporting only a duration (`minutes`, no join/leave times) cannot be placed on the clock, so
+    breaks cannot be cut out of them: our choice is to take them as net minutes, capped at what the schedule
+    offers, and to count the largest such report rather than their sum, because duplicate attendance
+    reports of one session must not add up. A learner's minutes are the larger of that and the segments'.
+    """
+    timed = [(e, k) for e, k in zip(events, keys, strict=True) if is_timed(e)]
+    if not timed:
+        return None
+    segments = [(e["started_at"], e["ended_at"]) for e, _ in timed if e.get("started_at") and e.get("ended_at")]
+    spans = union(segments)
+    if activity.sessions:
+        spans = intersect(spans, _spans(activity.sessions))
+    spans = subtract(spans, _spans(activity.breaks))
+    minutes = total_minutes(spans)
+    bare = [Decimal(str(e["minutes"])) for e, _ in timed if not (e.get("started_at") and e.get("ended_at"))]
+    if bare:
+        offered = scheduled_minutes(activity)
+        minutes = max(minutes, min(max(bare), offered) if offered is not None else max(bare))
+    last_day = max(activity.local_day(e.get("ended_at") or e["occurred_at"]) for e, _ in timed)
+    return Participation(minutes, last_day, tuple(sorted(k for _, k in timed)))

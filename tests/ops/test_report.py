@@ -1,0 +1,140 @@
+"""The run report (pipeline/report.py) as plain functions over a real ledger, SQLite and PostgreSQL, no Prefect."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, update
+
+from ledger import tables as t
+from ledger.store import DeadLetterEntry, Ledger, StoredEvent, utcnow
+from pipeline.report import (
+    REGISTRY_DIFF_TITLE,
+    Table,
+    build_run_report,
+    publish_run_report,
+    render_html,
+    render_markdown,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def ledger(ledger_url: str) -> Iterator[Ledger]:
+    ledger = Ledger(ledger_url)
+    ledger.migrate()
+    yield ledger
+    ledger.close()
+
+
+def event(source: str, event_id: str) -> StoredEvent:
+    body = {"source": source, "event_id": event_id, "source_ref": f"row {event_id}", "kind": "COMPLETED"}
+    return StoredEvent({**body, "occurred_at": utcnow()}, None, None)
+
+
+def dead(stage: str, source: str, ref: str, reason_code: str, registry: str | None = None) -> DeadLetterEntry:
+    return DeadLetterEntry(stage, source, ref, reason_code, "why, without values", b"{}", registry)
+
+
+def delivery(ledger: Ledger, record_id: str, registry: str, state: str) -> None:
+    with ledger.transaction() as conn:
+        conn.execute(
+            insert(t.deliveries).values(
+                record_id=record_id, registry=registry, version=1, state=state, attempts=1, updated_at=utcnow()
+            )
+        )
+
+
+def a_night(ledger: Ledger, run_id: str = "run-1") -> None:
+    """A run that took 3 events from two sources, rejected 3 records and delivered to two registries; plus a
+    dead letter from before the run, which its report must not count."""
+    ledger.add_dead_letters([dead("normalise", "lms-xapi", "statement:old", "SCHEMA_INVALID")])
+    with ledger.transaction() as conn:
+        earlier = utcnow() - timedelta(days=1)
+        conn.execute(update(t.dead_letters).values(first_seen=earlier, last_seen=earlier))
+    ledger.start_run(run_id, "nightly")
+    with ledger.transaction() as conn:
+        ledger.write_events(conn, [event("lms-xapi", "a"), event("lms-xapi", "b"), event("csv-drop", "c")], {}, [])
+    ledger.add_dead_letters(
+        [
+            dead("normalise", "lms-xapi", "statement:1", "SCHEMA_INVALID"),
+            dead("reconcile", "csv-drop", "file.csv:4", "UNKNOWN_ACTIVITY"),
+            dead("deliver", "ledger", "credit r3 v1", "REGISTRY_UNAVAILABLE", "ancc"),
+        ]
+    )
+    delivery(ledger, "r1", "ama-pra", "sent")
+    delivery(ledger, "r2", "ama-pra", "pending")
+    delivery(ledger, "r3", "ancc", "failed")
+    ledger.finish_run(run_id, "succeeded", {"records_read": 6, "delivered": 1, "delivery_failed": 1})
+
+
+def test_given_a_nights_ledger_when_its_report_is_built_then_it_counts_per_source_registry_and_reason(
+    ledger: Ledger,
+) -> None:
+    a_night(ledger)
+
+    report = build_run_report(ledger, "run-1", "Nightly reconciliation")
+
+    assert report.run.status == "succeeded"
+    assert report.totals.rows == [
+        ("source records read", "6"),
+        ("deliveries to registries", "1"),
+        (
+            "deliveries failed (dead letters)",
+            "1",
+        ),
+    ]
+    assert report.sources.rows == [("csv-drop", "1", "0", "1"), ("lms-xapi", "2", "1", "0")]
+    assert report.registries.rows == [("ama-pra", "1", "0", "1", "0"), ("ancc", "0", "1", "0", "1")]
+    assert report.dead_letters.rows == [
+        ("deliver", "REGISTRY_UNAVAILABLE", "1"),
+        ("normalise", "SCHEMA_INVALID", "1"),
+        ("reconcile", "UNKNOWN_ACTIVITY", "1"),
+    ]
+
+
+def test_given_a_report_when_rendered_then_markdown_and_html_carry_the_same_tables(ledger: Ledger) -> None:
+    a_night(ledger)
+    report = build_run_report(ledger, "run-1", "Nightly <reconciliation>")
+
+    markdown = render_markdown(report, Path("var/reports/x.html"))
+    page = render_html(report)
+
+    for table in report.tables:
+        assert f"## {table.title}" in markdown
+    assert "| lms-xapi | 2 | 1 | 0 |" in markdown
+    assert "`var/reports/x.html`" in markdown
+    assert "<td>lms-xapi</td>" in page and '<td class="n">2</td>' in page
+    assert "<reconciliation>" not in page and "Nightly &lt;reconciliation&gt;" in page
+
+
+def test_given_registry_diff_findings_when_reported_then_they_fill_the_registry_diff_section(ledger: Ledger) -> None:
+    a_night(ledger)
+    findings = Table(REGISTRY_DIFF_TITLE, ("registry", "drift", "repaired"), [("ama-pra", "2", "2")])
+
+    without = render_markdown(build_run_report(ledger, "run-1", "Nightly"))
+    with_diff = render_markdown(build_run_report(ledger, "run-1", "Nightly", registry_diff=findings))
+
+    assert f"## {REGISTRY_DIFF_TITLE}\n\n_no registry diff was attached to this report_" in without
+    assert "| ama-pra | 2 | 2 |" in with_diff
+
+
+def test_given_a_run_when_its_report_is_published_then_an_html_file_is_written_under_the_reports_dir(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    a_night(ledger, "0f9e8d7c-run")
+
+    markdown, path = publish_run_report(ledger.url, "0f9e8d7c-run", "Nightly reconciliation", tmp_path / "reports")
+
+    assert path.parent == tmp_path / "reports" and path.name.startswith("nightly-") and path.suffix == ".html"
+    assert "<h2>Per registry</h2>" in path.read_text(encoding="utf-8")
+    assert str(path) in markdown
+
+
+def test_given_an_unknown_run_when_a_report_is_asked_for_then_it_says_so(ledger: Ledger) -> None:
+    with pytest.raises(LookupError, match="no run nope"):
+        build_run_report(ledger, "nope", "Nightly")

@@ -1,0 +1,176 @@
+"""The reconcile stage with a real ledger (SQLite and PostgreSQL): events → credits, outbox, deliveries and
+reason-coded dead letters in one transaction per batch, and held credits issued once their gap is filled."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from connectors.http import HttpClient
+from connectors.registries.ama_pra import AmaPraRegistry
+from ledger import tables as t
+from ledger.store import Ledger, record_from_json
+from pipeline.intake import IntakeStats, reconcile_messages
+from pipeline.kafka_io import Consumed
+from reconcile.catalog import parse_catalog
+from schemas.codec import AvroCodec
+
+pytestmark = pytest.mark.integration
+
+CATALOG = parse_catalog(
+    {
+        "activities": [
+            {
+                "id": "MOC",
+                "title": "Self-assessment with MOC",
+                "accreditors": ["ACCME", "ABIM"],
+                "designations": {"AMA_PRA_1": "2.00", "ABIM_MOC": "2.00"},
+                "window": {"start": "2026-01-01", "end": "2026-12-31"},
+            },
+            {
+                "id": "NURSING",
+                "title": "Nursing module",
+                "accreditors": ["ACCME", "ANCC"],
+                "designations": {"AMA_PRA_1": "1.00", "ANCC_CH": "1.00"},
+                "window": {"start": "2026-01-01", "end": "2026-12-31"},
+            },
+        ]
+    }
+)
+WHEN = datetime(2026, 5, 4, 15, tzinfo=UTC)
+REGISTRIES = [AmaPraRegistry("ama-pra", HttpClient("http://127.0.0.1:9"))]  # only `accepts` is called
+
+
+@pytest.fixture
+def ledger(ledger_url: str) -> Iterator[Ledger]:
+    ledger = Ledger(ledger_url)
+    ledger.migrate()
+    yield ledger
+    ledger.close()
+
+
+class Feed:
+    """Encodes events with the real codec and hands them to the intake as consumed messages."""
+
+    def __init__(self, codec: AvroCodec, ledger: Ledger) -> None:
+        self.codec = codec
+        self.ledger = ledger
+        self.offset = 0
+
+    def messages(self, events: Sequence[dict[str, Any]]) -> list[Consumed]:
+        messages = [Consumed(0, self.offset + i, None, self.codec.encode(e)) for i, e in enumerate(events)]
+        self.offset += len(events)
+        return messages
+
+    def __call__(self, events: Sequence[dict[str, Any]]) -> IntakeStats:
+        return reconcile_messages(self.messages(events), self.codec, self.ledger, CATALOG, REGISTRIES)
+
+
+@pytest.fixture
+def feed(attendance_codec: AvroCodec, ledger: Ledger) -> Feed:
+    return Feed(attendance_codec, ledger)
+
+
+def latest(ledger: Ledger) -> dict[tuple[str, str], dict[str, Any]]:
+    """(activity, credit type) → latest record (the tests below have one learner)."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    with ledger.engine.connect() as conn:
+        for row in conn.execute(select(t.credits.c.record).order_by(t.credits.c.version)):
+            record = record_from_json(row.record)
+            found[(record["activity_id"], record["credit_type"])] = record
+    return found
+
+
+def dead_letters(ledger: Ledger) -> list[tuple[str, str, bool]]:
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(select(t.dead_letters).order_by(t.dead_letters.c.source_ref, t.dead_letters.c.reason_code))
+        return [(r.source_ref, r.reason_code, r.resolved_at is not None) for r in rows]
+
+
+def count(ledger: Ledger, table: Any) -> int:
+    with ledger.engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(table)) or 0)
+
+
+def test_given_a_physician_without_board_id_when_reconciled_then_ama_flows_and_moc_waits_in_a_dead_letter(
+    ev: Any, feed: Feed, ledger: Ledger
+) -> None:
+    stats = feed([ev("c1", activity="MOC", when=WHEN, dob_month_day="03-14")])
+
+    assert (stats.accepted, stats.rejected, stats.held_back, stats.credit_versions) == (1, 0, 1, 1)
+    assert {k: (r["version"], r["status"]) for k, r in latest(ledger).items()} == {("MOC", "AMA_PRA_1"): (1, "AWARDED")}
+    assert dead_letters(ledger) == [("lms:c1", "MISSING_BOARD_IDENTITY", False)]
+
+    # The board id arrives with evidence for another activity: the held MOC record is decided again.
+    feed([ev("c2", activity="NURSING", when=WHEN + timedelta(days=1), board_id="ABIM-42")])
+
+    records = latest(ledger)
+    moc = records[("MOC", "ABIM_MOC")]
+    assert (moc["version"], moc["status"], moc["amount"], moc["accreditor"]) == (1, "AWARDED", 2, "ABIM")
+    assert (moc["learner"]["board_id"], moc["learner"]["dob_month_day"]) == ("ABIM-42", "03-14")
+    assert moc["completed_on"].isoformat() == "2026-05-04"
+    assert dead_letters(ledger) == [("lms:c1", "MISSING_BOARD_IDENTITY", True)]
+    assert count(ledger, t.outbox) == count(ledger, t.credits) == 3
+
+
+def test_given_a_webinar_attendee_known_only_by_email_when_their_profession_arrives_then_credit_issued(
+    ev: Any, feed: Feed, ledger: Ledger
+) -> None:
+    feed([ev("w1", source="webinar", activity="NURSING", when=WHEN, npi=None, profession=None, email="nurse@x.org")])
+    assert latest(ledger) == {}
+    assert dead_letters(ledger) == [("webinar:w1", "UNKNOWN_PROFESSION", False)]
+
+    licence = {"number": "RN-1", "state": "ca", "profession": "RN"}
+    feed([ev("s1", activity="MOC", when=WHEN, npi=None, profession=None, email="NURSE@x.org", licence=licence)])
+
+    [(key, record)] = latest(ledger).items()
+    assert key == ("NURSING", "ANCC_CH") and record["accreditor"] == "ANCC"
+    assert {k: record["learner"][k] for k in ("licence_number", "licence_state", "profession")} == {
+        "licence_number": "RN-1",
+        "licence_state": "CA",
+        "profession": "RN",
+    }
+    assert dead_letters(ledger) == [("webinar:w1", "UNKNOWN_PROFESSION", True)]
+
+
+def test_given_the_same_batch_twice_when_reconciled_then_nothing_new_and_rejections_only_counted_again(
+    ev: Any, feed: Feed, ledger: Ledger
+) -> None:
+    events = [
+        ev("c1", activity="MOC", when=WHEN, board_id="ABIM-1", dob_month_day="01-02"),
+        ev("x1", activity="NOPE", when=WHEN),
+        ev("bad", activity="MOC", when=WHEN, npi="1234567890"),
+        ev("other", activity="MOC", when=WHEN, npi="1493027167", board_id="ABIM-1"),
+    ]
+    first = feed(events)
+    again = feed(events)
+
+    assert (first.accepted, first.rejected, first.credit_versions) == (1, 3, 2)
+    assert (again.duplicates, again.accepted, again.credit_versions) == (1, 0, 0)
+    assert [(ref, code) for ref, code, _ in dead_letters(ledger)] == [
+        ("lms:bad", "INVALID_NPI"),
+        ("lms:other", "IDENTITY_CONFLICT"),
+        ("lms:x1", "UNKNOWN_ACTIVITY"),
+    ]
+    with ledger.engine.connect() as conn:
+        assert sorted(conn.scalars(select(t.dead_letters.c.attempts))) == [2, 2, 2]
+        reasons = list(conn.scalars(select(t.dead_letters.c.reason)))
+    assert not any("1493027167" in r or "1234567890" in r or "ABIM-1" in r for r in reasons)
+    with ledger.engine.connect() as conn:
+        deliveries = conn.execute(select(t.deliveries.c.registry, t.deliveries.c.state)).all()
+    assert deliveries == [("ama-pra", "pending")]  # the AMA credit; the registry does not take MOC
+
+
+def test_given_a_void_in_a_later_batch_when_reconciled_then_revoked_version_on_the_outbox(
+    ev: Any, feed: Feed, ledger: Ledger
+) -> None:
+    feed([ev("c1", activity="NURSING", when=WHEN)])
+    feed([ev("v1", "VOIDED", voids="c1", when=WHEN + timedelta(days=1))])
+    record = latest(ledger)[("NURSING", "AMA_PRA_1")]
+    assert (record["version"], record["status"], record["evidence"]) == (2, "REVOKED", [])
+    with ledger.engine.connect() as conn:
+        assert conn.execute(select(t.outbox.c.version).order_by(t.outbox.c.id)).scalars().all() == [1, 2]
