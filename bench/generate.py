@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from reconcile.identity import npi_check_digit
+
 VERBS = {
     "completed": "http://adlnet.gov/expapi/verbs/completed",
     "attended": "http://adlnet.gov/expapi/verbs/attended",
@@ -22,19 +24,6 @@ EXT = "https://cmesync.org/xapi/ext/"
 NAMESPACE = uuid.UUID("a3d1c5e2-7f4b-4c8e-9d6a-1b2c3d4e5f60")
 
 
-def npi_check_digit(first_nine: str) -> str:
-    """CMS NPI check digit: Luhn over the prefix 80840 and the first nine digits."""
-    total = 0
-    for index, char in enumerate(reversed("80840" + first_nine)):
-        digit = int(char)
-        if index % 2 == 0:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return str((10 - total % 10) % 10)
-
-
 @dataclass(frozen=True)
 class Learner:
     number: int
@@ -43,7 +32,7 @@ class Learner:
     @property
     def npi(self) -> str:
         first_nine = f"1{self.number:08d}"
-        return first_nine + npi_check_digit(first_nine)
+        return first_nine + str(npi_check_digit(first_nine))
 
     def actor(self) -> dict[str, Any]:
         return {"objectType": "Agent", "name": f"Learner {self.number}", "mbox": f"mailto:l{self.number}@example.org"}

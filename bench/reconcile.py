@@ -19,7 +19,7 @@ from pipeline.config import SAMPLE_DIR
 from reconcile.catalog import Catalog, load_catalog
 from reconcile.credit_rules import event_key
 from reconcile.engine import Pair, reconcile_pairs, resolve_events
-from reconcile.identity import IdentityIndex
+from reconcile.identity import IdentityIndex, npi_check_digit
 from reconcile.learners import LearnerFacts, learner_profile
 from reconcile.merge import CreditState
 
@@ -30,8 +30,7 @@ ENDURING = ("ACT-001", "ACT-003", "ACT-005", "ACT-007")
 
 def npi(number: int) -> str:
     body = f"1{number:08d}"
-    total = sum(sum(divmod(int(c) * 2, 10)) if i % 2 == 0 else int(c) for i, c in enumerate(reversed("80840" + body)))
-    return body + str((10 - total % 10) % 10)
+    return body + str(npi_check_digit(body))
 
 
 def learner(number: int, profession: str) -> dict[str, Any]:

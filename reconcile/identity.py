@@ -32,18 +32,22 @@ _DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _NPI_PREFIX = "80840"  # the card-issuer prefix CMS puts in front of the NPI for its Luhn check
 
 
-def npi_is_valid(npi: str) -> bool:
-    """CMS NPI check-digit rule (domain/credit-rules.md): ten digits, and the Luhn check digit computed over
-    "80840" + the first nine digits equals the tenth."""
-    if len(npi) != 10 or not npi.isascii() or not npi.isdigit():
-        return False
+def npi_check_digit(first_nine: str) -> int:
+    """CMS NPI check-digit rule (domain/credit-rules.md): the Luhn digit over "80840" + the first nine digits."""
     total = 0
-    for index, char in enumerate(reversed(_NPI_PREFIX + npi[:9])):
+    for index, char in enumerate(reversed(_NPI_PREFIX + first_nine)):
         digit = int(char)
         if index % 2 == 0:
             digit = digit * 2 - 9 if digit > 4 else digit * 2
         total += digit
-    return (10 - total % 10) % 10 == int(npi[9])
+    return (10 - total % 10) % 10
+
+
+def npi_is_valid(npi: str) -> bool:
+    """Ten digits whose tenth is the CMS check digit of the first nine."""
+    if len(npi) != 10 or not npi.isascii() or not npi.isdigit():
+        return False
+    return npi_check_digit(npi[:9]) == int(npi[9])
 
 
 def normalised_npi(learner: Mapping[str, Any]) -> str | None:

@@ -17,11 +17,10 @@ from connectors.sources.base import (
     SCHEMA_INVALID,
     RecordError,
 )
+from reconcile.identity import npi_is_valid
 
 # One sitting never lasts longer than this; a longer segment or duration is a clock or unit error.
 MAX_MINUTES = 24 * 60
-NPI_PREFIX = "80840"  # CMS: the check digit is computed as if the NPI carried the card-issuer prefix 80840
-_NPI = re.compile(r"\d{10}")
 _DOB = re.compile(r"(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])")
 _DURATION = re.compile(
     r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?"
@@ -127,21 +126,9 @@ def npi(value: Any, field: str = "npi") -> str | None:
     raw = text(value, field)
     if raw is None:
         return None
-    if not _NPI.fullmatch(raw) or _luhn_check_digit(NPI_PREFIX + raw[:9]) != int(raw[9]):
+    if not npi_is_valid(raw):
         raise RecordError(INVALID_NPI, f"{field} is not a 10-digit NPI with a valid check digit")
     return raw
-
-
-def _luhn_check_digit(digits: str) -> int:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        digit = int(char)
-        if index % 2 == 0:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return (10 - total % 10) % 10
 
 
 def email(value: Any, field: str = "email") -> str | None:
