@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 from connectors.http import APIError, HttpClient
@@ -26,6 +25,7 @@ from connectors.registries.base import (
     check_call,
     failures,
     idempotency_key,
+    paged_holdings,
     rejected,
 )
 
@@ -66,23 +66,7 @@ class AmaPraRegistry:
         return [outcomes.get(idempotency_key(r)) or Receipt(r["record_id"], r["version"], "deleted") for r in records]
 
     def holdings(self, since: datetime | None = None) -> Iterator[RegistryEntry]:
-        params: dict[str, Any] = {"page_size": self.page_size}
-        if since is not None:
-            params["since"] = since.isoformat()
-        while True:
-            body = self.client.get_json(self.holdings_path, params=params)
-            for entry in body["entries"]:
-                yield RegistryEntry(
-                    entry["record_id"],
-                    int(entry["version"]),
-                    entry["status"],
-                    entry,
-                    Decimal(entry["amount"]) if entry.get("amount") else None,
-                    date.fromisoformat(entry["completed_on"]) if entry.get("completed_on") else None,
-                )
-            if not body.get("next_page_token"):
-                return
-            params["page_token"] = body["next_page_token"]
+        return paged_holdings(self.client, self.holdings_path, "entries", self.page_size, since)
 
     # -- the steps of one batch ----------------------------------------------------------------------------
 

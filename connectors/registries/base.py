@@ -106,3 +106,26 @@ class Registry(Protocol):
     def withdraw(self, entries: Sequence[RegistryEntry]) -> list[Receipt | Failure]: ...
 
     def holdings(self, since: datetime | None = None) -> Iterator[RegistryEntry]: ...
+
+
+def paged_holdings(
+    client: Any, path: str, items_key: str, page_size: int, since: datetime | None
+) -> Iterator[RegistryEntry]:
+    """Holdings of a registry that pages by `page_token` / `next_page_token` and filters by `since`."""
+    params: dict[str, Any] = {"page_size": page_size}
+    if since is not None:
+        params["since"] = since.isoformat()
+    while True:
+        body = client.get_json(path, params=params)
+        for held in body[items_key]:
+            yield RegistryEntry(
+                held["record_id"],
+                int(held["version"]),
+                held["status"],
+                held,
+                Decimal(held["amount"]) if held.get("amount") else None,
+                date.fromisoformat(held["completed_on"]) if held.get("completed_on") else None,
+            )
+        if not body.get("next_page_token"):
+            return
+        params["page_token"] = body["next_page_token"]

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +34,7 @@ from connectors.registries.base import (
     check_call,
     failures,
     idempotency_key,
+    paged_holdings,
     rejected,
 )
 
@@ -190,23 +190,7 @@ class EmployerHrRegistry:
         ]
 
     def holdings(self, since: datetime | None = None) -> Iterator[RegistryEntry]:
-        params: dict[str, Any] = {"page_size": self.page_size}
-        if since is not None:
-            params["since"] = since.isoformat()
-        while True:
-            body = self.client.get_json(HOLDINGS_PATH, params=params)
-            for held in body["credits"]:
-                yield RegistryEntry(
-                    held["record_id"],
-                    int(held["version"]),
-                    held["status"],
-                    held,
-                    Decimal(held["amount"]) if held.get("amount") else None,
-                    date.fromisoformat(held["completed_on"]) if held.get("completed_on") else None,
-                )
-            if not body.get("next_page_token"):
-                return
-            params["page_token"] = body["next_page_token"]
+        return paged_holdings(self.client, HOLDINGS_PATH, "credits", self.page_size, since)
 
     def _send(self, batch: Sequence[CreditRecord], replace: bool) -> list[Receipt | Failure]:
         events = [self.event(record) for record in batch]
