@@ -51,6 +51,7 @@ def table(results: list[dict[str, Any]]) -> Table:
         ("stage reconcile = consume + reconcile + ledger (s)", "stage_s.reconcile"),
         ("stage publish credits (s)", "stage_s.publish"),
         ("stage registry delivery (s)", "stage_s.deliver"),
+        ("stage registry diff & repair (s)", "stage_s.registry_diff"),
         ("peak RSS (MB)", "peak_rss_mb"),
     ]
     for label, key in rows:
@@ -84,13 +85,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Measure the nightly run end to end and per stage against bare kafka-python, for each N.",
-        epilog="example: python -m bench --events 10000 100000 --json var/bench/results.json",
+        epilog=(
+            "examples: python -m bench --events 10000 100000 --json var/bench/results.json; "
+            "python -m bench --events 1000000 (takes a while); python -m bench --scale-out 50000"
+        ),
     )
     parser.add_argument("--events", type=int, nargs="+", default=[10_000, 100_000], help="N values (default 10k 100k)")
     parser.add_argument("--seed", type=int, default=7, help="data generator seed")
     parser.add_argument("--workdir", type=Path, default=Path("var/bench"), help="where data and ledgers go")
     parser.add_argument("--json", type=Path, default=Path("var/bench/results.json"), help="where to write figures")
+    parser.add_argument(
+        "--scale-out",
+        type=int,
+        metavar="N",
+        help="instead: reconcile N events with 1 and with 2 reconciler processes (one group, 2 partitions, PostgreSQL)",
+    )
     args = parser.parse_args(argv)
+    if args.scale_out:
+        from bench.scaleout import main as scale_out
+
+        return scale_out(["--events", str(args.scale_out)])
     results = [run_one(n, args.seed, args.workdir) for n in args.events]
     console.print(table(results))
     for line in targets(results):

@@ -5,10 +5,15 @@ Mix (issue 7): learners across professions, ~5 % duplicate completions, ~1 % voi
 
 from __future__ import annotations
 
+import argparse
+import json
 import random
+import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from reconcile.identity import npi_check_digit
@@ -51,54 +56,81 @@ class Learner:
 
 def statements(count: int, seed: int = 7) -> list[dict[str, Any]]:
     """`count` statements, stored ascending through November 2026."""
+    return list(iter_statements(count, seed))
+
+
+def write_statements(path: Path, count: int, seed: int = 7) -> None:
+    """The statements as one JSON array, written as they are generated: 1M of them never sit in memory."""
+    with path.open("w", encoding="utf-8") as out:
+        out.write("[")
+        for n, statement in enumerate(iter_statements(count, seed)):
+            out.write(",\n" if n else "\n")
+            out.write(json.dumps(statement))
+        out.write("\n]\n")
+
+
+def iter_statements(count: int, seed: int = 7) -> Iterator[dict[str, Any]]:
     rng = random.Random(seed)
     learners = [Learner(n, rng.choice(PROFESSIONS)) for n in range(max(1, count // 4))]
     start = datetime(2026, 11, 1, tzinfo=UTC)
     step = timedelta(days=20) / max(count, 1)
-    out: list[dict[str, Any]] = []
     completions: list[str] = []
+    emitted = 0
     index = -1
-    while len(out) < count:
+    while emitted < count:
         index += 1
         stored = start + step * index
         stamp = stored.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         statement_id = str(uuid.uuid5(NAMESPACE, f"{seed}:{index}"))
         roll = rng.random()
         if roll < 0.005:
-            out.append({"id": statement_id, "verb": {"id": VERBS["completed"]}, "stored": stamp, "timestamp": stamp})
+            emitted += 1
+            yield {"id": statement_id, "verb": {"id": VERBS["completed"]}, "stored": stamp, "timestamp": stamp}
             continue
         if roll < 0.015 and completions:
             target = completions.pop(rng.randrange(len(completions)))
-            out.append(
-                {
-                    "id": statement_id,
-                    "actor": {"objectType": "Agent", "mbox": "mailto:admin@example.org"},
-                    "verb": {"id": VERBS["voided"]},
-                    "object": {"objectType": "StatementRef", "id": target},
-                    "stored": stamp,
-                    "timestamp": stamp,
-                }
-            )
+            emitted += 1
+            yield {
+                "id": statement_id,
+                "actor": {"objectType": "Agent", "mbox": "mailto:admin@example.org"},
+                "verb": {"id": VERBS["voided"]},
+                "object": {"objectType": "StatementRef", "id": target},
+                "stored": stamp,
+                "timestamp": stamp,
+            }
             continue
         learner = rng.choice(learners)
         activity = rng.choice(ACTIVITIES)
         verb = "attended" if activity == "ACT-002" and roll < 0.4 else "completed"
-        out.append(
-            {
-                "id": statement_id,
-                "actor": learner.actor(),
-                "verb": {"id": VERBS[verb]},
-                "object": {"objectType": "Activity", "id": f"https://lms.example.org/activities/{activity}"},
-                "result": {"completion": True, "duration": f"PT{rng.randint(30, 150)}M"},
-                "context": {"extensions": learner.extensions()},
-                "timestamp": stamp,
-                "stored": stamp,
-            }
-        )
+        statement = {
+            "id": statement_id,
+            "actor": learner.actor(),
+            "verb": {"id": VERBS[verb]},
+            "object": {"objectType": "Activity", "id": f"https://lms.example.org/activities/{activity}"},
+            "result": {"completion": True, "duration": f"PT{rng.randint(30, 150)}M"},
+            "context": {"extensions": learner.extensions()},
+            "timestamp": stamp,
+            "stored": stamp,
+        }
+        emitted += 1
+        yield statement
         if verb == "completed":
             completions.append(statement_id)
-        if roll > 0.95:
+        if roll > 0.95 and emitted < count:
             # A duplicate completion: the same learner and activity again, a new statement id.
-            duplicate = dict(out[-1], id=str(uuid.uuid5(NAMESPACE, f"{seed}:{index}:dup")))
-            out.append(duplicate)
-    return out[:count]
+            emitted += 1
+            yield dict(statement, id=str(uuid.uuid5(NAMESPACE, f"{seed}:{index}:dup")))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.generate", description="Write benchmark xAPI statements.")
+    parser.add_argument("--events", type=int, required=True, help="how many statements")
+    parser.add_argument("--seed", type=int, default=7, help="generator seed (same seed, same file)")
+    parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    args = parser.parse_args(argv)
+    write_statements(args.out, args.events, args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,5 +1,6 @@
 """One benchmark measurement for one N, in its own process (so its peak RSS is its own): a fresh embedded
-broker, sandboxes loaded with generated statements, a fresh SQLite ledger; prints one JSON object."""
+broker, sandboxes (in a process of their own) loaded with generated statements, a fresh SQLite ledger; prints
+one JSON object."""
 
 from __future__ import annotations
 
@@ -7,19 +8,18 @@ import argparse
 import json
 import os
 import resource
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.generate import statements
-from deploy.broker import ATTENDANCE_TOPIC, TopicSpec, ensure_topics
-from deploy.embedded import EmbeddedStack
+from deploy.broker import ATTENDANCE_TOPIC, EmbeddedBroker, TopicSpec, ensure_topics
 from pipeline import stages
 from pipeline.config import Settings
 from pipeline.factory import build_sources, codec_for
-from pipeline.kafka_io import BatchConsumer, make_producer, publish
+from pipeline.kafka_io import BatchConsumer, Message, make_producer, publish
 from pipeline.pull import normalise_page
 
 CONFIG = Path(__file__).with_name("cmesync.toml")
@@ -56,7 +56,64 @@ def reference_produce(bootstrap: str, count: int, size: int) -> float:
     return count / elapsed
 
 
+class SandboxProcess:
+    """The sandboxes in a process of their own (`python -m deploy.sandbox --json`), so that the statements
+    the LRS serves and the holdings the registries keep do not count in the measured peak RSS."""
+
+    def __init__(self, statements_path: Path) -> None:
+        self.statements_path = statements_path
+        self._process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> dict[str, str]:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "deploy.sandbox", "--json", "--statements", str(self.statements_path)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            raise SystemExit(f"the sandboxes did not start (exit {self._process.wait()})")
+        return dict(json.loads(line))
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=30)
+
+
+def generated(workdir: Path, count: int, seed: int) -> Path:
+    """The statements file for (count, seed), generated in a child process once and reused afterwards."""
+    path = workdir / f"statements-{count}-{seed}.json"
+    if not path.exists():
+        partial = path.with_suffix(".part")
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.generate",
+                "--events",
+                str(count),
+                "--seed",
+                str(seed),
+                "--out",
+                str(partial),
+            ],
+            check=True,
+        )
+        partial.rename(path)
+    return path
+
+
+def endpoints_for(settings: Settings, bootstrap: str, sandboxes: dict[str, str]) -> dict[str, str]:
+    endpoints = {"kafka_bootstrap": bootstrap, "schema_registry_url": sandboxes["schema_registry"]}
+    for connector in [*settings.sources, *settings.registries]:
+        endpoints[f"{connector.name}.base_url"] = sandboxes[connector.kind]
+    return endpoints
+
+
 def measure(count: int, seed: int, workdir: Path) -> dict[str, Any]:
+    """The nightly run first, so that peak RSS is the run's own; then each stage alone."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from prefect import flow
 
@@ -67,48 +124,49 @@ def measure(count: int, seed: int, workdir: Path) -> dict[str, Any]:
         """Starts Prefect's ephemeral server, so that its start-up is not counted as orchestration."""
 
     workdir.mkdir(parents=True, exist_ok=True)
-    statements_path = workdir / f"statements-{count}.json"
-    statements_path.write_text(json.dumps(statements(count, seed)))
+    statements_path = generated(workdir, count, seed)
     ledger_path = workdir / f"ledger-{count}.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{ledger_path}{suffix}").unlink(missing_ok=True)
     os.environ["CMESYNC_LEDGER_URL"] = f"sqlite:///{ledger_path}"
     result: dict[str, Any] = {"events": count}
-    with EmbeddedStack(statements_path) as stack:
+    with EmbeddedBroker() as broker, SandboxProcess(statements_path) as sandboxes:
         base = Settings.load(CONFIG)
-        endpoints = stack.endpoints(base)
+        endpoints = endpoints_for(base, broker.bootstrap, sandboxes)
         settings = base.with_endpoints(endpoints)
-        stages.prepare(settings)
-
-        source = build_sources(settings)[0]
-        codec = codec_for(settings, "attendance_event")
-        pages = list(source.pages(None))
-        started = time.perf_counter()
-        messages = [m for page in pages for m in normalise_page(source, page, codec)[0]]
-        result["normalise_s"] = time.perf_counter() - started
-        mean_size = sum(len(v) for _, v in messages) // max(len(messages), 1)
-        result["message_bytes"] = mean_size
-        result["reference_produce_per_s"] = reference_produce(settings.kafka_bootstrap, count, mean_size)
 
         started = time.perf_counter()
         warmup()
         result["prefect_warmup_s"] = time.perf_counter() - started
 
         timings: dict[str, float] = {}
-        for name in ("pull", "reconcile", "publish", "deliver", "prepare", "credits_awarded"):
+        for name in ("pull", "reconcile", "publish", "deliver", "registry_diff", "prepare", "credits_awarded"):
             setattr(stages, name, timed(timings, name, getattr(stages, name)))
         started = time.perf_counter()
         counts = nightly_reconciliation(config_path=str(CONFIG), endpoints=endpoints)
         wall = time.perf_counter() - started
+        result["peak_rss_mb"] = peak_rss_mb()
         result["counts"] = counts
         result["end_to_end_s"] = wall
         result["end_to_end_per_s"] = count / wall
         result["stage_s"] = timings
         result["orchestration_s"] = wall - sum(timings.values())
         result["orchestration_share"] = result["orchestration_s"] / wall
+
+        source = build_sources(settings)[0]
+        codec = codec_for(settings, "attendance_event")
+        messages: list[Message] = []
+        normalise_s = 0.0
+        for page in source.pages(None):
+            started = time.perf_counter()
+            messages += normalise_page(source, page, codec)[0]
+            normalise_s += time.perf_counter() - started
+        result["normalise_s"] = normalise_s
+        mean_size = sum(len(v) for _, v in messages) // max(len(messages), 1)
+        result["message_bytes"] = mean_size
+        result["reference_produce_per_s"] = reference_produce(settings.kafka_bootstrap, count, mean_size)
         result["ratio_to_reference"] = result["end_to_end_per_s"] / result["reference_produce_per_s"]
 
-        # Publish the already-encoded events to a scratch topic: produce cost alone, with our messages.
         ensure_topics(settings.kafka_bootstrap, (TopicSpec("bench.produce"),))
         producer = make_producer(settings.kafka_bootstrap)
         started = time.perf_counter()
@@ -122,7 +180,6 @@ def measure(count: int, seed: int, workdir: Path) -> dict[str, Any]:
         result["consume_s"] = time.perf_counter() - started
         result["consumed"] = consumed
         consumer.close()
-    result["peak_rss_mb"] = peak_rss_mb()
     return result
 
 

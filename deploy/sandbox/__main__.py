@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import threading
 from pathlib import Path
@@ -14,9 +15,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m deploy.sandbox",
         description=(
-            "Start the sandbox stand-ins for systems cme-credit-sync talks to (an xAPI LRS, an AMA PRA-style "
-            "credit registry and a Confluent-compatible Schema Registry) on 127.0.0.1, print their URLs and "
-            "demo credentials, and serve until Ctrl-C or SIGTERM. State is kept in memory only."
+            "Start the sandbox stand-ins for systems cme-credit-sync talks to (an xAPI LRS, a webinar report API, "
+            "a CSV file drop, a provider REST API, the AMA PRA-style, ANCC and employer HR registries and a "
+            "Confluent-compatible Schema Registry) on 127.0.0.1, print their URLs and demo credentials, and "
+            "serve until Ctrl-C or SIGTERM. State is kept in memory only."
         ),
     )
     parser.add_argument(
@@ -30,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(
             f"--{option}-port", type=int, default=0, metavar="PORT", help=f"{sandbox} port (default: free)"
         )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON line {connector kind or 'schema_registry': URL} instead of the banner (for scripts)",
+    )
     return parser
 
 
@@ -41,9 +48,22 @@ def describe(stack: SandboxStack) -> str:
             f"  xAPI LRS          {lrs.url}/xapi/statements  Basic {lrs.username}:{lrs.password}"
             f"  ({lrs.statement_count()} statements from {stack.statements_path})",
             f"  AMA PRA registry  {ama.url}/v1  Bearer {ama.token}",
+            *(
+                f"  {kind:<17} {server.url}"
+                for kind, server in stack.by_kind().items()
+                if kind not in ("xapi", "ama_pra")
+            ),
             f"  Schema Registry   {stack.schema_registry.url}",
+            "  (credentials of the other sandboxes: deploy/sample/cmesync.toml)",
         ]
     )
+
+
+def endpoints(stack: SandboxStack) -> dict[str, str]:
+    return {
+        **{kind: server.url for kind, server in stack.by_kind().items()},
+        "schema_registry": stack.schema_registry.url,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         args.statements, lrs_port=args.lrs_port, ama_port=args.ama_port, schema_registry_port=args.schema_registry_port
     )
     with stack:
-        print(describe(stack), flush=True)
+        print(json.dumps(endpoints(stack)) if args.json else describe(stack), flush=True)
         stopping.wait()
     print("sandboxes stopped", flush=True)
     return 0
