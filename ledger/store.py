@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, insert, select, tuple_, update
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger import tables as t
@@ -41,6 +41,17 @@ def as_utc(moment: datetime) -> datetime:
 def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _by_first(pairs: Iterable[tuple[str, T]]) -> Iterator[tuple[str, Sequence[T]]]:
+    """Pairs as (first, chunk of seconds). SQLite answers a row-value `(a, b) IN (...)` list by scanning the
+    whole table (quadratic over a nightly run), but `a = ? AND b IN (...)` by searching the (a, b) index."""
+    seconds: dict[str, list[T]] = {}
+    for first, second in set(pairs):
+        seconds.setdefault(first, []).append(second)
+    for first, values in seconds.items():
+        for chunk in _chunks(values):
+            yield first, chunk
 
 
 _EVENT_TIMES = ("occurred_at", "started_at", "ended_at")
@@ -157,24 +168,21 @@ class Ledger:
     # -- reads for reconciliation -------------------------------------------------------------------
     def known_event_keys(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         found: set[tuple[str, str]] = set()
+        e = t.events.c
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(set(keys))):
+            for source, event_ids in _by_first(keys):
                 rows = conn.execute(
-                    select(t.events.c.source, t.events.c.event_id).where(
-                        tuple_(t.events.c.source, t.events.c.event_id).in_(chunk)
-                    )
+                    select(e.source, e.event_id).where((e.source == source) & e.event_id.in_(event_ids))
                 )
                 found.update((r.source, r.event_id) for r in rows)
         return found
 
     def identities(self, keys: Iterable[IdentityKey]) -> dict[IdentityKey, str]:
-        wanted = list(set(keys))
         known: dict[IdentityKey, str] = {}
+        ids = t.learner_ids.c
         with self.engine.connect() as conn:
-            for chunk in _chunks(wanted):
-                rows = conn.execute(
-                    select(t.learner_ids).where(tuple_(t.learner_ids.c.kind, t.learner_ids.c.value).in_(chunk))
-                )
+            for kind, values in _by_first(keys):
+                rows = conn.execute(select(t.learner_ids).where((ids.kind == kind) & ids.value.in_(values)))
                 known.update({(r.kind, r.value): r.learner_id for r in rows})
         return known
 
@@ -189,28 +197,32 @@ class Ledger:
 
     def event_pairs(self, event_keys: Iterable[str]) -> dict[str, Pair]:
         """(learner, activity) of stored events, by "source:event_id"."""
-        wanted = [tuple(k.split(":", 1)) for k in set(event_keys)]
+        wanted = [(source, event_id) for source, event_id in (k.split(":", 1) for k in event_keys)]
         pairs: dict[str, Pair] = {}
+        e = t.events.c
         with self.engine.connect() as conn:
-            for chunk in _chunks(wanted):
+            for source, event_ids in _by_first(wanted):
                 rows = conn.execute(
-                    select(t.events.c.source, t.events.c.event_id, t.events.c.learner_id, t.events.c.activity_id)
-                    .where(tuple_(t.events.c.source, t.events.c.event_id).in_(chunk))
-                    .where(t.events.c.learner_id.is_not(None))
+                    select(e.source, e.event_id, e.learner_id, e.activity_id)
+                    .where((e.source == source) & e.event_id.in_(event_ids))
+                    .where(e.learner_id.is_not(None))
                 )
                 pairs.update({f"{r.source}:{r.event_id}": (r.learner_id, r.activity_id) for r in rows})
         return pairs
 
     def evidence(self, conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, list[dict[str, Any]]]:
+        wanted = set(pairs)
         found: dict[Pair, list[dict[str, Any]]] = {}
-        for chunk in _chunks(list(set(pairs))):
+        e = t.events.c
+        # By learner, then kept per wanted pair: a learner's other activities are few, and the index is used.
+        for chunk in _chunks(sorted({learner_id for learner_id, _ in wanted})):
             rows = conn.execute(
-                select(t.events.c.learner_id, t.events.c.activity_id, t.events.c.body)
-                .where(tuple_(t.events.c.learner_id, t.events.c.activity_id).in_(chunk))
-                .order_by(t.events.c.id)
+                select(e.learner_id, e.activity_id, e.body).where(e.learner_id.in_(chunk)).order_by(e.id)
             )
             for row in rows:
-                found.setdefault((row.learner_id, row.activity_id), []).append(event_from_json(row.body))
+                pair = (row.learner_id, row.activity_id)
+                if pair in wanted:
+                    found.setdefault(pair, []).append(event_from_json(row.body))
         return found
 
     def voided_keys(self, conn: Connection, event_keys: Iterable[str]) -> set[str]:
@@ -521,9 +533,7 @@ class Ledger:
             select(c.record_id, c.version, c.status, c.amount, c.completed_on, d.state)
             .select_from(t.credits)
             .join(latest, (c.record_id == latest.c.record_id) & (c.version == latest.c.version))
-            .outerjoin(
-                t.deliveries, (d.record_id == c.record_id) & (d.version == c.version) & (d.registry == registry)
-            )
+            .outerjoin(t.deliveries, (d.record_id == c.record_id) & (d.version == c.version) & (d.registry == registry))
         )
         with self.engine.connect() as conn:
             return {
@@ -542,11 +552,14 @@ class Ledger:
         """The credit records of these (record_id, version) pairs, in no particular order."""
         found: list[dict[str, Any]] = []
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(set(keys))):
+            wanted = set(keys)
+            for chunk in _chunks(sorted({record_id for record_id, _ in wanted})):
                 rows = conn.execute(
-                    select(t.credits.c.record).where(tuple_(t.credits.c.record_id, t.credits.c.version).in_(chunk))
+                    select(t.credits.c.record_id, t.credits.c.version, t.credits.c.record).where(
+                        t.credits.c.record_id.in_(chunk)
+                    )
                 )
-                found += [record_from_json(r.record) for r in rows]
+                found += [record_from_json(r.record) for r in rows if (r.record_id, r.version) in wanted]
         return found
 
     def save_registry_diff(
@@ -593,8 +606,6 @@ class Ledger:
 
 
 CONNECT_PATIENCE_S = 30.0
-# SQLSTATE classes of a server that is there but not taking connections yet (57P: shutting down, starting up).
-_TRANSIENT_SQLSTATES = ("08", "57P")
 
 
 def _connect_patiently(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
@@ -608,12 +619,18 @@ def _connect_patiently(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> 
         try:
             return dialect.connect(*cargs, **cparams)
         except dialect.loaded_dbapi.OperationalError as err:
-            sqlstate = getattr(err, "sqlstate", None)
-            transient = sqlstate is None or sqlstate.startswith(_TRANSIENT_SQLSTATES)
-            if not transient or time.monotonic() + delay > deadline:
+            if not _unavailable(err) or time.monotonic() + delay > deadline:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+def _unavailable(err: Exception) -> bool:
+    """No answer from the server (refused, reset, timed out), or the server saying it is starting up or shutting
+    down. libpq reports failed connections without a SQLSTATE, so the server's own refusals (unknown database or
+    role, bad password: "FATAL: …") are told apart by their text."""
+    message = str(err)
+    return "FATAL:" not in message or "the database system is" in message
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
