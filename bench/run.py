@@ -13,13 +13,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from deploy.broker import ATTENDANCE_TOPIC, EmbeddedBroker, TopicSpec, ensure_topics
 from pipeline import stages
 from pipeline.config import Settings
 from pipeline.factory import build_sources, codec_for
-from pipeline.kafka_io import BatchConsumer, Message, make_producer, publish
+from pipeline.kafka_io import KafkaBackend, Message, kafka_python_producer, make_consumer, make_producer, publish
 from pipeline.pull import normalise_page
 
 CONFIG = Path(__file__).with_name("cmesync.toml")
@@ -44,7 +44,7 @@ def timed(timings: dict[str, float], name: str, function: Callable[..., Any]) ->
 def reference_produce(bootstrap: str, count: int, size: int) -> float:
     """Bare kafka-python: `count` messages of `size` bytes with the same producer settings as ours; msgs/s."""
     ensure_topics(bootstrap, (TopicSpec(REFERENCE_TOPIC),))
-    producer = make_producer(bootstrap)
+    producer = kafka_python_producer(bootstrap)
     payload = os.urandom(size)
     started = time.perf_counter()
     futures = [producer.send(REFERENCE_TOPIC, value=payload) for _ in range(count)]
@@ -53,6 +53,28 @@ def reference_produce(bootstrap: str, count: int, size: int) -> float:
         future.get()
     elapsed = time.perf_counter() - started
     producer.close()
+    return count / elapsed
+
+
+def confluent_reference_produce(bootstrap: str, count: int, size: int) -> float:
+    """The same with confluent-kafka (librdkafka), for the optional backend's figures; msgs/s."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
+    payload = os.urandom(size)
+    started = time.perf_counter()
+    for _ in range(count):
+        while True:
+            try:
+                producer.produce(REFERENCE_TOPIC, value=payload)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    unacknowledged = producer.flush(60)
+    elapsed = time.perf_counter() - started
+    if unacknowledged:
+        raise SystemExit(f"confluent-kafka reference: {unacknowledged} messages not acknowledged")
     return count / elapsed
 
 
@@ -112,9 +134,10 @@ def endpoints_for(settings: Settings, bootstrap: str, sandboxes: dict[str, str])
     return endpoints
 
 
-def measure(count: int, seed: int, workdir: Path) -> dict[str, Any]:
+def measure(count: int, seed: int, workdir: Path, backend: KafkaBackend = "kafka-python") -> dict[str, Any]:
     """The nightly run first, so that peak RSS is the run's own; then each stage alone."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ["CMESYNC_KAFKA_BACKEND"] = backend
     from prefect import flow
 
     from flows.nightly import nightly_reconciliation
@@ -129,7 +152,7 @@ def measure(count: int, seed: int, workdir: Path) -> dict[str, Any]:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{ledger_path}{suffix}").unlink(missing_ok=True)
     os.environ["CMESYNC_LEDGER_URL"] = f"sqlite:///{ledger_path}"
-    result: dict[str, Any] = {"events": count}
+    result: dict[str, Any] = {"events": count, "backend": backend}
     with EmbeddedBroker() as broker, SandboxProcess(statements_path) as sandboxes:
         base = Settings.load(CONFIG)
         endpoints = endpoints_for(base, broker.bootstrap, sandboxes)
@@ -166,15 +189,21 @@ def measure(count: int, seed: int, workdir: Path) -> dict[str, Any]:
         result["message_bytes"] = mean_size
         result["reference_produce_per_s"] = reference_produce(settings.kafka_bootstrap, count, mean_size)
         result["ratio_to_reference"] = result["end_to_end_per_s"] / result["reference_produce_per_s"]
+        if backend == "confluent-kafka":
+            result["confluent_reference_produce_per_s"] = confluent_reference_produce(
+                settings.kafka_bootstrap, count, mean_size
+            )
 
         ensure_topics(settings.kafka_bootstrap, (TopicSpec("bench.produce"),))
-        producer = make_producer(settings.kafka_bootstrap)
+        producer = make_producer(settings.kafka_bootstrap, backend=backend)
         started = time.perf_counter()
         publish(producer, "bench.produce", messages)
         result["produce_s"] = time.perf_counter() - started
         producer.close()
 
-        consumer = BatchConsumer(settings.kafka_bootstrap, ATTENDANCE_TOPIC, "bench-consume-only", settings.batch_size)
+        consumer = make_consumer(
+            settings.kafka_bootstrap, ATTENDANCE_TOPIC, "bench-consume-only", settings.batch_size, backend=backend
+        )
         started = time.perf_counter()
         consumed = sum(len(batch) for batch in consumer.batches())
         result["consume_s"] = time.perf_counter() - started
@@ -187,9 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="One benchmark measurement (used by `python -m bench`).")
     parser.add_argument("--events", type=int, required=True)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--backend", choices=get_args(KafkaBackend), default="kafka-python")
     parser.add_argument("--workdir", type=Path, default=Path("var/bench"))
     args = parser.parse_args(argv)
-    print(json.dumps(measure(args.events, args.seed, args.workdir)))
+    print(json.dumps(measure(args.events, args.seed, args.workdir, args.backend)))
     return 0
 
 

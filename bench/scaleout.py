@@ -22,11 +22,11 @@ from deploy.broker import ATTENDANCE_TOPIC, EmbeddedBroker
 from deploy.sandbox.stack import SandboxStack
 from ledger.store import Ledger
 from pipeline import stages
+from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
 from pipeline.factory import build_registries, codec_for
 from pipeline.intake import reconcile_topic
 from pipeline.kafka_io import BatchConsumer
-from reconcile.catalog import load_catalog
 
 CONFIG = Path(__file__).with_name("cmesync.toml")
 PARTITIONS = 2
@@ -53,7 +53,7 @@ def worker(settings_json: str, group: str, share: int) -> None:
         consumer,
         codec_for(settings, "attendance_event"),
         ledger,
-        load_catalog(settings.catalog_path),
+        fetch_catalog(settings),
         build_registries(settings),
     )
     print(json.dumps({"consumed": stats.consumed, "seconds": time.perf_counter() - started}), flush=True)

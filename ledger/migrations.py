@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from ledger import tables as t
 
@@ -17,7 +17,16 @@ def _v2_registry_diffs(conn: Connection) -> None:
     t.registry_diffs.create(conn, checkfirst=True)
 
 
+def _v3_delivery_queue_index(conn: Connection) -> None:
+    """Pending deliveries are read oldest first per registry: an index in that order, instead of one on
+    (registry, state) that left SQLite sorting every pending delivery for each page it sent."""
+    conn.execute(text("DROP INDEX IF EXISTS ix_deliveries_state"))
+    queue = next(i for i in t.deliveries.indexes if i.name == "ix_deliveries_queue")
+    queue.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1_initial),
     (2, _v2_registry_diffs),
+    (3, _v3_delivery_queue_index),
 ]

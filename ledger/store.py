@@ -356,22 +356,7 @@ class Ledger:
                 insert(t.outbox),
                 [{"record_id": s.record_id, "version": s.version, "created_at": now} for s, _ in credits],
             )
-        # A first version has no earlier delivery to supersede.
-        superseding = [
-            {"b_record_id": record_id, "b_registry": registry, "state": "superseded", "updated_at": now}
-            for record_id, version, registry in deliveries
-            if version > 1
-        ]
-        if superseding:
-            d = t.deliveries.c
-            conn.execute(
-                update(t.deliveries).where(
-                    (d.record_id == bindparam("b_record_id"))
-                    & (d.registry == bindparam("b_registry"))
-                    & ((d.state == "pending") | (d.state == "failed"))  # IN cannot be executemany'd
-                ),
-                superseding,
-            )
+        self._supersede_deliveries(conn, deliveries, now)
         if deliveries:
             conn.execute(
                 insert(t.deliveries),
@@ -386,6 +371,36 @@ class Ledger:
                     }
                     for record_id, version, registry in deliveries
                 ],
+            )
+
+    def _supersede_deliveries(
+        self, conn: Connection, deliveries: Sequence[tuple[str, int, str]], now: datetime
+    ) -> None:
+        """Earlier versions still waiting to go to a registry are superseded by the new one. Found by primary
+        key, then updated by primary key: with the state in the WHERE clause SQLite picks the (registry, state)
+        index and walks every pending delivery once per row."""
+        wanted = {(record_id, registry) for record_id, version, registry in deliveries if version > 1}
+        if not wanted:
+            return  # a first version has no earlier delivery
+        d = t.deliveries.c
+        waiting: list[dict[str, Any]] = []
+        for chunk in _chunks(sorted({record_id for record_id, _ in wanted})):
+            rows = conn.execute(select(d.record_id, d.registry, d.version, d.state).where(d.record_id.in_(chunk)))
+            waiting += [
+                {"b_record_id": r.record_id, "b_registry": r.registry, "b_version": r.version}
+                for r in rows
+                if (r.record_id, r.registry) in wanted and r.state in ("pending", "failed")
+            ]
+        if waiting:
+            conn.execute(
+                update(t.deliveries)
+                .where(
+                    (d.record_id == bindparam("b_record_id"))
+                    & (d.registry == bindparam("b_registry"))
+                    & (d.version == bindparam("b_version"))
+                )
+                .values(state="superseded", updated_at=now),
+                waiting,
             )
 
     def _write_profiles(self, conn: Connection, profiles: Mapping[str, Mapping[str, Any]], now: datetime) -> None:
@@ -509,15 +524,28 @@ class Ledger:
     def record_deliveries(self, registry: str, outcomes: Sequence[DeliveryOutcome]) -> None:
         d = t.deliveries.c
         now = utcnow()
+        if not outcomes:
+            return
         with self.engine.begin() as conn:
-            for o in outcomes:
-                conn.execute(
-                    update(t.deliveries)
-                    .where((d.record_id == o.record_id) & (d.registry == registry) & (d.version == o.version))
-                    .values(
-                        state=o.state, receipt=o.receipt, last_error=o.error, attempts=d.attempts + 1, updated_at=now
-                    )
+            conn.execute(
+                update(t.deliveries)
+                .where(
+                    (d.record_id == bindparam("b_record_id"))
+                    & (d.registry == registry)
+                    & (d.version == bindparam("b_version"))
                 )
+                .values(attempts=d.attempts + 1, updated_at=now),
+                [
+                    {
+                        "b_record_id": o.record_id,
+                        "b_version": o.version,
+                        "state": o.state,
+                        "receipt": o.receipt,
+                        "last_error": o.error,
+                    }
+                    for o in outcomes
+                ],
+            )
 
     def registry_expectations(self, registry: str) -> dict[str, Expectation]:
         """The latest version of every record ever routed to `registry`, with its delivery state there."""

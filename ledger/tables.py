@@ -117,7 +117,7 @@ deliveries = Table(
     Column("receipt", String(128)),
     Column("updated_at", TS, nullable=False),
     PrimaryKeyConstraint("record_id", "registry", "version"),
-    Index("ix_deliveries_state", "registry", "state"),
+    Index("ix_deliveries_queue", "registry", "state", "updated_at", "record_id"),
 )
 
 checkpoints = Table(

@@ -280,8 +280,7 @@ class AmaPraRegistry(SandboxServer):
     def _get_holdings(self, request: Request) -> Response:
         require_bearer(request, self.token)
         with self._lock:
-            entries = [dict(h) for h in self._holdings.values()]
-        page, next_token = self._pager.page(entries, request)
+            page, next_token = self._pager.page(self._holdings.values(), request)
         return Response(200, {"entries": page, "next_page_token": next_token})
 
     # -- per-item semantics (called with the lock held) ---------------------------------------------------------

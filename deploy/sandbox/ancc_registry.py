@@ -214,8 +214,7 @@ class AnccRegistry(SandboxServer):
     def _get_rows(self, request: Request) -> Response:
         self._authorise(request)
         with self._lock:
-            rows = [dict(row) for row in self._rows.values()]
-        page, cursor = self._pager.page(rows, request)
+            page, cursor = self._pager.page(self._rows.values(), request)
         return Response(200, {"rows": page, "next_cursor": cursor})
 
     # -- per-row semantics (called with the lock held) ----------------------------------------------------------

@@ -153,8 +153,7 @@ class HrEndpoint(SandboxServer):
     def _get_credits(self, request: Request) -> Response:
         self._verify(request)
         with self._lock:
-            holdings = [dict(h) for h in self._holdings.values()]
-        page, next_token = self._pager.page(holdings, request)
+            page, next_token = self._pager.page(self._holdings.values(), request)
         return Response(200, {"credits": page, "next_page_token": next_token})
 
     # -- per-event semantics (called with the lock held) ----------------------------------------------------------
