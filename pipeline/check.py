@@ -19,6 +19,7 @@ from ledger.store import Ledger
 from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
 from pipeline.factory import build_registry, build_sources
+from pipeline.kafka_security import kafka_python_options
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 EMBEDDED_ONLY = "empty: only `cmesync run --embedded` fills it"
@@ -87,7 +88,11 @@ def _catalog(settings: Settings) -> str:
 def _kafka(settings: Settings) -> str:
     if not settings.kafka_bootstrap:
         raise Skipped(EMBEDDED_ONLY)
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="cmesync-check")
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id="cmesync-check",
+        **kafka_python_options(settings.kafka_security),
+    )
     try:
         existing = set(admin.list_topics())
     finally:

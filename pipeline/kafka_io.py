@@ -6,20 +6,44 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from pipeline.config import KafkaSecurityConfig
+from pipeline.kafka_security import kafka_python_options, librdkafka_options
+
 Message = tuple[bytes | None, bytes]
+KafkaBackend = Literal["kafka-python", "confluent-kafka"]
+
+
+STALL_TIMEOUT_S = 60.0
+
+
+class ConsumerStalled(RuntimeError):
+    """The broker stopped answering fetches while the consumer was still behind the end of the topic."""
 
 
 class PublishError(RuntimeError):
     """A message was not acknowledged by the broker; nothing that depends on it may be recorded."""
 
 
-def make_producer(bootstrap: str, client_id: str = "cmesync") -> KafkaProducer:
+class Producer(Protocol):
+    """What the stages need from a producer; `make_producer` picks the backend."""
+
+    def publish(self, topic: str, messages: Sequence[Message], timeout_s: float = 30.0) -> None:
+        """Send and wait until the broker acknowledged every message; raise PublishError otherwise."""
+
+    def close(self) -> None: ...
+
+
+def kafka_python_producer(
+    bootstrap: str, client_id: str = "cmesync", options: dict[str, Any] | None = None
+) -> KafkaProducer:
     return KafkaProducer(
+        **(options or {}),
         bootstrap_servers=bootstrap,
         client_id=client_id,
         acks="all",
@@ -30,15 +54,40 @@ def make_producer(bootstrap: str, client_id: str = "cmesync") -> KafkaProducer:
     )
 
 
-def publish(producer: KafkaProducer, topic: str, messages: Sequence[Message], timeout_s: float = 30.0) -> None:
-    """Send and wait for every acknowledgement: a failed send shows only on its future (kafka-python #1667)."""
-    futures = [producer.send(topic, key=key, value=value) for key, value in messages]
-    producer.flush(timeout=timeout_s)
-    for future in futures:
-        try:
-            future.get(timeout=timeout_s)
-        except KafkaError as err:
-            raise PublishError(f"{topic}: broker did not acknowledge a message: {type(err).__name__}") from err
+class KafkaPythonProducer:
+    def __init__(self, bootstrap: str, client_id: str = "cmesync", options: dict[str, Any] | None = None) -> None:
+        self.client = kafka_python_producer(bootstrap, client_id, options)
+
+    def publish(self, topic: str, messages: Sequence[Message], timeout_s: float = 30.0) -> None:
+        # A failed send shows only on its future (kafka-python #1667): check every one.
+        futures = [self.client.send(topic, key=key, value=value) for key, value in messages]
+        self.client.flush(timeout=timeout_s)
+        for future in futures:
+            try:
+                future.get(timeout=timeout_s)
+            except KafkaError as err:
+                raise PublishError(f"{topic}: broker did not acknowledge a message: {type(err).__name__}") from err
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def make_producer(
+    bootstrap: str,
+    client_id: str = "cmesync",
+    backend: KafkaBackend = "kafka-python",
+    security: KafkaSecurityConfig | None = None,
+) -> Producer:
+    if backend == "confluent-kafka":
+        from pipeline.kafka_confluent import ConfluentProducer
+
+        return ConfluentProducer(bootstrap, client_id, librdkafka_options(security))
+    return KafkaPythonProducer(bootstrap, client_id, kafka_python_options(security))
+
+
+def publish(producer: Producer, topic: str, messages: Sequence[Message], timeout_s: float = 30.0) -> None:
+    """Send and wait for every acknowledgement, on whichever backend."""
+    producer.publish(topic, messages, timeout_s)
 
 
 @dataclass(frozen=True)
@@ -59,11 +108,18 @@ class BatchConsumer:
     """
 
     def __init__(
-        self, bootstrap: str, topic: str, group_id: str, max_records: int = 500, join_group: bool = False
+        self,
+        bootstrap: str,
+        topic: str,
+        group_id: str,
+        max_records: int = 500,
+        join_group: bool = False,
+        options: dict[str, Any] | None = None,
     ) -> None:
         self.topic = topic
         self.max_records = max_records
         self._consumer = KafkaConsumer(
+            **(options or {}),
             bootstrap_servers=bootstrap,
             group_id=group_id,
             enable_auto_commit=False,
@@ -86,18 +142,41 @@ class BatchConsumer:
                 self._consumer.seek(tp, records[0].offset)
         return set(self._consumer.assignment())
 
-    def batches(self, idle_polls_to_stop: int = 3) -> Iterator[list[Consumed]]:
+    def batches(
+        self, stall_timeout_s: float = STALL_TIMEOUT_S, idle_polls_to_stop: int = 3
+    ) -> Iterator[list[Consumed]]:
+        """Batches up to the end. Empty polls end the stage only when no partition is known to be behind:
+        a broker that stalls mid-backlog raises ConsumerStalled after `stall_timeout_s`, so a run never
+        reports success with events left unread."""
         idle = 0
+        progress = time.monotonic()
         while True:
             polled = self._consumer.poll(timeout_ms=300, max_records=self.max_records)
             records = [Consumed(r.partition, r.offset, r.key, r.value) for batch in polled.values() for r in batch]
             if records:
                 idle = 0
+                progress = time.monotonic()
                 yield records
                 continue
             idle += 1
-            if self._caught_up() or idle >= idle_polls_to_stop:
+            if self._caught_up():
                 return
+            behind = self._behind()
+            if idle >= idle_polls_to_stop and not behind:
+                return
+            if behind and time.monotonic() - progress > stall_timeout_s:
+                raise ConsumerStalled(
+                    f"{self.topic}: {behind} messages behind and none fetched in {stall_timeout_s:.0f} s"
+                )
+
+    def _behind(self) -> int:
+        """Messages between our position and the high watermark, over partitions whose watermark is known."""
+        total = 0
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None:
+                total += max(highwater - self._consumer.position(tp), 0)
+        return total
 
     def _caught_up(self) -> bool:
         for tp in self._consumer.assignment():
@@ -118,3 +197,29 @@ class BatchConsumer:
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
+
+
+class Consumer(Protocol):
+    """What the stages need from a consumer; `make_consumer` picks the backend."""
+
+    def batches(self, stall_timeout_s: float = STALL_TIMEOUT_S) -> Iterator[list[Consumed]]: ...
+
+    def commit(self, batch: Sequence[Consumed]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def make_consumer(
+    bootstrap: str,
+    topic: str,
+    group_id: str,
+    max_records: int = 500,
+    join_group: bool = False,
+    backend: KafkaBackend = "kafka-python",
+    security: KafkaSecurityConfig | None = None,
+) -> Consumer:
+    if backend == "confluent-kafka":
+        from pipeline.kafka_confluent import ConfluentBatchConsumer
+
+        return ConfluentBatchConsumer(bootstrap, topic, group_id, max_records, join_group, librdkafka_options(security))
+    return BatchConsumer(bootstrap, topic, group_id, max_records, join_group, kafka_python_options(security))

@@ -3,24 +3,25 @@ published only once the broker has acknowledged them."""
 
 from __future__ import annotations
 
-from kafka import KafkaProducer
-
 from deploy.broker import CREDITS_TOPIC, DEADLETTER_TOPIC
 from ledger.store import Ledger
-from pipeline.kafka_io import publish
+from pipeline.faults import crash_point
+from pipeline.kafka_io import Producer, publish
 from schemas.codec import AvroCodec
 
 
-def publish_credits(ledger: Ledger, producer: KafkaProducer, codec: AvroCodec, batch_size: int = 500) -> int:
+def publish_credits(ledger: Ledger, producer: Producer, codec: AvroCodec, batch_size: int = 500) -> int:
     published = 0
     while rows := ledger.unpublished_credits(batch_size):
         publish(producer, CREDITS_TOPIC, [(record["record_id"].encode(), codec.encode(record)) for _, record in rows])
+        crash_point("publish.sent")
         ledger.mark_credits_published([outbox_id for outbox_id, _ in rows])
+        crash_point("publish.marked")
         published += len(rows)
     return published
 
 
-def publish_dead_letters(ledger: Ledger, producer: KafkaProducer, codec: AvroCodec, batch_size: int = 500) -> int:
+def publish_dead_letters(ledger: Ledger, producer: Producer, codec: AvroCodec, batch_size: int = 500) -> int:
     published = 0
     while rows := ledger.unpublished_dead_letters(batch_size):
         fields = (

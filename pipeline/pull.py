@@ -8,12 +8,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kafka import KafkaProducer
-
 from connectors.sources.base import SCHEMA_INVALID, Page, Rejection, Source
 from deploy.broker import ATTENDANCE_TOPIC
 from ledger.store import DeadLetterEntry, Ledger
-from pipeline.kafka_io import Message, publish
+from pipeline.faults import crash_point
+from pipeline.kafka_io import Message, Producer, publish
 from reconcile.identity import identity_keys
 from schemas.codec import AvroCodec, SchemaInvalid
 
@@ -64,18 +63,21 @@ def normalise_page(source: Source, page: Page, codec: AvroCodec) -> tuple[list[M
 def pull_source(
     source: Source,
     codec: AvroCodec,
-    producer: KafkaProducer,
+    producer: Producer,
     ledger: Ledger,
     on_page: Callable[[PullStats], None] | None = None,
 ) -> PullStats:
     stats = PullStats()
     for page in source.pages(ledger.checkpoint(source.name)):
         messages, dead = normalise_page(source, page, codec)
+        crash_point("pull.page_pulled")
         publish(producer, ATTENDANCE_TOPIC, messages)
+        crash_point("pull.produced")
         if dead:
             ledger.add_dead_letters(dead)
         if page.next_cursor:
             ledger.save_checkpoint(source.name, page.next_cursor)
+        crash_point("pull.cursor_saved")
         stats.pages += 1
         stats.records += len(page.records)
         stats.events += len(messages)

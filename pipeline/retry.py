@@ -165,7 +165,7 @@ def _reread(row: DeadLetterRow, payload: bytes, codec: AvroCodec, republish: _Re
 def _publish_and_process(settings: Settings, republish: _Republish, started: datetime) -> list[RetryOutcome]:
     if not republish.messages:
         return []
-    producer = make_producer(settings.kafka_bootstrap)
+    producer = make_producer(settings.kafka_bootstrap, backend=settings.kafka_backend, security=settings.kafka_security)
     try:
         publish(producer, ATTENDANCE_TOPIC, republish.messages)
     finally:

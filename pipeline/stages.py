@@ -12,7 +12,8 @@ from pipeline.config import Settings
 from pipeline.deliver import DeliveryStats, deliver_pending
 from pipeline.factory import build_registries, build_sources, codec_for
 from pipeline.intake import IntakeStats, reconcile_topic
-from pipeline.kafka_io import BatchConsumer, make_producer
+from pipeline.kafka_io import make_consumer, make_producer
+from pipeline.kafka_security import kafka_python_options
 from pipeline.publish import publish_credits, publish_dead_letters
 from pipeline.pull import PullStats, pull_source
 from pipeline.registry_diff import diff_and_repair
@@ -25,13 +26,13 @@ def prepare(settings: Settings) -> None:
         ledger.migrate()
     finally:
         ledger.close()
-    ensure_topics(settings.kafka_bootstrap)
+    ensure_topics(settings.kafka_bootstrap, options=kafka_python_options(settings.kafka_security))
 
 
 def pull(settings: Settings, source_name: str, on_page: Callable[[PullStats], None] | None = None) -> PullStats:
     source = next(s for s in build_sources(settings) if s.name == source_name)
     ledger = Ledger(settings.ledger_url)
-    producer = make_producer(settings.kafka_bootstrap)
+    producer = make_producer(settings.kafka_bootstrap, backend=settings.kafka_backend, security=settings.kafka_security)
     try:
         return pull_source(source, codec_for(settings, "attendance_event"), producer, ledger, on_page)
     finally:
@@ -41,7 +42,14 @@ def pull(settings: Settings, source_name: str, on_page: Callable[[PullStats], No
 
 def reconcile(settings: Settings, on_batch: Callable[[IntakeStats], None] | None = None) -> IntakeStats:
     ledger = Ledger(settings.ledger_url)
-    consumer = BatchConsumer(settings.kafka_bootstrap, ATTENDANCE_TOPIC, settings.consumer_group, settings.batch_size)
+    consumer = make_consumer(
+        settings.kafka_bootstrap,
+        ATTENDANCE_TOPIC,
+        settings.consumer_group,
+        settings.batch_size,
+        backend=settings.kafka_backend,
+        security=settings.kafka_security,
+    )
     try:
         return reconcile_topic(
             consumer,
@@ -59,7 +67,7 @@ def reconcile(settings: Settings, on_batch: Callable[[IntakeStats], None] | None
 def publish(settings: Settings) -> tuple[int, int]:
     """(credit versions, dead letters) published."""
     ledger = Ledger(settings.ledger_url)
-    producer = make_producer(settings.kafka_bootstrap)
+    producer = make_producer(settings.kafka_bootstrap, backend=settings.kafka_backend, security=settings.kafka_security)
     try:
         credits = publish_credits(ledger, producer, codec_for(settings, "credit_record"), settings.batch_size)
         dead = publish_dead_letters(ledger, producer, codec_for(settings, "dead_letter"), settings.batch_size)

@@ -4,6 +4,7 @@ what is waiting for each registry, and the oldest dead letter nobody has dealt w
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,7 @@ from ledger.queries import (
 )
 from ledger.store import Ledger
 from pipeline.config import Settings
+from pipeline.kafka_security import kafka_python_options
 
 
 @dataclass(frozen=True)
@@ -97,31 +99,41 @@ def collect_status(settings: Settings, runs: int = 5) -> Status:
         status.lag_error = "no kafka_bootstrap configured"
         return status
     try:
-        status.lag = consumer_lag(settings.kafka_bootstrap, settings.consumer_group)
+        status.lag = consumer_lag(
+            settings.kafka_bootstrap, settings.consumer_group, options=kafka_python_options(settings.kafka_security)
+        )
     except (KafkaError, OSError, TimeoutError) as err:
         status.lag_error = f"broker {settings.kafka_bootstrap} did not answer: {type(err).__name__}"
     return status
 
 
 def consumer_lag(
-    bootstrap: str, group: str, topics: tuple[str, ...] = (ATTENDANCE_TOPIC,), timeout_s: float = 10.0
+    bootstrap: str,
+    group: str,
+    topics: tuple[str, ...] = (ATTENDANCE_TOPIC,),
+    timeout_s: float = 10.0,
+    options: Mapping[str, Any] | None = None,
 ) -> list[PartitionLag]:
     """Committed offset of `group` against the end of each partition of `topics` (and of any other topic the
-    group has committed on)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="cmesync-status", request_timeout_ms=5000)
+    group has committed on). `options`: kafka-python TLS/SASL keyword arguments."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="cmesync-status", request_timeout_ms=5000, **(options or {})
+    )
     try:
         committed = admin.list_group_offsets({group: None}).get(group, {})
     finally:
         admin.close()
     wanted = sorted({tp.topic for tp in committed} | set(topics))
-    bounds = log_bounds(bootstrap, wanted, timeout_s)
+    bounds = log_bounds(bootstrap, wanted, timeout_s, options)
     return [
         PartitionLag(tp.topic, tp.partition, committed[tp].offset if tp in committed else None, start, end)
         for tp, (start, end) in sorted(bounds.items())
     ]
 
 
-def log_bounds(bootstrap: str, topics: list[str], timeout_s: float = 10.0) -> dict[TopicPartition, tuple[int, int]]:
+def log_bounds(
+    bootstrap: str, topics: list[str], timeout_s: float = 10.0, options: Mapping[str, Any] | None = None
+) -> dict[TopicPartition, tuple[int, int]]:
     """(start, end) of every partition of `topics`; the end is the next offset to be written.
 
     ListOffsets(latest) is not enough: Tansu answers it with the base offset of the last record batch, not the
@@ -129,7 +141,9 @@ def log_bounds(bootstrap: str, topics: list[str], timeout_s: float = 10.0) -> di
     to ListOffsets' answer (never past the end, and at most one batch before it), fetch once, and read the high
     watermark kafka-python records from that response. Nothing is committed: this consumer has no group.
     """
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100, **(options or {})
+    )
     try:
         partitions = [
             TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or ())

@@ -31,7 +31,8 @@ from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
 from pipeline.factory import build_registries, codec_for
 from pipeline.intake import IntakeStats, reconcile_messages
-from pipeline.kafka_io import BatchConsumer
+from pipeline.kafka_io import BatchConsumer, ConsumerStalled
+from pipeline.kafka_security import kafka_python_options
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,13 @@ def run_stream(
     """Consume until `stop` is set; return what was done."""
     stats = StreamStats()
     ledger = Ledger(settings.ledger_url)
-    consumer = BatchConsumer(settings.kafka_bootstrap, ATTENDANCE_TOPIC, settings.consumer_group, settings.batch_size)
+    consumer = BatchConsumer(
+        settings.kafka_bootstrap,
+        ATTENDANCE_TOPIC,
+        settings.consumer_group,
+        settings.batch_size,
+        options=kafka_python_options(settings.kafka_security),
+    )
     codec = codec_for(settings, "attendance_event")
     catalog = fetch_catalog(settings)
     registries = build_registries(settings)
@@ -131,15 +138,18 @@ def run_stream(
     pump.start()
     try:
         while not stop.is_set():
-            for batch in consumer.batches():
-                intake = reconcile_messages(batch, codec, ledger, catalog, registries)
-                consumer.commit(batch)
-                stats.add_intake(intake)
-                pump.wake()
-                if on_batch:
-                    on_batch(stats)
-                if stop.is_set():
-                    break
+            try:
+                for batch in consumer.batches():
+                    intake = reconcile_messages(batch, codec, ledger, catalog, registries)
+                    consumer.commit(batch)
+                    stats.add_intake(intake)
+                    pump.wake()
+                    if on_batch:
+                        on_batch(stats)
+                    if stop.is_set():
+                        break
+            except ConsumerStalled as err:
+                log.warning("%s; polling on", err)  # a long-running consumer outlives a broker stall
             stop.wait(idle_wait_s)
     finally:
         consumer.close()

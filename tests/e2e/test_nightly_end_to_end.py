@@ -7,20 +7,20 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from confluent_kafka import KafkaError
-from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import func, select
 
 from deploy.broker import CREDITS_TOPIC
 from deploy.sandbox.stack import SandboxStack
 from flows.nightly import nightly_reconciliation
 from ledger import tables as t
-from ledger.store import Ledger, record_from_json
+from ledger.store import Ledger
 from pipeline.config import Settings
-from pipeline.factory import codec_for
+from pipeline.kafka_io import KafkaBackend
+from tests.final_state import latest_per_key, ledger_latest, stream_messages
 
 pytestmark = pytest.mark.integration
 
@@ -35,31 +35,6 @@ def endpoints(kafka_bootstrap: str, sandboxes: SandboxStack) -> dict[str, str]:
         "lms-xapi.base_url": sandboxes.lrs.url,
         "ama-pra.base_url": sandboxes.ama.url,
     }
-
-
-def ledger_latest(ledger: Ledger) -> dict[str, dict[str, Any]]:
-    with ledger.engine.connect() as conn:
-        rows = conn.execute(select(t.credits.c.record).order_by(t.credits.c.record_id, t.credits.c.version))
-        return {r["record_id"]: r for r in (record_from_json(row.record) for row in rows)}
-
-
-def stream_messages(bootstrap: str, settings: Settings) -> list[dict[str, Any]]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
-    tp = TopicPartition(CREDITS_TOPIC, 0)
-    consumer.assign([tp])
-    codec = codec_for(settings, "credit_record")
-    messages: list[dict[str, Any]] = []
-    idle = 0
-    while idle < 3:
-        polled = consumer.poll(timeout_ms=300)
-        batch = [r for records in polled.values() for r in records]
-        idle = 0 if batch else idle + 1
-        for record in batch:
-            decoded = codec.decode(record.value)
-            assert record.key == decoded["record_id"].encode()
-            messages.append(decoded)
-    consumer.close()
-    return messages
 
 
 def confluent_stream(bootstrap: str, schema_registry_url: str) -> list[dict[str, Any]]:
@@ -98,14 +73,6 @@ def confluent_stream(bootstrap: str, schema_registry_url: str) -> list[dict[str,
     return records
 
 
-def latest_per_key(messages: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    latest: dict[str, dict[str, Any]] = {}
-    for message in messages:
-        if message["record_id"] not in latest or latest[message["record_id"]]["version"] < message["version"]:
-            latest[message["record_id"]] = message
-    return latest
-
-
 def summary(record: dict[str, Any]) -> tuple[Any, ...]:
     return (record["version"], record["status"], f"{record['amount']:.2f}", record["completed_on"].isoformat())
 
@@ -118,9 +85,16 @@ def ledger(ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]
     ledger.close()
 
 
+@pytest.mark.parametrize("backend", get_args(KafkaBackend))
 def test_given_sample_statements_when_the_nightly_flow_runs_twice_then_registry_and_stream_equal_the_ledger(
-    prefect_harness: None, kafka_bootstrap: str, sandboxes: SandboxStack, ledger: Ledger
+    prefect_harness: None,
+    kafka_bootstrap: str,
+    sandboxes: SandboxStack,
+    ledger: Ledger,
+    backend: KafkaBackend,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("CMESYNC_KAFKA_BACKEND", backend)
     urls = endpoints(kafka_bootstrap, sandboxes)
     settings = Settings.load(CONFIG_PATH).with_endpoints(urls)
 
