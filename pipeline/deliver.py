@@ -10,6 +10,7 @@ from typing import Any
 
 from connectors.registries.base import REGISTRY_REJECTED, REGISTRY_UNAVAILABLE, Failure, Receipt, Registry
 from ledger.store import DeadLetterEntry, DeliveryOutcome, Ledger
+from pipeline.faults import crash_point
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,9 @@ def deliver_pending(ledger: Ledger, registry: Registry, batch_size: int = 100) -
             ledger.record_deliveries(registry.name, skipped)
             stats.skipped += len(skipped)
         if routed:
-            delivered, failed = record_results(ledger, registry.name, routed, results_of(registry.deliver, routed))
+            results = results_of(registry.deliver, routed)
+            crash_point("deliver.accepted")
+            delivered, failed = record_results(ledger, registry.name, routed, results)
             stats.delivered += delivered
             stats.failed += failed
     log.info(

@@ -10,8 +10,12 @@ from datetime import datetime
 from typing import Any
 
 from connectors.registries.base import Registry
+from connectors.sources.base import RecordError
+from connectors.sources.event_check import check_event
+from connectors.sources.fields import text
 from ledger.store import DeadLetterEntry, Ledger, StoredEvent, utcnow
-from pipeline.kafka_io import BatchConsumer, Consumed
+from pipeline.faults import crash_point
+from pipeline.kafka_io import Consumed, Consumer
 from reconcile.catalog import Catalog
 from reconcile.credit_rules import event_key, possible_credit_types
 from reconcile.credit_types import ACCREDITOR_OF
@@ -77,12 +81,27 @@ def _decode(
     dead: list[DeadLetterEntry] = []
     for message in messages:
         try:
-            decoded.append((codec.decode(message.value), message))
+            event = codec.decode(message.value)
+            check_event(event)  # pushed events never went through our field parsers
+            decoded.append((event, message))
         except SchemaInvalid as err:
             dead.append(
                 DeadLetterEntry(STAGE, codec.subject, _kafka_ref(message), "SCHEMA_INVALID", err.reason, message.value)
             )
+        except RecordError as err:
+            source, source_ref = _position(event, codec.subject, message)
+            reason = f"{err} ({_kafka_ref(message)})"
+            dead.append(DeadLetterEntry(STAGE, source, source_ref, err.reason_code, reason, message.value))
     return decoded, dead
+
+
+def _position(event: Mapping[str, Any], subject: str, message: Consumed) -> tuple[str, str]:
+    """Where a refused event came from: its own source position, unless that is the unusable part."""
+    try:
+        source, source_ref = text(event["source"], "source"), text(event["source_ref"], "source_ref")
+    except RecordError:
+        source = source_ref = None
+    return (source, source_ref) if source and source_ref else (subject, _kafka_ref(message))
 
 
 def _fresh(decoded: Sequence[tuple[dict[str, Any], Consumed]], ledger: Ledger) -> Fresh:
@@ -202,6 +221,7 @@ def reconcile_messages(
         ledger.write_events(conn, [], {}, held)  # only dead letters: the held-back credits'
         ledger.resolve_dead_letters(conn, _settled_ids(outcome.settled))
         ledger.write_credits(conn, {lid: profiles[lid] for lid in learner_ids if lid in profiles}, credits, deliveries)
+        crash_point("intake.before_commit")
     return IntakeStats(
         consumed=len(messages),
         duplicates=len(decoded) - len(fresh),
@@ -213,7 +233,7 @@ def reconcile_messages(
 
 
 def reconcile_topic(
-    consumer: BatchConsumer,
+    consumer: Consumer,
     codec: AvroCodec,
     ledger: Ledger,
     catalog: Catalog,
@@ -223,7 +243,9 @@ def reconcile_topic(
     total = IntakeStats()
     for batch in consumer.batches():
         stats = reconcile_messages(batch, codec, ledger, catalog, registries)
+        crash_point("intake.committed")
         consumer.commit(batch)
+        crash_point("intake.offsets_committed")
         for field in vars(total):
             setattr(total, field, getattr(total, field) + getattr(stats, field))
         if on_batch:

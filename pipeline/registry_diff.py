@@ -28,6 +28,7 @@ from connectors.http import APIError
 from connectors.registries.base import AWARDED, Failure, Registry, RegistryEntry
 from ledger.store import Expectation, Ledger
 from pipeline.deliver import record_results, results_of
+from pipeline.faults import crash_point
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,7 @@ def _redeliver(ledger: Ledger, registry: Registry, keys: Sequence[tuple[str, int
     for start in range(0, len(records), batch_size):
         chunk = records[start : start + batch_size]
         results = results_of(registry.redeliver, chunk)
+        crash_point("diff.redelivered")
         record_results(ledger, registry.name, chunk, results)
         failed |= {r.record_id for r in results if isinstance(r, Failure)}
     return failed

@@ -12,8 +12,10 @@ import logging
 import random
 import re
 import socket
+import ssl
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,13 +37,26 @@ class Faults:
     slow: float = 0.0
     slow_s: float = 0.5
     seed: int | None = None
+    storm: int = 0  # the next `storm` requests are all answered 429 with Retry-After, before any rate applies
+    injected: Counter[str] = field(default_factory=Counter)  # what was injected, for tests to prove it happened
     _rng: random.Random = field(default_factory=random.Random, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self._rng.seed(self.seed)
 
     def draw(self) -> str | None:
         """Return the fault to inject for one request, or None."""
+        with self._lock:
+            fault = self._draw()
+            if fault:
+                self.injected[fault] += 1
+            return fault
+
+    def _draw(self) -> str | None:
+        if self.storm > 0:
+            self.storm -= 1
+            return "rate_limited"
         roll = self._rng.random()
         for name, rate in (
             ("rate_limited", self.rate_limited),
@@ -99,10 +114,21 @@ class SandboxServer:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self.faults = Faults()
         self.requests_seen = 0
+        # Path → body served instead of a successful response's own (cut-off JSON, another encoding): a
+        # broken proxy or server that keeps failing the same way. Auth and routing still apply first.
+        self.broken_bodies: dict[str, bytes] = {}
         self._seen_lock = threading.Lock()
         self._port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._tls: ssl.SSLContext | None = None
+
+    def use_tls(self, certfile: str, keyfile: str) -> Self:
+        """Serve HTTPS with this certificate from the next `start()` (the TLS tests of the connectors)."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certfile, keyfile)
+        self._tls = context
+        return self
 
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         self._routes.append((method, re.compile(f"^{pattern}$"), handler))
@@ -111,7 +137,7 @@ class SandboxServer:
     def url(self) -> str:
         assert self._server is not None, f"{self.name} sandbox is not started"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self._tls else 'http'}://{host}:{port}"
 
     def start(self) -> Self:
         sandbox = self
@@ -131,6 +157,9 @@ class SandboxServer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self._port), _Handler)
         self._server.daemon_threads = True
+        if self._tls is not None:
+            # The handshake runs on accept; a client refusing our certificate just fails its own connection.
+            self._server.socket = self._tls.wrap_socket(self._server.socket, server_side=True)
         # A short poll interval: stop() waits for it, and tests stop a sandbox per test.
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name=f"sandbox-{self.name}", daemon=True
@@ -179,6 +208,8 @@ class SandboxServer:
             if match and method == raw.command:
                 try:
                     response = handler(Request(raw.command, split.path, params, headers, body, match))
+                    if response.status == 200 and split.path in self.broken_bodies:
+                        response = Response(200, self.broken_bodies[split.path])
                 except HttpError as err:
                     response = Response(err.status, {"error": err.message}, err.headers)
                 except Exception as err:

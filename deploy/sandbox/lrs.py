@@ -187,6 +187,8 @@ class XapiLrs(SandboxServer):
         self._index: list[_Indexed] = []
         self._voided: set[str] = set()
         self._seq = itertools.count()
+        # Fault option: this many statements of each full page are served again at the start of the next one.
+        self.repeated_per_page = 0
         self.route("GET", STATEMENTS_PATH, self._get_statements)
         self.route("GET", f"{MORE_PATH}/(?P<token>[A-Za-z0-9_-]+)", self._get_more)
         self.route("POST", STATEMENTS_PATH, self._post_statements)
@@ -309,7 +311,8 @@ class XapiLrs(SandboxServer):
                 if entry.statement_id in self._voided:
                     continue
                 if len(served) == query.limit:
-                    return self._bodies(served), query.continued_after(served[-1])
+                    resume = served[max(0, len(served) - 1 - self.repeated_per_page)]
+                    return self._bodies(served), query.continued_after(resume)
                 served.append(entry)
             return self._bodies(served), None
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import random
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -65,6 +66,10 @@ class ProviderRestApi(SandboxServer):
         self.token = token
         self.pagination = pagination
         self.truncated_pages: set[int] = set()
+        # Fault options of numbered pages: records in a seeded random order instead of by `updated_at`, and
+        # the last `repeated_per_page` records of each page served again at the start of the next.
+        self.shuffle_seed: int | None = None
+        self.repeated_per_page = 0
         self._lock = threading.Lock()
         self._held: dict[int, _Held] = {}
         self._seq = itertools.count()
@@ -108,6 +113,8 @@ class ProviderRestApi(SandboxServer):
         if since is not None:
             ordered = [h for h in ordered if h.stamp >= since]
         if self.pagination == "page":
+            if self.shuffle_seed is not None:
+                random.Random(self.shuffle_seed).shuffle(ordered)
             body, number = self._numbered_page(ordered, request, limit)
         else:
             body, number = self._cursor_page(ordered, request, limit, since)
@@ -120,7 +127,7 @@ class ProviderRestApi(SandboxServer):
         if not text.isdigit() or int(text) < 1:
             raise HttpError(400, "page must be an integer >= 1")
         number = int(text)
-        page = ordered[(number - 1) * limit : number * limit]
+        page = ordered[max(0, (number - 1) * limit - self.repeated_per_page) : number * limit]
         total_pages = max(1, -(-len(ordered) // limit))
         meta = {"page": number, "per_page": limit, "total_pages": total_pages, "total": len(ordered)}
         return {"data": [copy.deepcopy(h.record) for h in page], "meta": meta}, number

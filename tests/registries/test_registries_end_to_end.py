@@ -8,8 +8,7 @@ import csv
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -20,44 +19,12 @@ from deploy.sandbox.stack import DEFAULT_STATEMENTS, SandboxStack
 from flows.nightly import nightly_reconciliation
 from ledger import tables as t
 from ledger.store import Ledger
+from tests.final_state import ama_active, ancc_active, hr_active, ledger_expects
 
 pytestmark = pytest.mark.integration
 
 TEMPLATE = Path(__file__).with_name("cmesync.toml")
 VOIDING_STATEMENT = "973b8974-5cbb-54fb-970c-da4cf4c7908b"
-Held = dict[str, tuple[int, Decimal, date]]
-
-
-def ama_active(stack: SandboxStack) -> Held:
-    return {
-        rid: (h["version"], Decimal(h["amount"]), date.fromisoformat(h["completed_on"]))
-        for rid, h in stack.ama.holdings().items()
-        if h["status"] == "AWARDED"
-    }
-
-
-def ancc_active(stack: SandboxStack) -> Held:
-    held: Held = {}
-    for ref, row in stack.ancc.active_rows().items():
-        record_id, _, version = ref.rpartition(":")
-        hours = Decimal(str(row["hours"])).quantize(Decimal("0.01"))
-        held[record_id] = (int(version), hours, datetime.strptime(row["completion_date"], "%m/%d/%Y").date())
-    return held
-
-
-def hr_active(stack: SandboxStack) -> Held:
-    return {
-        rid: (h["version"], Decimal(h["amount"]), date.fromisoformat(h["completed_on"]))
-        for rid, h in stack.hr.holdings().items()
-        if h["status"] == "AWARDED"
-    }
-
-
-def ledger_expects(ledger: Ledger, registry: str) -> Held:
-    """The active holdings the ledger expects; every latest version routed to the registry must be sent."""
-    expectations = ledger.registry_expectations(registry).values()
-    assert {e.delivery_state for e in expectations} <= {"sent"}, f"{registry}: undelivered versions"
-    return {e.record_id: (e.version, e.amount, e.completed_on) for e in expectations if e.status == "AWARDED"}
 
 
 def assert_registries_equal_the_ledger(stack: SandboxStack, ledger: Ledger) -> None:
