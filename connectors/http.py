@@ -7,6 +7,7 @@ error body; successful bodies never reach a message or a log line.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -47,6 +48,8 @@ STATUS_ACTIONS: dict[int, tuple[Action, FailureType]] = {
     429: (Action.RATE_LIMITED, FailureType.TRANSIENT),
 }
 EXCEPTION_ACTIONS: tuple[tuple[type[BaseException], Action], ...] = (
+    # First, because it is a ConnectionError too: a certificate we do not trust stays untrusted on the next try.
+    (requests.exceptions.SSLError, Action.FAIL),
     (requests.Timeout, Action.RETRY),
     (requests.ConnectionError, Action.RETRY),
     # A connection dropped mid-body surfaces as ChunkedEncodingError, which is not a ConnectionError.
@@ -95,6 +98,23 @@ class RetriableAPIError(APIError):
 
 class FatalAPIError(APIError):
     """Retrying cannot help (4xx other than 429): bad request, auth, missing resource."""
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """How HTTPS endpoints are trusted: `verify` True (system CAs), False (no check), or a CA bundle path;
+    an optional client certificate and key for servers that require mutual TLS."""
+
+    verify: bool | str = True
+    client_cert: str | None = None
+    client_key: str | None = None
+
+    def request_kwargs(self) -> dict[str, Any]:
+        # Per request, not on the session: requests lets REQUESTS_CA_BUNDLE override a session's `verify`.
+        kwargs: dict[str, Any] = {"verify": self.verify}
+        if self.client_cert:
+            kwargs["cert"] = (self.client_cert, self.client_key) if self.client_key else self.client_cert
+        return kwargs
 
 
 @dataclass(frozen=True)
@@ -190,8 +210,10 @@ class HttpClient:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rate_limit: RateLimiter | None = None,
+        tls: TlsSettings | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
+        self.tls = tls or TlsSettings()
         self.session = session or make_session()
         self.headers = dict(headers or {})
         self.auth = auth
@@ -214,6 +236,8 @@ class HttpClient:
         url = self.url(path_or_url)
         kwargs["headers"] = {**self.headers, **(kwargs.get("headers") or {})}
         kwargs.setdefault("timeout", self.timeout)
+        for name, value in self.tls.request_kwargs().items():
+            kwargs.setdefault(name, value)
         if self.auth is not None:
             kwargs.setdefault("auth", self.auth)
         retrying = Retrying(
@@ -251,6 +275,8 @@ class HttpClient:
             kind = type(exc).__name__
             if classify_exception(exc) is Action.RETRY:
                 raise RetriableAPIError(f"{where}: {kind}") from None
+            if isinstance(exc, requests.exceptions.SSLError):
+                kind = f"TLS handshake failed: {_tls_reason(exc)}"
             raise FatalAPIError(f"{where}: {kind}", failure=FailureType.CONFIG) from None
         action, failure = classify_status(response.status_code)
         if action is Action.OK:
@@ -271,6 +297,26 @@ class HttpClient:
 
     def _count_retry(self, state: RetryCallState) -> None:
         self.stats.add(retries=1)
+
+
+def _tls_reason(exc: BaseException) -> str:
+    """The OpenSSL reason inside a requests SSLError (e.g. "certificate verify failed: self-signed certificate
+    in certificate chain"), found in its wrapped causes; the wrapper's own text quotes the URL with its query."""
+    pending: list[object] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {current.verify_message}"
+        if isinstance(current, ssl.SSLError):
+            return str(current.reason or type(current).__name__)
+        if isinstance(current, BaseException):
+            pending.extend([*current.args, current.__cause__, current.__context__])
+            pending.append(getattr(current, "reason", None))
+    return "SSLError"
 
 
 def _json_or_none(response: requests.Response) -> Any:

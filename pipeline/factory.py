@@ -45,7 +45,7 @@ def build_source(config: SourceConfig) -> Source:
     def client(bearer: str | None = None, **kwargs: Any) -> HttpClient:
         headers = {"Authorization": f"Bearer {bearer}"} if bearer else None
         retry = RetryPolicy(max_attempts=config.max_attempts)
-        return HttpClient(config.base_url, retry=retry, headers=headers, **kwargs)
+        return HttpClient(config.base_url, retry=retry, headers=headers, tls=config.tls_settings(), **kwargs)
 
     if isinstance(config, XapiSourceConfig):
         auth = {"bearer": config.secret()} if config.auth == "bearer" else {"auth": (config.username, config.secret())}
@@ -107,7 +107,7 @@ def build_registry(config: RegistryConfig) -> Registry:
     def client(**kwargs: Any) -> HttpClient:
         limit = RateLimiter(config.rate_limit_per_s) if config.rate_limit_per_s else None
         retry = RetryPolicy(max_attempts=config.max_attempts)
-        return HttpClient(config.base_url, retry=retry, rate_limit=limit, **kwargs)
+        return HttpClient(config.base_url, retry=retry, rate_limit=limit, tls=config.tls_settings(), **kwargs)
 
     if isinstance(config, AmaRegistryConfig):
         bearer = {"Authorization": f"Bearer {config.secret()}"}

@@ -166,7 +166,21 @@ class AvroCodec:
             raise SchemaInvalid(f"Avro body does not match schema id {schema_id}") from None
         if buffer.tell() != len(data):
             raise SchemaInvalid(f"Avro body does not match schema id {schema_id} (trailing bytes)")
+        if writer is None:
+            self._check_canonical(record, data)
         return record
+
+    def _check_canonical(self, record: dict[str, Any], data: bytes) -> None:
+        """Written with our schema, a record re-encodes to the same bytes. fastavro reads some invalid bodies
+        without complaint (a negative enum index picks a symbol from the end of the list), so this is what
+        stops such a message from entering the ledger as something its producer never wrote."""
+        out = bytearray(data[:HEADER_SIZE])
+        try:
+            self._write(out, record)
+        except Exception:
+            raise SchemaInvalid("Avro body decodes to a record that does not fit the schema") from None
+        if out != data:
+            raise SchemaInvalid("Avro body is not canonically encoded (e.g. a negative enum index)")
 
     def _writer_schema(self, schema_id: int) -> Any:
         if schema_id in self._writers:

@@ -49,6 +49,7 @@ MAX_ROW_CHARS = 64 * 1024
 MAX_ROW_LINES = 20
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 _UNDECODED = re.compile(r"[\udc80-\udcff]")
+_C1_CONTROL = re.compile(r"[\x80-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -251,9 +252,12 @@ class CsvDropSource(BaseSource):
         if self.fallback_encoding is None:
             return None
         try:
-            return cell.encode("utf-8", "surrogateescape").decode(self.fallback_encoding)
+            decoded = cell.encode("utf-8", "surrogateescape").decode(self.fallback_encoding)
         except UnicodeDecodeError:
             return None
+        # Latin-1 maps every byte, 0x80-0x9F to C1 controls: those bytes were some other encoding (cp1252's
+        # curly quotes), so the cell is not text in the fallback either.
+        return None if _C1_CONTROL.search(decoded) else decoded
 
     def _rows(self, text: str) -> Iterator[Row]:
         """Logical rows with their first physical line: a quoted cell may span lines, but a quote left open

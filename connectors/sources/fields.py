@@ -4,11 +4,13 @@ that names the field, never its value (values can be PII)."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from connectors.sources.base import (
+    ENCODING_INVALID,
     FIELD_TOO_LARGE,
     IMPLAUSIBLE_DURATION,
     INVALID_NPI,
@@ -22,6 +24,16 @@ from reconcile.identity import npi_is_valid
 # One sitting never lasts longer than this; a longer segment or duration is a clock or unit error.
 MAX_MINUTES = 24 * 60
 _DOB = re.compile(r"(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])")
+# Days per month in a leap year: 02-29 is a real birthday, 02-30 and 04-31 are not.
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+# C0 and C1 controls and DEL: no identifier, name, ref or timestamp holds one; they break terminals, CSV
+# exports and PostgreSQL text (NUL), so a value carrying one is refused, not cleaned.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Lone surrogates: JSON can escape them (\udc80) and lenient decoders produce them, but they are not text.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+# What a person's name holds besides letters, marks and digits (O'Neil-Díaz, St. John, Jr.); anything else
+# (quotes, semicolons, angle brackets, parentheses) is markup or injection, never a name registries accept.
+_NAME_PUNCTUATION = frozenset(" '\u2019.,-")
 _DURATION = re.compile(
     r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?"
     r"(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
@@ -50,7 +62,23 @@ def text(value: Any, field: str, *, required: bool = False) -> str | None:
     result = str(value).strip()
     if len(result) > MAX_FIELD_CHARS:
         raise RecordError(FIELD_TOO_LARGE, f"{field} is longer than {MAX_FIELD_CHARS} characters")
+    if _SURROGATE.search(result):
+        raise RecordError(ENCODING_INVALID, f"{field} is not valid Unicode text (lone surrogate)")
+    if _CONTROL.search(result):
+        raise RecordError(SCHEMA_INVALID, f"{field} contains control characters")
     return result
+
+
+def _name_char(char: str) -> bool:
+    return char.isalnum() or char in _NAME_PUNCTUATION or unicodedata.category(char).startswith("M")
+
+
+def person_name(value: Any, field: str) -> str | None:
+    """A given or family name: letters, marks, digits and the punctuation names use, nothing else."""
+    raw = text(value, field)
+    if raw is not None and not all(_name_char(c) for c in raw):
+        raise RecordError(SCHEMA_INVALID, f"{field} holds characters no name has")
+    return raw
 
 
 def instant(value: Any, field: str, *, default_tz: tzinfo | None = None, formats: tuple[str, ...] = ()) -> datetime:
@@ -151,8 +179,8 @@ def dob_month_day(value: Any, field: str = "dob_month_day") -> str | None:
     raw = text(value, field)
     if raw is None:
         return None
-    if not _DOB.fullmatch(raw):
-        raise RecordError(SCHEMA_INVALID, f"{field} is not MM-DD")
+    if not _DOB.fullmatch(raw) or int(raw[3:]) > _MONTH_DAYS[int(raw[:2]) - 1]:
+        raise RecordError(SCHEMA_INVALID, f"{field} is not a real MM-DD")
     return raw
 
 
@@ -179,8 +207,8 @@ def learner(
         "email": email(email_value),
         "licence": licence,
         "board_id": text(board_id, "board_id"),
-        "given_name": text(given_name, "given_name"),
-        "family_name": text(family_name, "family_name"),
+        "given_name": person_name(given_name, "given_name"),
+        "family_name": person_name(family_name, "family_name"),
         "dob_month_day": dob_month_day(dob),
         "profession": prof,
     }

@@ -7,13 +7,21 @@ pages and metrics. Retries live in `connectors.http.HttpClient` and nowhere else
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 from connectors.http import FailureType, FatalAPIError, HttpClient, RetriableAPIError
-from connectors.sources.base import MALFORMED_PAGE, BaseSource, Problem, SourceCheckError, SourceMetrics
+from connectors.sources.base import (
+    ENCODING_INVALID,
+    MALFORMED_PAGE,
+    BaseSource,
+    Problem,
+    SourceCheckError,
+    SourceMetrics,
+)
 from connectors.sources.fields import dotted
 
 Token = str | int
@@ -187,20 +195,29 @@ def walk(
         url, query = paginator.request(path, params)
         response = client.request("GET", url, params=query or None)
         metrics.pages += 1
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        records = dotted(body, records_path)
-        if not isinstance(records, list):
+        body, records, problem = read_page(response.content, records_path, urlsplit(url).path)
+        if problem is not None or records is None:
             metrics.malformed_pages += 1
-            what = "is not JSON" if body is None else f"has no list at '{records_path}'"
-            problem = Problem(MALFORMED_PAGE, f"response body of {urlsplit(url).path} {what}")
             yield Fetched(paginator.count + 1, None, [], problem=problem, raw=response.content)
             return
         paginator.advance(body, records)
         metrics.records += len(records)
         yield Fetched(paginator.count, None if paginator.finished else paginator.current, records)
+
+
+def read_page(content: bytes, records_path: str, where: str) -> tuple[Any, list[Any] | None, Problem | None]:
+    """A response body's JSON and its record list, or why the page is unusable (JSON text is UTF-8, RFC 8259;
+    a body nested deeper than the parser recurses is as unusable as a cut-off one)."""
+    try:
+        body = json.loads(content)
+    except UnicodeDecodeError:
+        return None, None, Problem(ENCODING_INVALID, f"response body of {where} is not UTF-8 text")
+    except (ValueError, RecursionError):
+        return None, None, Problem(MALFORMED_PAGE, f"response body of {where} is not JSON")
+    records = dotted(body, records_path)
+    if not isinstance(records, list):
+        return body, None, Problem(MALFORMED_PAGE, f"response body of {where} has no list at '{records_path}'")
+    return body, records, None
 
 
 def check_http(name: str, client: HttpClient, path: str, params: Mapping[str, Any] | None = None) -> None:

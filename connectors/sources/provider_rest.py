@@ -9,6 +9,7 @@ dedupe downstream by event id); the order the API returns records in does not ma
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -126,7 +127,7 @@ class ProviderRestSource(HttpSource):
                 cursor = RestCursor(high.capped(started) if high.at != EPOCH else state.mark)
             else:
                 cursor = RestCursor(state.mark, page.next_token, high, state.pages + page.number)
-            yield Page([self._raw(r, f"{where} item {i + 1}") for i, r in enumerate(fresh)], cursor.dump())
+            yield Page([self._raw(r) for r in fresh], cursor.dump())
 
     def _id(self, record: Any) -> str | None:
         value = dotted(record, self.mapping.fields["event_id"])
@@ -140,12 +141,15 @@ class ProviderRestSource(HttpSource):
             return False
         return record_id is not None and mark.covers(updated_at, record_id)
 
-    def _raw(self, record: Any, position: str) -> RawRecord:
-        """Found again by id; a record without a usable id, by its position in the walk."""
+    def _raw(self, record: Any) -> RawRecord:
+        """Found again by id; a record without a usable id, by a digest of its content. Not by its position:
+        such a record cannot be covered by the watermark, so it is read again on every pull, at a position
+        that moves with the data, and each new position would be a new dead letter."""
         record_id = self._id(record)
-        if record_id and len(record_id) <= 100:
+        if record_id and len(record_id) <= 100 and record_id.isprintable():
             return RawRecord(f"{self.path} record {record_id}", record)
-        return RawRecord(position, record)
+        content = json.dumps(record, sort_keys=True, default=str).encode("utf-8", "surrogatepass")
+        return RawRecord(f"{self.path} record sha256:{hashlib.sha256(content).hexdigest()[:16]}", record)
 
     def parse(self, record: RawRecord) -> Iterable[Event]:
         if not isinstance(record.data, dict):

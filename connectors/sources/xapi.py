@@ -121,9 +121,9 @@ class XapiSource(HttpSource):
 
     @staticmethod
     def _raw(statement: Any, position: str) -> RawRecord:
-        """Found again by id; a statement without a usable id, by its position in the walk."""
+        """Found again by id; a statement without a usable (short, printable) id, by its position in the walk."""
         statement_id = statement.get("id") if isinstance(statement, dict) else None
-        if isinstance(statement_id, str) and len(statement_id) <= 100:
+        if isinstance(statement_id, str) and len(statement_id) <= 100 and statement_id.isprintable():
             return RawRecord(f"statement:{statement_id}", statement)
         return RawRecord(position, statement)
 

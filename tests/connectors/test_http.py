@@ -223,8 +223,12 @@ def test_given_a_slow_server_when_the_read_timeout_passes_then_it_is_retried_as_
     server: ScriptedServer, sleeps: list[float]
 ) -> None:
     server.faults = Faults(slow=1.0, slow_s=0.5)
-    impatient = HttpClient(server.url, retry=RetryPolicy(max_attempts=2, initial_backoff_s=0.001, jitter_s=0),
-                           timeout=(1.0, 0.05), sleep=sleeps.append)
+    impatient = HttpClient(
+        server.url,
+        retry=RetryPolicy(max_attempts=2, initial_backoff_s=0.001, jitter_s=0),
+        timeout=(1.0, 0.05),
+        sleep=sleeps.append,
+    )
 
     with pytest.raises(RetriableAPIError, match="ReadTimeout") as caught:
         impatient.get_json("/echo")
@@ -266,8 +270,16 @@ def test_given_the_session_factory_when_called_then_urllib3_does_no_retrying_of_
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [(None, None), ("", None), ("3", 3.0), ("0.25", 0.25), ("-4", 0.0), ("soon", None),
-     (formatdate(1_000_000_000 - 60, usegmt=True), 0.0), (formatdate(1_000_000_000 + 90, usegmt=True), 90.0)],
+    [
+        (None, None),
+        ("", None),
+        ("3", 3.0),
+        ("0.25", 0.25),
+        ("-4", 0.0),
+        ("soon", None),
+        (formatdate(1_000_000_000 - 60, usegmt=True), 0.0),
+        (formatdate(1_000_000_000 + 90, usegmt=True), 90.0),
+    ],
 )
 def test_given_retry_after_values_when_parsed_then_seconds_or_none(header: str | None, expected: float | None) -> None:
     assert parse_retry_after(header, now=1_000_000_000) == expected

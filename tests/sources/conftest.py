@@ -8,6 +8,7 @@ data, not from the connector under test.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import uuid
@@ -560,10 +561,10 @@ class RestHarness(Harness):
         ]
         self.api.add([record for _, record in cases])
         expected = {f"/api/v1/completions record {record['id']}": code for code, record in cases}
-        # Not an object at all: it has no id, so it is found again by position (the sandbox sorts it last).
+        # Not an object at all: it has no id, so it is found again by a digest of its content.
         self.api.add(["not a record"])
-        last = self.api.record_count() - 1
-        expected[f"/api/v1/completions page {last // PAGE_SIZE + 1} item {last % PAGE_SIZE + 1}"] = "SCHEMA_INVALID"
+        digest = hashlib.sha256(json.dumps("not a record").encode()).hexdigest()[:16]
+        expected[f"/api/v1/completions record sha256:{digest}"] = "SCHEMA_INVALID"
         return expected
 
     def key(self, event: dict[str, Any]) -> str:
