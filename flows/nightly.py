@@ -12,13 +12,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from ledger.store import Ledger
+from ledger.store import Ledger, utcnow
 from pipeline import stages
 from pipeline.config import ConfigError, Settings
 from pipeline.deliver import DeliveryStats
 from pipeline.intake import IntakeStats
 from pipeline.pull import PullStats
-from pipeline.report import publish_run_report
+from pipeline.report import compliance_section, publish_run_report
 from pipeline.summary import RunSummary
 
 
@@ -97,7 +97,10 @@ def nightly_reconciliation(config_path: str | None = None, endpoints: dict[str, 
         ledger.finish_run(run_id, status, summary.counts())
         ledger.close()
     title = "Nightly reconciliation"
-    markdown, html_report = publish_run_report(settings.ledger_url, run_id, title, settings.reports_dir)
+    compliance = compliance_section(settings, utcnow().date())
+    markdown, html_report = publish_run_report(
+        settings.ledger_url, run_id, title, settings.reports_dir, compliance=compliance
+    )
     create_markdown_artifact(
         key="nightly-reconciliation-summary",
         markdown=markdown,

@@ -443,3 +443,11 @@ def deliveries_touched(ledger: Ledger, window: Window) -> dict[str, dict[str, in
         for r in conn.execute(query):
             touched.setdefault(r.registry, {})[r.state] = int(r.n)
     return touched
+
+
+def registry_diffs_of(ledger: Ledger, run_id: str) -> dict[str, dict[str, int]]:
+    """The nightly registry diff's counts stored for one run, per registry."""
+    r = t.registry_diffs.c
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(select(r.registry, r.counts).where(r.run_id == run_id).order_by(r.registry))
+        return {row.registry: json.loads(row.counts) for row in rows}

@@ -4,17 +4,22 @@ reason, as Markdown (the Prefect artifact) and as a standalone HTML file under `
 Everything comes from the ledger, for the run's time window, so the report is built the same way whether the
 run succeeded or not and can be rebuilt later for any run id. Only ids, names and counts appear: no PII.
 
-HOOK — registry diff: the nightly registry diff passes its findings as `registry_diff` (a `Table`) to
-`publish_run_report`/`build_run_report`; they are shown under the "Registry diff" heading, which otherwise says
-that no diff was attached.
+The "Registry diff" section shows the counts the nightly diff stored for the run (`registry_diffs`), one row per
+registry; a run that never reached the diff says so.
+
+Licence-cycle compliance: `compliance_section` evaluates the compliance roster (pipeline/transcript.py) and lists
+the learners at risk per employer, soonest deadline first, by employee id and ledger learner id (no PII); the
+nightly flow passes it as `compliance`.
 """
 
 from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
+from connectors.http import APIError
 from ledger.queries import (
     RunRow,
     Window,
@@ -22,12 +27,19 @@ from ledger.queries import (
     deliveries_touched,
     delivery_backlog,
     events_by_source,
+    registry_diffs_of,
     run_by_id,
 )
 from ledger.store import Ledger, utcnow
+from pipeline.config import Settings
 from pipeline.summary import LABELS
+from pipeline.transcript import ComplianceSummary, compliance_summary, load_inputs
+from reconcile.catalog import CatalogError
+from reconcile.compliance.profiles import ProfileError
+from reconcile.compliance.roster import RosterError
 
 REGISTRY_DIFF_TITLE = "Registry diff"
+COMPLIANCE_TITLE = "Licence-cycle compliance: learners at risk"
 
 
 @dataclass(frozen=True)
@@ -46,17 +58,19 @@ class RunReport:
     sources: Table
     registries: Table
     dead_letters: Table
-    registry_diff: Table | None = None  # HOOK: filled by the nightly registry diff
+    registry_diff: Table
+    compliance: Table | None = None  # the at-risk list of `compliance_section`
 
     @property
     def tables(self) -> list[Table]:
-        diff = self.registry_diff or Table(
-            REGISTRY_DIFF_TITLE, (), empty_note="no registry diff was attached to this report"
+        diff = self.registry_diff
+        compliance = self.compliance or Table(
+            COMPLIANCE_TITLE, (), empty_note="licence-cycle compliance was not evaluated for this report"
         )
-        return [self.totals, self.sources, self.registries, self.dead_letters, diff]
+        return [self.totals, self.sources, self.registries, self.dead_letters, diff, compliance]
 
 
-def build_run_report(ledger: Ledger, run_id: str, title: str, registry_diff: Table | None = None) -> RunReport:
+def build_run_report(ledger: Ledger, run_id: str, title: str, compliance: Table | None = None) -> RunReport:
     run = run_by_id(ledger, run_id)
     if run is None:
         raise LookupError(f"no run {run_id} in the ledger")
@@ -68,8 +82,22 @@ def build_run_report(ledger: Ledger, run_id: str, title: str, registry_diff: Tab
         _sources(ledger, window),
         _registries(ledger, window),
         _dead_letters(ledger, window),
-        registry_diff,
+        _registry_diff(ledger, run_id),
+        compliance,
     )
+
+
+DIFF_COLUMNS = ("expected", "drift", "repaired", "repair_failed", "reported", "held", "unavailable")
+
+
+def _registry_diff(ledger: Ledger, run_id: str) -> Table:
+    """Per registry: what the ledger expected it to hold, how many records differed, and what became of them;
+    the findings behind `drift` (missing, stale, altered, extra) follow as further columns."""
+    diffs = registry_diffs_of(ledger, run_id)
+    findings = sorted({key for counts in diffs.values() for key in counts} - set(DIFF_COLUMNS))
+    columns = (*DIFF_COLUMNS[:2], *findings, *DIFF_COLUMNS[2:])
+    rows = [(registry, *(str(counts.get(c, 0)) for c in columns)) for registry, counts in diffs.items()]
+    return Table(REGISTRY_DIFF_TITLE, ("registry", *columns), rows, "this run did not reach the registry diff")
 
 
 def _totals(run: RunRow) -> Table:
@@ -121,6 +149,40 @@ def _dead_letters(ledger: Ledger, window: Window) -> Table:
         counts[(stage, reason_code)] = counts.get((stage, reason_code), 0) + count
     rows = [(stage, code, str(n)) for (stage, code), n in sorted(counts.items())]
     return Table("Dead letters by reason", ("stage", "reason code", "count"), rows, "no dead letters in this run")
+
+
+def compliance_table(summary: ComplianceSummary) -> Table:
+    """Learners at risk per employer, soonest deadline first; roster rows without a profile after them."""
+    rows = [
+        (
+            a.entry.employer or "(no employer)",
+            a.entry.label,
+            a.learner_id[:8] if a.learner_id else "not in ledger",
+            a.transcript.profile.id,
+            a.transcript.cycle.end.isoformat(),
+            str(a.transcript.days_to_deadline),
+            "; ".join(f"{r.requirement.name}: {r.missing:.2f}" for r in a.transcript.missing),
+        )
+        for a in summary.at_risk
+    ]
+    rows += [("(no profile)", "", "", "", "", "", problem) for problem in summary.unassigned]
+    headers = ("employer", "employee", "learner", "profile", "deadline", "days left", "missing")
+    note = f"no learner at risk: {summary.evaluated} licences evaluated as of {summary.as_of.isoformat()}"
+    return Table(COMPLIANCE_TITLE, headers, rows, note)
+
+
+def compliance_section(settings: Settings, as_of: date) -> Table:
+    """The at-risk list of the compliance roster as of `as_of`; a roster or profile that cannot be read is named
+    in the section instead, so the report of a run that otherwise went through is still written."""
+    try:
+        inputs = load_inputs(settings)
+    except (ProfileError, RosterError, CatalogError, APIError) as err:
+        return Table(COMPLIANCE_TITLE, (), empty_note=f"not evaluated: {err}")
+    ledger = Ledger(settings.ledger_url)
+    try:
+        return compliance_table(compliance_summary(ledger, inputs, as_of))
+    finally:
+        ledger.close()
 
 
 def _duration(run: RunRow) -> str:
@@ -199,12 +261,16 @@ def write_html(report: RunReport, directory: Path) -> Path:
 
 
 def publish_run_report(
-    ledger_url: str, run_id: str, title: str, reports_dir: Path, registry_diff: Table | None = None
+    ledger_url: str,
+    run_id: str,
+    title: str,
+    reports_dir: Path,
+    compliance: Table | None = None,
 ) -> tuple[str, Path]:
     """Build the report of one run, write its HTML copy and return (markdown, html path)."""
     ledger = Ledger(ledger_url)
     try:
-        report = build_run_report(ledger, run_id, title, registry_diff)
+        report = build_run_report(ledger, run_id, title, compliance)
     finally:
         ledger.close()
     path = write_html(report, reports_dir)

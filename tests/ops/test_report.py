@@ -13,7 +13,6 @@ from ledger import tables as t
 from ledger.store import DeadLetterEntry, Ledger, StoredEvent, utcnow
 from pipeline.report import (
     REGISTRY_DIFF_TITLE,
-    Table,
     build_run_report,
     publish_run_report,
     render_html,
@@ -112,15 +111,19 @@ def test_given_a_report_when_rendered_then_markdown_and_html_carry_the_same_tabl
     assert "<reconciliation>" not in page and "Nightly &lt;reconciliation&gt;" in page
 
 
-def test_given_registry_diff_findings_when_reported_then_they_fill_the_registry_diff_section(ledger: Ledger) -> None:
+def test_given_a_stored_registry_diff_when_reported_then_it_fills_the_registry_diff_section(ledger: Ledger) -> None:
     a_night(ledger)
-    findings = Table(REGISTRY_DIFF_TITLE, ("registry", "drift", "repaired"), [("ama-pra", "2", "2")])
-
     without = render_markdown(build_run_report(ledger, "run-1", "Nightly"))
-    with_diff = render_markdown(build_run_report(ledger, "run-1", "Nightly", registry_diff=findings))
+    counts = {"expected": 9, "drift": 3, "missing": 2, "stale": 1, "repaired": 3, "repair_failed": 0}
+    ledger.save_registry_diff("run-1", "ama-pra", counts, {"missing": ["r1", "r2"], "stale": ["r3"]})
+    ledger.save_registry_diff("run-1", "ancc", {"expected": 4, "drift": 0}, {})
 
-    assert f"## {REGISTRY_DIFF_TITLE}\n\n_no registry diff was attached to this report_" in without
-    assert "| ama-pra | 2 | 2 |" in with_diff
+    with_diff = render_markdown(build_run_report(ledger, "run-1", "Nightly"))
+
+    assert f"## {REGISTRY_DIFF_TITLE}\n\n_this run did not reach the registry diff_" in without
+    assert "| registry | expected | drift | missing | stale | repaired | repair_failed | reported | held |" in with_diff
+    assert "| ama-pra | 9 | 3 | 2 | 1 | 3 | 0 | 0 | 0 | 0 |" in with_diff
+    assert "| ancc | 4 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 |" in with_diff
 
 
 def test_given_a_run_when_its_report_is_published_then_an_html_file_is_written_under_the_reports_dir(

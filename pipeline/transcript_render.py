@@ -1,0 +1,325 @@
+"""A learner's transcript for people and programs: a terminal table, JSON, CSV (one row per requirement) and a
+single self-contained HTML page (inline CSS, no script, no external resource) with a progress bar per
+requirement. Every value that reaches the HTML is escaped. No identifier but the ledger's learner id and the
+employer's employee id is shown (NPI, licence number and e-mail are PII)."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from decimal import Decimal
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.transcript import LearnerTranscripts, LicenceTranscript
+from reconcile.compliance.evaluate import AT_RISK, MET, OVERDUE, CycleTranscript, RequirementProgress
+
+EXAMPLE_WARNING = "Example profile: verify against the board's current rules before relying on it."
+CSV_COLUMNS = (
+    "learner_id",
+    "employee_id",
+    "profile",
+    "licence_state",
+    "profession",
+    "cycle_start",
+    "deadline",
+    "days_to_deadline",
+    "cycle_status",
+    "requirement",
+    "minimum",
+    "counted",
+    "missing",
+    "met",
+)
+BAR_WIDTH = 12
+
+
+def _amount(value: Decimal) -> str:
+    return f"{value:.2f}"
+
+
+def _requirement_state(progress: RequirementProgress, cycle: CycleTranscript) -> str:
+    if not progress.applies:
+        return "not applicable"
+    if progress.met:
+        return MET
+    return OVERDUE if cycle.days_to_deadline < 0 else (AT_RISK if cycle.at_risk else "missing")
+
+
+def _deadline_text(cycle: CycleTranscript) -> str:
+    days = cycle.days_to_deadline
+    if days < 0:
+        return f"{-days} days past the deadline"
+    return "deadline today" if days == 0 else f"{days} days to the deadline"
+
+
+# -- JSON ------------------------------------------------------------------------------------------------------
+
+
+def _requirement_dict(progress: RequirementProgress, cycle: CycleTranscript) -> dict[str, Any]:
+    r = progress.requirement
+    return {
+        "id": r.id,
+        "name": r.name,
+        "credit_types": list(r.credit_types),
+        "topics": list(r.topics),
+        "period": r.period,
+        "applies": progress.applies,
+        "minimum": _amount(r.minimum),
+        "counted": _amount(progress.counted),
+        "missing": _amount(progress.missing),
+        "met": progress.met,
+        "state": _requirement_state(progress, cycle),
+        "capped": {k: _amount(v) for k, v in progress.capped.items()},
+        "counted_records": [c.record_id for c in progress.counted_credits],
+    }
+
+
+def _cycle_dict(licence: LicenceTranscript) -> dict[str, Any]:
+    cycle, entry, profile = licence.transcript, licence.entry, licence.transcript.profile
+    return {
+        "profile": {
+            "id": profile.id,
+            "name": profile.name,
+            "board": profile.board,
+            "source": profile.source,
+            "example": profile.example,
+        },
+        "licence": {
+            "state": entry.licence_state if entry else None,
+            "profession": entry.profession if entry else None,
+            "expires": (entry.licence_expires if entry else cycle.cycle.end).isoformat(),
+            "employer": entry.employer if entry else None,
+            "employee_id": entry.employee_id if entry else None,
+        },
+        "cycle": {"start": cycle.cycle.start.isoformat(), "deadline": cycle.cycle.end.isoformat()},
+        "days_to_deadline": cycle.days_to_deadline,
+        "status": cycle.status,
+        "met": cycle.met,
+        "at_risk": cycle.at_risk,
+        "at_risk_days": cycle.at_risk_days,
+        "requirements": [_requirement_dict(r, cycle) for r in cycle.requirements],
+        "by_credit_type": {k: _amount(v) for k, v in cycle.by_credit_type.items()},
+        "by_topic": {k: _amount(v) for k, v in cycle.by_topic.items()},
+        "credits": [
+            {
+                "record_id": c.record_id,
+                "activity_id": c.activity_id,
+                "activity_title": c.activity_title,
+                "credit_type": c.credit_type,
+                "amount": _amount(c.amount),
+                "completed_on": c.completed_on.isoformat(),
+                "tags": list(c.tags),
+            }
+            for c in cycle.credits
+        ],
+    }
+
+
+def as_dict(learner: LearnerTranscripts) -> dict[str, Any]:
+    as_of = learner.cycles[0].transcript.as_of.isoformat() if learner.cycles else None
+    return {
+        "learner_id": learner.learner_id,
+        "as_of": as_of,
+        "at_risk": learner.at_risk,
+        "cycles": [_cycle_dict(c) for c in learner.cycles],
+    }
+
+
+# -- CSV -------------------------------------------------------------------------------------------------------
+
+
+def as_csv(learner: LearnerTranscripts) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for licence in learner.cycles:
+        cycle, entry = licence.transcript, licence.entry
+        for progress in cycle.requirements:
+            writer.writerow(
+                (
+                    learner.learner_id or "",
+                    entry.employee_id if entry else "",
+                    cycle.profile.id,
+                    (entry.licence_state or "") if entry else "",
+                    entry.profession if entry else "",
+                    cycle.cycle.start.isoformat(),
+                    cycle.cycle.end.isoformat(),
+                    cycle.days_to_deadline,
+                    cycle.status,
+                    progress.requirement.id,
+                    _amount(progress.minimum),
+                    _amount(progress.counted),
+                    _amount(progress.missing),
+                    "yes" if progress.met else "no",
+                )
+            )
+    return buffer.getvalue()
+
+
+# -- terminal --------------------------------------------------------------------------------------------------
+
+STATUS_STYLE = {MET: "green", AT_RISK: "red", OVERDUE: "bold red", "on track": "yellow"}
+
+
+def _text_bar(fraction: float) -> str:
+    filled = round(fraction * BAR_WIDTH)
+    return "█" * filled + "░" * (BAR_WIDTH - filled)
+
+
+def print_table(learner: LearnerTranscripts, out: Console) -> None:
+    out.print(f"[bold]learner[/] {learner.learner_id or '(not in the ledger yet: no credits)'}")
+    for licence in learner.cycles:
+        cycle, profile = licence.transcript, licence.transcript.profile
+        style = STATUS_STYLE.get(cycle.status, "")
+        out.print(
+            f"\n[bold]{profile.name}[/] ({profile.id}) — cycle {cycle.cycle.start} to {cycle.cycle.end}, "
+            f"as of {cycle.as_of}: [{style}]{cycle.status}[/], {_deadline_text(cycle)}"
+        )
+        if profile.example:
+            out.print(f"[yellow]{EXAMPLE_WARNING}[/]")
+        table = Table(title="requirements")
+        for column in ("requirement", "needed", "counted", "missing"):
+            table.add_column(column, justify="left" if column == "requirement" else "right")
+        table.add_column("progress", no_wrap=True, min_width=BAR_WIDTH)
+        table.add_column("state")
+        for progress in cycle.requirements:
+            state = _requirement_state(progress, cycle)
+            table.add_row(
+                progress.requirement.name,
+                _amount(progress.minimum),
+                _amount(progress.counted),
+                _amount(progress.missing),
+                _text_bar(progress.fraction),
+                state,
+                style=STATUS_STYLE.get(state),
+            )
+        out.print(table)
+        totals = Table(title="credits in this cycle")
+        for column in ("by", "what", "amount"):
+            totals.add_column(column, justify="right" if column == "amount" else "left")
+        for credit_type, amount in cycle.by_credit_type.items():
+            totals.add_row("credit type", credit_type, _amount(amount))
+        for topic, amount in cycle.by_topic.items():
+            totals.add_row("topic", topic, _amount(amount))
+        if not cycle.credits:
+            out.print("no credits in this cycle yet")
+            continue
+        out.print(totals)
+        credits = Table(title="credit records in this cycle")
+        for column in ("completed", "activity", "credit type", "amount"):
+            credits.add_column(column, justify="right" if column == "amount" else "left")
+        for c in cycle.credits:
+            credits.add_row(
+                c.completed_on.isoformat(), f"{c.activity_title} ({c.activity_id})", c.credit_type, _amount(c.amount)
+            )
+        out.print(credits)
+
+
+# -- HTML ------------------------------------------------------------------------------------------------------
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; color: #1d2433; padding: 0 1rem; }
+h1 { margin-bottom: 0.2rem; } h2 { margin-top: 2rem; border-top: 1px solid #d8dde6; padding-top: 1rem; }
+.meta { color: #475467; }
+.warning { background: #fff6e0; border-left: 4px solid #dc6803; padding: 0.5rem 0.8rem; }
+.status { font-weight: 600; padding: 0.1rem 0.5rem; border-radius: 0.3rem; }
+.status-met { background: #dcfae6; color: #067647; } .status-on-track { background: #fef7c3; color: #854a0e; }
+.status-at-risk, .status-overdue { background: #fee4e2; color: #b42318; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; width: 100%; }
+th, td { border-bottom: 1px solid #d8dde6; padding: 0.35rem 0.6rem; text-align: left; vertical-align: middle; }
+td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.progress { display: flex; align-items: center; gap: 0.5rem; }
+.bar { background: #eaecf0; border-radius: 0.3rem; height: 0.9rem; min-width: 10rem; flex: 1; overflow: hidden; }
+.fill { height: 100%; background: #dc6803; } .fill.met { background: #17b26a; } .fill.late { background: #d92d20; }
+.empty { color: #667085; font-style: italic; }
+"""
+
+
+def _status_class(status: str) -> str:
+    return "status status-" + status.replace(" ", "-")
+
+
+def _bar(progress: RequirementProgress, cycle: CycleTranscript) -> str:
+    percent = round(progress.fraction * 100)
+    tone = "met" if progress.met else ("late" if cycle.at_risk else "")
+    label = f"{html.escape(progress.requirement.name)}: {percent}%"
+    bar = (
+        f'<div class="bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="{percent}" '
+        f'aria-label="{label}"><div class="fill {tone}" style="width: {percent}%"></div></div>'
+    )
+    return f'<div class="progress">{bar}<span>{percent}%</span></div>'
+
+
+def _html_cycle(licence: LicenceTranscript) -> list[str]:
+    e = html.escape
+    cycle, entry, profile = licence.transcript, licence.entry, licence.transcript.profile
+    who = f"{entry.licence_state or ''} {entry.profession}".strip() if entry else "given on the command line"
+    parts = [
+        f"<h2>{e(profile.name)}</h2>",
+        f'<p class="meta">{e(profile.board)} · profile <code>{e(profile.id)}</code> · licence {e(who)}'
+        + (f" · employee {e(entry.employee_id)}" if entry and entry.employee_id else "")
+        + "</p>",
+        f"<p>Cycle {cycle.cycle.start:%d %b %Y} to {cycle.cycle.end:%d %b %Y}, as of {cycle.as_of:%d %b %Y}: "
+        f'<span class="{_status_class(cycle.status)}">{e(cycle.status)}</span> — {e(_deadline_text(cycle))}.</p>',
+    ]
+    if profile.example:
+        parts.append(f'<p class="warning">{e(EXAMPLE_WARNING)} Source: {e(profile.source)}.</p>')
+    parts.append(
+        "<table><thead><tr><th>requirement</th><th class='n'>needed</th><th class='n'>counted</th>"
+        "<th class='n'>missing</th><th>progress</th>"
+        "<th>state</th></tr></thead><tbody>"
+    )
+    for progress in cycle.requirements:
+        capped = "".join(
+            f"<br><small>{e(t)} capped: {_amount(a)} not counted</small>" for t, a in progress.capped.items()
+        )
+        parts.append(
+            f"<tr><td>{e(progress.requirement.name)}{capped}</td><td class='n'>{_amount(progress.minimum)}</td>"
+            f"<td class='n'>{_amount(progress.counted)}</td><td class='n'>{_amount(progress.missing)}</td>"
+            f"<td>{_bar(progress, cycle)}</td><td>{e(_requirement_state(progress, cycle))}</td></tr>"
+        )
+    parts.append("</tbody></table>")
+    if not cycle.credits:
+        parts.append('<p class="empty">No credits in this cycle yet.</p>')
+        return parts
+    totals = [("credit type", k, v) for k, v in cycle.by_credit_type.items()]
+    totals += [("topic", k, v) for k, v in cycle.by_topic.items()]
+    parts.append(
+        "<h3>Credits in this cycle</h3><table><thead><tr><th>by</th><th>what</th><th class='n'>amount</th></tr>"
+    )
+    parts.append("</thead><tbody>")
+    parts += [f"<tr><td>{e(by)}</td><td>{e(k)}</td><td class='n'>{_amount(v)}</td></tr>" for by, k, v in totals]
+    parts.append("</tbody></table>")
+    parts.append(
+        "<table><thead><tr><th>completed</th><th>activity</th><th>credit type</th><th class='n'>amount</th>"
+        "<th>topics</th></tr></thead><tbody>"
+    )
+    for c in cycle.credits:
+        parts.append(
+            f"<tr><td>{c.completed_on.isoformat()}</td>"
+            f"<td>{e(c.activity_title)} <small>({e(c.activity_id)})</small></td><td>{e(c.credit_type)}</td>"
+            f"<td class='n'>{_amount(c.amount)}</td><td>{e(', '.join(c.tags))}</td></tr>"
+        )
+    parts.append("</tbody></table>")
+    return parts
+
+
+def as_html(learner: LearnerTranscripts) -> str:
+    e = html.escape
+    learner_name = learner.learner_id or "learner not in the ledger yet"
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>CME transcript — {e(learner_name)}</title><style>{_STYLE}</style></head><body>",
+        "<h1>CME transcript</h1>",
+        f'<p class="meta">Learner <code>{e(learner_name)}</code></p>',
+    ]
+    for licence in learner.cycles:
+        parts += _html_cycle(licence)
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
