@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME := $(CURDIR)/var/prefect
 
-.PHONY: demo test lint venv
+.PHONY: demo test lint venv chromium
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
@@ -19,7 +19,11 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/cmesync run --embedded
 
-test: $(STAMP)
+# Headless Chromium for the HTML transcript test (Debian's package; the browser is never downloaded by a test).
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+
+test: $(STAMP) chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 

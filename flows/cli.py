@@ -36,6 +36,7 @@ from pipeline.config import ConfigError, Settings
 
 EMBEDDED_LEDGER = Path("var/embedded.db")
 STAGES = ("normalise", "reconcile", "deliver")
+TRANSCRIPT_FORMATS = ("table", "json", "html", "csv")
 T = TypeVar("T")
 
 console = Console(stderr=True)
@@ -66,6 +67,14 @@ def moment(text: str) -> datetime:
                 f"not a time: {text!r} (use 2026-11-20, 2026-11-20T06:00Z or 12h)"
             ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def day(text: str) -> date:
+    """A calendar date, ISO 8601 (`2026-11-20`)."""
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r} (use 2026-11-20)") from None
 
 
 # -- the parser --------------------------------------------------------------------------------------------------
@@ -131,6 +140,11 @@ def _parser() -> argparse.ArgumentParser:
         [common],
     )
     run.add_argument("--embedded", action="store_true", help="start the embedded broker and sandboxes for this run")
+    run.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="log level of our loggers, Prefect's and every library's (stderr); default: Prefect's settings",
+    )
 
     replay = _command(
         commands,
@@ -273,6 +287,31 @@ def _parser() -> argparse.ArgumentParser:
     stream.add_argument(
         "--delivery-interval", type=float, default=5.0, metavar="SECONDS", help="delivery pass at least this often"
     )
+
+    transcript = _command(
+        commands,
+        "transcript",
+        "a learner's credits and where they stand in their licence cycles",
+        "Credits by type and topic within each licence cycle of the learner (one per row of the compliance roster, "
+        "profile from the roster or by licence state and profession), what is still missing per requirement, "
+        "days to the deadline and whether the learner is at risk (a requirement unmet and the deadline within "
+        "compliance.at_risk_days). LEARNER is the ledger learner id, an NPI, an e-mail or a licence STATE:NUMBER. "
+        "Profiles are examples: check them against the board's current rules.\n"
+        "Exit code 0: no cycle at risk; 1: some cycle at risk or overdue; 2: unknown learner or profile, bad "
+        "arguments or configuration.",
+        "  cmesync transcript b2c4bbaa-5eec-56cf-ba9f-e6a976654b17\n"
+        "  cmesync transcript 1493027167 --as-of 2026-12-31\n"
+        "  cmesync transcript noah.fischer@example.org --format html > transcript.html\n"
+        "  cmesync transcript TX:MD-77812 --profile tx-md-do --expires 2027-02-28 --format csv",
+        [common],
+    )
+    transcript.add_argument("learner", metavar="LEARNER", help="learner id, NPI, e-mail or licence STATE:NUMBER")
+    transcript.add_argument("--profile", metavar="ID", help="only this requirement profile (deploy/profiles/ID.toml)")
+    transcript.add_argument("--as-of", type=day, metavar="DATE", help="evaluate as of DATE (default: today, UTC)")
+    transcript.add_argument("--expires", type=day, metavar="DATE", help="licence expiry, instead of the roster's")
+    transcript.add_argument(
+        "--format", choices=TRANSCRIPT_FORMATS, default="table", help="output on stdout (default %(default)s)"
+    )
     return parser
 
 
@@ -315,6 +354,10 @@ def _prefect_quiet() -> None:
 
 def _run(args: argparse.Namespace) -> int:
     _prefect_quiet()
+    if args.log_level:
+        # Prefect reads these when it configures logging on import, which has not happened yet.
+        os.environ["PREFECT_LOGGING_LEVEL"] = args.log_level
+        os.environ["PREFECT_LOGGING_ROOT_LEVEL"] = args.log_level
     from flows import cli_render as render
     from flows.nightly import nightly_reconciliation
 
@@ -571,6 +614,41 @@ def _stream(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- transcript --------------------------------------------------------------------------------------------------
+
+
+def _transcript(args: argparse.Namespace) -> int:
+    from pipeline import transcript_render as render
+    from pipeline.transcript import TranscriptError, learner_transcripts, load_inputs
+    from reconcile.catalog import CatalogError
+    from reconcile.compliance.profiles import ProfileError
+    from reconcile.compliance.roster import RosterError
+
+    settings = _ledger_settings(args)
+    as_of = args.as_of or datetime.now(UTC).date()
+    try:
+        inputs = load_inputs(settings)
+    except (ProfileError, RosterError, CatalogError) as err:
+        raise ConfigError(str(err)) from None
+    try:
+        result = _with_ledger(
+            settings,
+            lambda ledger: learner_transcripts(ledger, inputs, args.learner, as_of, args.profile, args.expires),
+        )
+    except TranscriptError as err:
+        raise UsageError(str(err)) from None
+    chosen = "json" if args.json else args.format
+    if chosen == "json":
+        _emit_json(render.as_dict(result))
+    elif chosen == "csv":
+        sys.stdout.write(render.as_csv(result))
+    elif chosen == "html":
+        sys.stdout.write(render.as_html(result))
+    else:
+        render.print_table(result, Console())
+    return 1 if result.at_risk else 0
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _run,
     "replay": _replay,
@@ -579,6 +657,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "config": _config,
     "serve": _serve,
     "stream": _stream,
+    "transcript": _transcript,
 }
 
 

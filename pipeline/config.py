@@ -16,9 +16,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from connectors.http import TlsSettings
 from connectors.sources.mapping import MAPPABLE_FIELDS
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "deploy" / "sample"
+PROFILES_DIR = Path(__file__).resolve().parents[1] / "deploy" / "profiles"
 DEFAULT_CONFIG = Path("cmesync.toml")
 
 
@@ -36,7 +38,32 @@ def _secret(env_name: str | None, inline: str, what: str) -> str:
     raise ConfigError(f"{what}: set the environment variable {env_name or '(none named)'} or an inline value")
 
 
-class SourceBaseConfig(BaseModel):
+class HttpTlsConfig(BaseModel):
+    """How an HTTPS connector trusts its endpoint, and the client certificate it shows when asked."""
+
+    verify: bool | Path = Field(True, description="true = system CAs, false = no check, or a PEM CA bundle path.")
+    client_cert: Path | None = Field(None, description="PEM client certificate, for mutual TLS.")
+    client_key: Path | None = Field(None, description="PEM key of client_cert (when not in the same file).")
+
+    @model_validator(mode="after")
+    def _tls_files_exist(self) -> HttpTlsConfig:
+        name = getattr(self, "name", "?")
+        if self.client_key is not None and self.client_cert is None:
+            raise ValueError(f"connector {name}: client_key needs client_cert")
+        for what, path in (("verify", self.verify), ("client_cert", self.client_cert), ("client_key", self.client_key)):
+            if isinstance(path, Path) and not path.is_file():
+                raise ValueError(f"connector {name}: {what} {path} is not a readable file")
+        return self
+
+    def tls_settings(self) -> TlsSettings:
+        return TlsSettings(
+            verify=str(self.verify) if isinstance(self.verify, Path) else self.verify,
+            client_cert=str(self.client_cert) if self.client_cert else None,
+            client_key=str(self.client_key) if self.client_key else None,
+        )
+
+
+class SourceBaseConfig(HttpTlsConfig):
     """What every source connector has: where it is, how much per page, how hard to retry, its token."""
 
     name: str
@@ -160,7 +187,7 @@ SourceConfig = Annotated[
 ]
 
 
-class RegistryBaseConfig(BaseModel):
+class RegistryBaseConfig(HttpTlsConfig):
     """What every registry connector has: where it is, how much goes per call, how fast, and what the
     nightly diff does with holdings the ledger does not back (revoked or unknown in the ledger)."""
 
@@ -208,6 +235,78 @@ class EmployerHrConfig(RegistryBaseConfig):
 RegistryConfig = Annotated[AmaRegistryConfig | AnccRegistryConfig | EmployerHrConfig, Field(discriminator="kind")]
 
 
+class ComplianceConfig(BaseModel):
+    """Licence-cycle compliance: where the requirement profiles and the roster of licences are, and how close
+    a deadline makes an unmet cycle "at risk" (`reconcile/compliance/`)."""
+
+    model_config = {"extra": "forbid"}
+
+    profiles_dir: Path = Field(PROFILES_DIR, description="Requirement profiles, one *.toml file each.")
+    roster_path: Path = Field(
+        SAMPLE_DIR / "compliance_roster.csv",
+        description="CSV: employer,employee_id,npi,email,licence_number,licence_state,profession,licence_expires,"
+        "profile,attributes",
+    )
+    at_risk_days: int = Field(90, ge=0, le=3650, description="An unmet cycle this close to its deadline is at risk.")
+
+
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class KafkaSecurityConfig(BaseModel):
+    """How every Kafka client we build (producers, consumers, admin) reaches the brokers: TLS and/or SASL.
+    Mapped to each client library's own settings by `pipeline/kafka_security.py`. The SASL password only
+    ever comes from the environment variable named here."""
+
+    model_config = {"extra": "forbid"}
+
+    security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    ssl_cafile: Path | None = Field(None, description="PEM CA bundle of the brokers' certificates; none = system.")
+    ssl_certfile: Path | None = Field(None, description="PEM client certificate, for brokers that require mutual TLS.")
+    ssl_keyfile: Path | None = Field(None, description="PEM private key of ssl_certfile (unencrypted).")
+    ssl_check_hostname: bool = Field(True, description="Check that the broker certificate names the host dialled.")
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str = ""
+    sasl_password_env: str | None = Field(None, description="Environment variable holding the SASL password.")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSecurityConfig:
+        where = f"kafka_security (security_protocol {self.security_protocol})"
+        ssl_set = [n for n in ("ssl_cafile", "ssl_certfile", "ssl_keyfile") if getattr(self, n) is not None]
+        if ssl_set and not self.uses_tls:
+            raise ValueError(f"{where}: {', '.join(ssl_set)} set but TLS is off; use SSL or SASL_SSL")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError(f"{where}: set ssl_certfile and ssl_keyfile together")
+        for name in ssl_set:
+            if not Path(getattr(self, name)).is_file():
+                raise ValueError(f"{where}: {name} {getattr(self, name)} is not a readable file")
+        sasl_set = [n for n in ("sasl_mechanism", "sasl_username", "sasl_password_env") if getattr(self, n)]
+        if self.uses_sasl:
+            missing = [n for n in ("sasl_mechanism", "sasl_username", "sasl_password_env") if n not in sasl_set]
+            if missing:
+                raise ValueError(f"{where}: SASL needs {', '.join(missing)}")
+        elif sasl_set:
+            raise ValueError(f"{where}: {', '.join(sasl_set)} set but SASL is off; use SASL_PLAINTEXT or SASL_SSL")
+        return self
+
+    def sasl_password(self) -> str:
+        """The password from `sasl_password_env`, read when a client is built; ConfigError names the variable."""
+        name = self.sasl_password_env or "(none named)"
+        password = os.environ.get(name)
+        if not password:
+            raise ConfigError(f"kafka_security: SASL password: set the environment variable {name}")
+        return password
+
+
 class Settings(BaseSettings):
     """The whole configuration. Empty endpoint strings mean "use the embedded default"."""
 
@@ -219,10 +318,16 @@ class Settings(BaseSettings):
     catalog_path: Path = SAMPLE_DIR / "catalog.json"
     catalog_url: str = Field("", description="http(s) URL of the activity catalog, JSON or CSV; empty = catalog_path.")
     consumer_group: str = "reconciler"
+    kafka_backend: Literal["kafka-python", "confluent-kafka"] = Field(
+        "kafka-python",
+        description="Kafka client library; confluent-kafka (librdkafka) is an optional extra: cmesync[confluent].",
+    )
+    kafka_security: KafkaSecurityConfig = Field(default_factory=KafkaSecurityConfig)
     batch_size: int = Field(500, ge=1, le=10_000)
     reports_dir: Path = Field(Path("var/reports"), description="Where each nightly run's HTML report is written.")
     sources: list[SourceConfig] = Field(default_factory=list)
     registries: list[RegistryConfig] = Field(default_factory=list)
+    compliance: ComplianceConfig = Field(default_factory=ComplianceConfig)
 
     @classmethod
     def settings_customise_sources(
