@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from deploy.broker import ATTENDANCE_TOPIC, EmbeddedBroker, TopicSpec, ensure_topics
+from deploy.embedded import embedded_endpoints
 from pipeline import stages
 from pipeline.config import Settings
 from pipeline.factory import build_sources, codec_for
@@ -127,13 +128,6 @@ def generated(workdir: Path, count: int, seed: int) -> Path:
     return path
 
 
-def endpoints_for(settings: Settings, bootstrap: str, sandboxes: dict[str, str]) -> dict[str, str]:
-    endpoints = {"kafka_bootstrap": bootstrap, "schema_registry_url": sandboxes["schema_registry"]}
-    for connector in [*settings.sources, *settings.registries]:
-        endpoints[f"{connector.name}.base_url"] = sandboxes[connector.kind]
-    return endpoints
-
-
 def measure(count: int, seed: int, workdir: Path, backend: KafkaBackend = "kafka-python") -> dict[str, Any]:
     """The nightly run first, so that peak RSS is the run's own; then each stage alone."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -155,7 +149,7 @@ def measure(count: int, seed: int, workdir: Path, backend: KafkaBackend = "kafka
     result: dict[str, Any] = {"events": count, "backend": backend}
     with EmbeddedBroker() as broker, SandboxProcess(statements_path) as sandboxes:
         base = Settings.load(CONFIG)
-        endpoints = endpoints_for(base, broker.bootstrap, sandboxes)
+        endpoints = embedded_endpoints(base, broker.bootstrap, sandboxes)
         settings = base.with_endpoints(endpoints)
 
         started = time.perf_counter()

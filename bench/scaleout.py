@@ -19,6 +19,7 @@ import psycopg
 
 from bench.generate import statements
 from deploy.broker import ATTENDANCE_TOPIC, EmbeddedBroker
+from deploy.embedded import embedded_endpoints
 from deploy.sandbox.stack import SandboxStack
 from ledger.store import Ledger
 from pipeline import stages
@@ -119,14 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text(json.dumps(statements(args.events)))
     with EmbeddedBroker(partitions=PARTITIONS) as broker, SandboxStack(path) as sandboxes:
         base = Settings.load(CONFIG)
-        settings = base.with_endpoints(
-            {
-                "kafka_bootstrap": broker.bootstrap,
-                "schema_registry_url": sandboxes.schema_registry.url,
-                "bench-xapi.base_url": sandboxes.lrs.url,
-                "ama-pra.base_url": sandboxes.ama.url,
-            }
-        ).model_copy(update={"ledger_url": fresh_database()})
+        settings = base.with_endpoints(embedded_endpoints(base, broker.bootstrap, sandboxes.urls())).model_copy(
+            update={"ledger_url": fresh_database()}
+        )
         stages.prepare(settings)
         pulled = stages.pull(settings, "bench-xapi")
         one = reconcile_with(1, settings)

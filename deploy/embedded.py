@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from deploy.broker import EmbeddedBroker
@@ -40,12 +41,15 @@ class EmbeddedStack:
 
     def endpoints(self, settings: Settings) -> dict[str, str]:
         assert self.sandboxes is not None, "the embedded stack is not started"
-        sandboxes = self.sandboxes.by_kind()
-        endpoints = {
-            "kafka_bootstrap": self.broker.bootstrap,
-            "schema_registry_url": self.sandboxes.schema_registry.url,
-        }
-        for connector in [*settings.sources, *settings.registries]:
-            if not connector.base_url:
-                endpoints[f"{connector.name}.base_url"] = sandboxes[connector.kind].url
-        return endpoints
+        return embedded_endpoints(settings, self.broker.bootstrap, self.sandboxes.urls())
+
+
+def embedded_endpoints(settings: Settings, bootstrap: str, sandbox_urls: Mapping[str, str]) -> dict[str, str]:
+    """`Settings.with_endpoints` overrides: the broker, the Schema Registry sandbox, and the sandbox of its kind
+    for every connector whose `base_url` is empty. `sandbox_urls` maps a connector kind or "schema_registry"
+    to a URL, as `SandboxStack.urls()` and `python -m deploy.sandbox --json` give them."""
+    endpoints = {"kafka_bootstrap": bootstrap, "schema_registry_url": sandbox_urls["schema_registry"]}
+    for connector in [*settings.sources, *settings.registries]:
+        if not connector.base_url:
+            endpoints[f"{connector.name}.base_url"] = sandbox_urls[connector.kind]
+    return endpoints

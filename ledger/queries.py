@@ -6,7 +6,7 @@ an explicit `--reveal` reaches: payloads are the original records and carry PII.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 
 from ledger import tables as t
-from ledger.store import Ledger, as_utc
+from ledger.store import Ledger, as_utc, chunks
 
 DELIVER_STAGE = "deliver"
 SUPERSEDED = "superseded"
@@ -135,11 +135,6 @@ class SelectedDelivery:
         return self.record_id, self.version, self.registry
 
 
-def _chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def select_deliveries(ledger: Ledger, selection: DeliverySelection) -> list[SelectedDelivery]:
     d, c = t.deliveries.c, t.credits.c
     query = (
@@ -203,7 +198,7 @@ def _delivery_dead_letters(
     found: list[tuple[DeliveryKey, str, str]] = []
     dl = t.dead_letters.c
     with ledger.engine.connect() as conn:
-        for chunk in _chunks(registries):
+        for chunk in chunks(registries):
             query = select(dl.dead_letter_id, dl.registry, dl.source_ref, dl.payload, dl.reason_code).where(
                 (dl.stage == DELIVER_STAGE) & dl.registry.in_(chunk)
             )
@@ -241,7 +236,7 @@ def delivery_states(ledger: Ledger, keys: Sequence[DeliveryKey]) -> dict[Deliver
     wanted = set(keys)
     states: dict[DeliveryKey, str] = {}
     with ledger.engine.connect() as conn:
-        for chunk in _chunks(sorted({record_id for record_id, _, _ in wanted})):
+        for chunk in chunks(sorted({record_id for record_id, _, _ in wanted})):
             rows = conn.execute(select(d.record_id, d.version, d.registry, d.state).where(d.record_id.in_(chunk)))
             for r in rows:
                 if (key := (r.record_id, r.version, r.registry)) in wanted:

@@ -38,7 +38,8 @@ def as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    """Slices of at most `size` items, to keep every IN list within the databases' parameter limits."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -50,7 +51,7 @@ def _by_first(pairs: Iterable[tuple[str, T]]) -> Iterator[tuple[str, Sequence[T]
     for first, second in set(pairs):
         seconds.setdefault(first, []).append(second)
     for first, values in seconds.items():
-        for chunk in _chunks(values):
+        for chunk in chunks(values):
             yield first, chunk
 
 
@@ -190,7 +191,7 @@ class Ledger:
         """Every identity key the given learners hold (identity conflicts compare a learner's strong ids)."""
         known: dict[IdentityKey, str] = {}
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(set(learner_ids))):
+            for chunk in chunks(list(set(learner_ids))):
                 rows = conn.execute(select(t.learner_ids).where(t.learner_ids.c.learner_id.in_(chunk)))
                 known.update({(r.kind, r.value): r.learner_id for r in rows})
         return known
@@ -215,7 +216,7 @@ class Ledger:
         found: dict[Pair, list[dict[str, Any]]] = {}
         e = t.events.c
         # By learner, then kept per wanted pair: a learner's other activities are few, and the index is used.
-        for chunk in _chunks(sorted({learner_id for learner_id, _ in wanted})):
+        for chunk in chunks(sorted({learner_id for learner_id, _ in wanted})):
             rows = conn.execute(
                 select(e.learner_id, e.activity_id, e.body).where(e.learner_id.in_(chunk)).order_by(e.id)
             )
@@ -227,7 +228,7 @@ class Ledger:
 
     def voided_keys(self, conn: Connection, event_keys: Iterable[str]) -> set[str]:
         voided: set[str] = set()
-        for chunk in _chunks(list(set(event_keys))):
+        for chunk in chunks(list(set(event_keys))):
             voided.update(conn.scalars(select(t.events.c.voids_key).where(t.events.c.voids_key.in_(chunk))))
         return voided
 
@@ -235,7 +236,7 @@ class Ledger:
         """Every (learner, activity) with stored evidence, for learners whose rule-relevant facts changed."""
         pairs: set[Pair] = set()
         e = t.events.c
-        for chunk in _chunks(list(set(learner_ids))):
+        for chunk in chunks(list(set(learner_ids))):
             rows = conn.execute(
                 select(e.learner_id, e.activity_id)
                 .where(e.learner_id.in_(chunk) & e.activity_id.is_not(None))
@@ -246,7 +247,7 @@ class Ledger:
 
     def profiles(self, conn: Connection, learner_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(list(set(learner_ids))):
+        for chunk in chunks(list(set(learner_ids))):
             rows = conn.execute(select(t.learners).where(t.learners.c.learner_id.in_(chunk)))
             found.update({r.learner_id: json.loads(r.profile) for r in rows})
         return found
@@ -254,7 +255,7 @@ class Ledger:
     def current_credits(self, conn: Connection, record_ids: Iterable[str]) -> dict[str, CreditState]:
         current: dict[str, CreditState] = {}
         c = t.credits.c
-        for chunk in _chunks(list(set(record_ids))):
+        for chunk in chunks(list(set(record_ids))):
             latest = (
                 select(c.record_id, func.max(c.version).label("version"))
                 .where(c.record_id.in_(chunk))
@@ -384,7 +385,7 @@ class Ledger:
             return  # a first version has no earlier delivery
         d = t.deliveries.c
         waiting: list[dict[str, Any]] = []
-        for chunk in _chunks(sorted({record_id for record_id, _ in wanted})):
+        for chunk in chunks(sorted({record_id for record_id, _ in wanted})):
             rows = conn.execute(select(d.record_id, d.registry, d.version, d.state).where(d.record_id.in_(chunk)))
             waiting += [
                 {"b_record_id": r.record_id, "b_registry": r.registry, "b_version": r.version}
@@ -407,7 +408,7 @@ class Ledger:
         """Insert new learners' profiles, update the ones whose text changed, leave the rest alone."""
         stored: dict[str, str] = {}
         learners = t.learners.c
-        for chunk in _chunks(list(profiles)):
+        for chunk in chunks(list(profiles)):
             rows = conn.execute(select(learners.learner_id, learners.profile).where(learners.learner_id.in_(chunk)))
             stored.update({r.learner_id: r.profile for r in rows})
         texts = {learner_id: json.dumps(profile, sort_keys=True) for learner_id, profile in profiles.items()}
@@ -438,7 +439,7 @@ class Ledger:
         """Mark open dead letters resolved, e.g. a held credit issued once its gap was filled (caller's transaction)."""
         d = t.dead_letters.c
         now = utcnow()
-        for chunk in _chunks(list(set(dead_letter_ids))):
+        for chunk in chunks(list(set(dead_letter_ids))):
             conn.execute(
                 update(t.dead_letters)
                 .where(d.dead_letter_id.in_(chunk) & d.resolved_at.is_(None))
@@ -479,7 +480,7 @@ class Ledger:
 
     def mark_dead_letters_published(self, ids: Sequence[str]) -> None:
         with self.engine.begin() as conn:
-            for chunk in _chunks(list(ids)):
+            for chunk in chunks(list(ids)):
                 conn.execute(
                     update(t.dead_letters)
                     .where(t.dead_letters.c.dead_letter_id.in_(chunk))
@@ -503,7 +504,7 @@ class Ledger:
 
     def mark_credits_published(self, outbox_ids: Sequence[int]) -> None:
         with self.engine.begin() as conn:
-            for chunk in _chunks(list(outbox_ids)):
+            for chunk in chunks(list(outbox_ids)):
                 conn.execute(update(t.outbox).where(t.outbox.c.id.in_(chunk)).values(published_at=utcnow()))
 
     # -- deliveries --------------------------------------------------------------------------------
@@ -581,7 +582,7 @@ class Ledger:
         found: list[dict[str, Any]] = []
         with self.engine.connect() as conn:
             wanted = set(keys)
-            for chunk in _chunks(sorted({record_id for record_id, _ in wanted})):
+            for chunk in chunks(sorted({record_id for record_id, _ in wanted})):
                 rows = conn.execute(
                     select(t.credits.c.record_id, t.credits.c.version, t.credits.c.record).where(
                         t.credits.c.record_id.in_(chunk)

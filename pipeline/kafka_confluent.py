@@ -90,15 +90,6 @@ class ConfluentBatchConsumer:
             starts = [TopicPartition(topic, tp.partition, max(tp.offset, OFFSET_BEGINNING)) for tp in committed]
             self._consumer.assign(starts)
 
-    def wait_for_assignment(self, size: int = 1, timeout_s: float = 60.0) -> set[int]:
-        """Poll until this member holds `size` partitions; a record fetched on the way is sought back."""
-        deadline = time.monotonic() + timeout_s
-        while len(self._consumer.assignment()) != size and time.monotonic() < deadline:
-            message = self._consumer.poll(0.2)
-            if message is not None and not message.error():
-                self._consumer.seek(TopicPartition(self.topic, message.partition(), message.offset()))
-        return {tp.partition for tp in self._consumer.assignment()}
-
     def batches(self, stall_timeout_s: float = STALL_TIMEOUT_S) -> Iterator[list[Consumed]]:
         """Batches up to the end of every assigned partition (librdkafka's partition-EOF events). A broker that
         answers nothing for `stall_timeout_s` before every partition reached its end raises ConsumerStalled."""

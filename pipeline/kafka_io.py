@@ -159,31 +159,25 @@ class BatchConsumer:
                 yield records
                 continue
             idle += 1
-            if self._caught_up():
-                return
-            behind = self._behind()
-            if idle >= idle_polls_to_stop and not behind:
+            behind, unknown = self._lag()
+            if not behind and (not unknown or idle >= idle_polls_to_stop):
                 return
             if behind and time.monotonic() - progress > stall_timeout_s:
                 raise ConsumerStalled(
                     f"{self.topic}: {behind} messages behind and none fetched in {stall_timeout_s:.0f} s"
                 )
 
-    def _behind(self) -> int:
-        """Messages between our position and the high watermark, over partitions whose watermark is known."""
-        total = 0
+    def _lag(self) -> tuple[int, bool]:
+        """Messages between our position and the high watermark over partitions whose watermark is known,
+        and whether some partition's watermark is not known yet (no fetch answered for it)."""
+        behind, unknown = 0, False
         for tp in self._consumer.assignment():
             highwater = self._consumer.highwater(tp)
-            if highwater is not None:
-                total += max(highwater - self._consumer.position(tp), 0)
-        return total
-
-    def _caught_up(self) -> bool:
-        for tp in self._consumer.assignment():
-            highwater = self._consumer.highwater(tp)
-            if highwater is None or self._consumer.position(tp) < highwater:
-                return False
-        return True
+            if highwater is None:
+                unknown = True
+            else:
+                behind += max(highwater - self._consumer.position(tp), 0)
+        return behind, unknown
 
     def commit(self, batch: Sequence[Consumed]) -> None:
         """Commit past the highest offset per partition of a batch the ledger has already committed."""

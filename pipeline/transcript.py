@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from ledger import tables as t
-from ledger.store import Ledger
+from ledger.store import Ledger, chunks
 from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
 from reconcile.compliance.evaluate import CycleTranscript, EarnedCredit, evaluate
@@ -28,8 +28,6 @@ from reconcile.compliance.roster import RosterEntry, RosterError, parse_roster
 from reconcile.credit_types import PROFESSIONS
 from reconcile.identity import EMAIL, LICENCE, NPI, IdentityKey, licence_key, npi_is_valid
 from reconcile.merge import AWARDED
-
-CHUNK = 500
 
 
 class TranscriptError(ValueError):
@@ -74,11 +72,6 @@ def load_inputs(settings: Settings) -> ComplianceInputs:
 # -- the ledger ------------------------------------------------------------------------------------------------
 
 
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
-
-
 def roster_learners(ledger: Ledger, roster: Sequence[RosterEntry]) -> dict[int, str]:
     """Ledger learner id per roster line, by the entry's strongest identifier the ledger knows."""
     known = ledger.identities(key for entry in roster for key in entry.identity_keys())
@@ -98,7 +91,7 @@ def earned_credits(
     c = t.credits.c
     earned: dict[str, list[EarnedCredit]] = defaultdict(list)
     with ledger.engine.connect() as conn:
-        for chunk in _chunks(sorted(set(learner_ids))):
+        for chunk in chunks(sorted(set(learner_ids))):
             latest = (
                 select(c.record_id, func.max(c.version).label("version"))
                 .where(c.learner_id.in_(chunk))

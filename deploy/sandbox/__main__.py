@@ -59,13 +59,6 @@ def describe(stack: SandboxStack) -> str:
     )
 
 
-def endpoints(stack: SandboxStack) -> dict[str, str]:
-    return {
-        **{kind: server.url for kind, server in stack.by_kind().items()},
-        "schema_registry": stack.schema_registry.url,
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stopping = threading.Event()
@@ -75,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         args.statements, lrs_port=args.lrs_port, ama_port=args.ama_port, schema_registry_port=args.schema_registry_port
     )
     with stack:
-        print(json.dumps(endpoints(stack)) if args.json else describe(stack), flush=True)
+        print(json.dumps(stack.urls()) if args.json else describe(stack), flush=True)
         stopping.wait()
     print("sandboxes stopped", flush=True)
     return 0

@@ -62,6 +62,13 @@ class SandboxStack:
             "provider_rest": self.provider_rest,
         }
 
+    def urls(self) -> dict[str, str]:
+        """Connector kind (and "schema_registry") → the URL of the sandbox standing in for it."""
+        return {
+            **{kind: server.url for kind, server in self.by_kind().items()},
+            "schema_registry": self.schema_registry.url,
+        }
+
     def start(self) -> Self:
         try:
             for server in self.servers:
