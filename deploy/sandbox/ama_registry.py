@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from deploy.sandbox.base import HttpError, Request, Response, SandboxServer, require_bearer, utc_now_ms
-from deploy.sandbox.paging import KeysetPager
+from deploy.sandbox.paging import HoldingStore, KeysetPager
 
 CREDIT_TYPES = ("AMA_PRA_1", "AMA_PRA_2")
 MAX_BATCH = 500
@@ -209,7 +209,7 @@ class AmaPraRegistry(SandboxServer):
         self._pager = KeysetPager("received_at", "record_id")
         self._lock = threading.Lock()
         self._activities: dict[str, Item] = {}
-        self._holdings: dict[str, Item] = {}
+        self._holdings = HoldingStore()
         self._receipts: dict[str, str] = {}  # idempotency key -> receipt id of its first acceptance
         self._keys_by_record: defaultdict[str, set[str]] = defaultdict(set)
         self.route("POST", "/v1/activities", self._post_activities)
@@ -237,7 +237,7 @@ class AmaPraRegistry(SandboxServer):
     def alter(self, record_id: str, **fields: Any) -> None:
         """Tamper with a holding in place (drift for the nightly diff to find); KeyError if not held."""
         with self._lock:
-            self._holdings[record_id].update(fields)
+            self._holdings.amend(record_id, fields)
 
     def put(self, holding: Item) -> None:
         """Hold an entry nobody delivered (an operator's manual entry), stamped as received now."""
@@ -280,7 +280,7 @@ class AmaPraRegistry(SandboxServer):
     def _get_holdings(self, request: Request) -> Response:
         require_bearer(request, self.token)
         with self._lock:
-            page, next_token = self._pager.page(self._holdings.values(), request)
+            page, next_token = self._pager.page(self._holdings, request)
         return Response(200, {"entries": page, "next_page_token": next_token})
 
     # -- per-item semantics (called with the lock held) ---------------------------------------------------------

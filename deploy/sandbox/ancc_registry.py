@@ -25,7 +25,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from deploy.sandbox.base import HttpError, Request, Response, SandboxServer, utc_now_ms
-from deploy.sandbox.paging import KeysetPager
+from deploy.sandbox.paging import HoldingStore, KeysetPager
 
 PROFESSION_CODES = ("RN", "NP", "CNS")
 SUBJECT_AREAS = {"GENERAL": PROFESSION_CODES, "PHARMACOLOGY": ("NP", "CNS")}
@@ -146,7 +146,7 @@ class AnccRegistry(SandboxServer):
             "changed_at", "row_id", since_param="changed_since", size_param="limit", token_param="cursor"
         )
         self._lock = threading.Lock()
-        self._rows: dict[str, Row] = {}
+        self._rows = HoldingStore()
         self._active: dict[RowKey, str] = {}  # row key -> id of its ACTIVE row
         self._ids = itertools.count(1)
         base = r"/api/v1/providers/(?P<provider>[^/]+)"
@@ -180,7 +180,7 @@ class AnccRegistry(SandboxServer):
             row = self._rows[row_id]
             if self._active.get(row_key(row)) == row_id:
                 del self._active[row_key(row)]
-            row.update(fields)
+            row = self._rows.amend(row_id, fields)
             if row["status"] == ACTIVE:
                 self._active[row_key(row)] = row_id
 
@@ -214,7 +214,7 @@ class AnccRegistry(SandboxServer):
     def _get_rows(self, request: Request) -> Response:
         self._authorise(request)
         with self._lock:
-            page, cursor = self._pager.page(self._rows.values(), request)
+            page, cursor = self._pager.page(self._rows, request)
         return Response(200, {"rows": page, "next_cursor": cursor})
 
     # -- per-row semantics (called with the lock held) ----------------------------------------------------------
@@ -248,7 +248,7 @@ class AnccRegistry(SandboxServer):
         if active_id is None:
             return result | {"status": "NOT_FOUND"}
         withdrawn = {"status": WITHDRAWN, "changed_at": utc_now_ms(), "withdrawn_ref": row.get("external_ref")}
-        self._rows[active_id].update(withdrawn)
+        self._rows.amend(active_id, withdrawn)
         return result | {"status": WITHDRAWN, "row_id": active_id}
 
     def _store(self, row: Row) -> str:

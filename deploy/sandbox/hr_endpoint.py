@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from deploy.sandbox.base import HttpError, Request, Response, SandboxServer, utc_now_ms
-from deploy.sandbox.paging import KeysetPager
+from deploy.sandbox.paging import HoldingStore, KeysetPager
 
 MAX_EVENTS = 500
 EVENT_TYPES = ("credit.awarded", "credit.revoked", "credit.withdrawn")
@@ -96,7 +96,7 @@ class HrEndpoint(SandboxServer):
         self._clock = clock
         self._pager = KeysetPager("received_at", "record_id")
         self._lock = threading.Lock()
-        self._holdings: dict[str, Event] = {}
+        self._holdings = HoldingStore()
         self._receipts: dict[str, str] = {}  # event id -> receipt id
         self._events_by_record: defaultdict[str, set[str]] = defaultdict(set)
         self.route("POST", "/v1/webhooks/cme-credits", self._post_events)
@@ -114,7 +114,7 @@ class HrEndpoint(SandboxServer):
 
     def alter(self, record_id: str, **fields: Any) -> None:
         with self._lock:
-            self._holdings[record_id].update(fields)
+            self._holdings.amend(record_id, fields)
 
     def put(self, holding: Event) -> None:
         with self._lock:
@@ -153,7 +153,7 @@ class HrEndpoint(SandboxServer):
     def _get_credits(self, request: Request) -> Response:
         self._verify(request)
         with self._lock:
-            page, next_token = self._pager.page(self._holdings.values(), request)
+            page, next_token = self._pager.page(self._holdings, request)
         return Response(200, {"credits": page, "next_page_token": next_token})
 
     # -- per-event semantics (called with the lock held) ----------------------------------------------------------

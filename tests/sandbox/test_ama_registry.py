@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -507,6 +508,96 @@ def test_given_revocation_when_listing_since_before_it_then_revoked_holding_is_l
     entries, _ = all_holdings(ama_session, ama, since="2026-11-02T00:00:00Z")
 
     assert [(e["record_id"], e["status"]) for e in entries] == [("rec-1", "REVOKED")]
+
+
+def seed_holdings(registry: AmaPraRegistry, stamps: dict[str, str]) -> None:
+    """Hold entries nobody delivered, received at the given times (tests of paging only read them back)."""
+    for record_id, received_at in stamps.items():
+        registry.put(
+            {"record_id": record_id, "version": 1, "status": "AWARDED", "amount": "1.50", "received_at": received_at}
+        )
+
+
+def first_page_then_rest(
+    session: requests.Session, registry: AmaPraRegistry, between: Callable[[], None], page_size: int = 2
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One page of holdings, then `between` (a change at the registry), then the rest from the first page's token."""
+    response = session.get(f"{registry.url}/v1/holdings", params={"page_size": page_size}, timeout=5)
+    assert response.status_code == 200, response.text
+    first = response.json()
+    between()
+    rest, _ = all_holdings(session, registry, page_size=page_size, page_token=first["next_page_token"])
+    return first["entries"], rest
+
+
+SIX_STAMPS = {record_id: f"2026-11-20T10:0{n}:00.000Z" for n, record_id in enumerate("abcdef")}
+
+
+def test_given_holdings_amended_between_page_requests_when_paging_on_then_next_page_serves_them_where_they_now_sort(
+    ama: AmaPraRegistry, ama_session: requests.Session
+) -> None:
+    seed_holdings(ama, SIX_STAMPS)
+
+    def amend() -> None:
+        ama.alter("a", received_at="2026-11-20T12:00:00.000Z")  # served already; changed since, so served again
+        ama.alter("c", received_at="2026-11-20T11:00:00.000Z")
+        ama.alter("d", amount="0.25")
+
+    first, rest = first_page_then_rest(ama_session, ama, amend)
+
+    assert [e["record_id"] for e in first] == ["a", "b"]
+    assert [(e["record_id"], e["amount"]) for e in rest] == [
+        ("d", "0.25"),
+        ("e", "1.50"),
+        ("f", "1.50"),
+        ("c", "1.50"),
+        ("a", "1.50"),
+    ]
+
+
+def test_given_holdings_added_between_page_requests_when_paging_on_then_those_after_the_position_are_served(
+    ama: AmaPraRegistry, ama_session: requests.Session
+) -> None:
+    seed_holdings(ama, SIX_STAMPS)
+    added = {"bb": "2026-11-20T10:01:30.000Z", "early": "2026-11-20T09:00:00.000Z"}
+
+    first, rest = first_page_then_rest(ama_session, ama, lambda: seed_holdings(ama, added))
+
+    assert [e["record_id"] for e in first] == ["a", "b"]
+    assert [e["record_id"] for e in rest] == ["bb", "c", "d", "e", "f"]
+
+
+def test_given_holdings_deleted_between_page_requests_when_paging_on_then_they_are_not_served(
+    ama: AmaPraRegistry, ama_session: requests.Session
+) -> None:
+    seed_holdings(ama, SIX_STAMPS)
+
+    def delete() -> None:
+        ama.remove("a")
+        ama.remove("c")
+        ama.remove("f")
+
+    first, rest = first_page_then_rest(ama_session, ama, delete)
+
+    assert [e["record_id"] for e in first] == ["a", "b"]
+    assert [e["record_id"] for e in rest] == ["d", "e"]
+
+
+def test_given_twenty_thousand_holdings_when_paging_by_500_then_each_once_ordered_by_received_at_then_record_id(
+    ama: AmaPraRegistry, ama_session: requests.Session
+) -> None:
+    rng = random.Random(20)
+    record_ids = [f"rec-{n:05d}" for n in range(20_000)]
+    rng.shuffle(record_ids)
+    # 997 distinct times for 20,000 holdings: most pages end inside a run of equal received_at.
+    seconds = {record_id: n % 997 for n, record_id in enumerate(record_ids)}
+    stamps = {record_id: f"2026-11-20T10:{s // 60:02d}:{s % 60:02d}.000Z" for record_id, s in seconds.items()}
+    seed_holdings(ama, stamps)
+
+    entries, pages = all_holdings(ama_session, ama, page_size=500)
+
+    assert pages == 40
+    assert [e["record_id"] for e in entries] == sorted(stamps, key=lambda record_id: (stamps[record_id], record_id))
 
 
 @pytest.mark.parametrize(
