@@ -15,7 +15,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    Select,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger import tables as t
@@ -134,6 +146,37 @@ class Expectation:
     amount: Decimal
     completed_on: date
     delivery_state: str | None
+
+
+def expectations_select(registry: str) -> Select[Any]:
+    """Per record ever routed to `registry`: its latest version's status, amount, completion date, and the state
+    of that version's delivery there (`state`, NULL when that version was never routed to it)."""
+    c, d = t.credits.c, t.deliveries.c
+    routed = select(d.record_id).where(d.registry == registry)
+    latest = (
+        select(c.record_id, func.max(c.version).label("version"))
+        .where(c.record_id.in_(routed))
+        .group_by(c.record_id)
+        .subquery()
+    )
+    return (
+        select(c.record_id, c.version, c.status, c.amount, c.completed_on, d.state)
+        .select_from(t.credits)
+        .join(latest, (c.record_id == latest.c.record_id) & (c.version == latest.c.version))
+        .outerjoin(t.deliveries, (d.record_id == c.record_id) & (d.version == c.version) & (d.registry == registry))
+    )
+
+
+def expectation_of(row: Row[Any]) -> Expectation:
+    """An `expectations_select` row as an Expectation."""
+    return Expectation(
+        row.record_id,
+        row.version,
+        row.status,
+        Decimal(row.amount).quantize(Decimal("0.01")),
+        row.completed_on,
+        row.state,
+    )
 
 
 class Ledger:
@@ -550,32 +593,8 @@ class Ledger:
 
     def registry_expectations(self, registry: str) -> dict[str, Expectation]:
         """The latest version of every record ever routed to `registry`, with its delivery state there."""
-        c, d = t.credits.c, t.deliveries.c
-        routed = select(d.record_id).where(d.registry == registry)
-        latest = (
-            select(c.record_id, func.max(c.version).label("version"))
-            .where(c.record_id.in_(routed))
-            .group_by(c.record_id)
-            .subquery()
-        )
-        query = (
-            select(c.record_id, c.version, c.status, c.amount, c.completed_on, d.state)
-            .select_from(t.credits)
-            .join(latest, (c.record_id == latest.c.record_id) & (c.version == latest.c.version))
-            .outerjoin(t.deliveries, (d.record_id == c.record_id) & (d.version == c.version) & (d.registry == registry))
-        )
         with self.engine.connect() as conn:
-            return {
-                r.record_id: Expectation(
-                    r.record_id,
-                    r.version,
-                    r.status,
-                    Decimal(r.amount).quantize(Decimal("0.01")),
-                    r.completed_on,
-                    r.state,
-                )
-                for r in conn.execute(query)
-            }
+            return {row.record_id: expectation_of(row) for row in conn.execute(expectations_select(registry))}
 
     def credit_versions(self, keys: Sequence[tuple[str, int]]) -> list[dict[str, Any]]:
         """The credit records of these (record_id, version) pairs, in no particular order."""

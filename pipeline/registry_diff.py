@@ -18,14 +18,17 @@ Re-delivery updates the deliveries table and dead-letters failures like the deli
 
 from __future__ import annotations
 
+import json
 import logging
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
 from typing import Literal
 
 from connectors.http import APIError
 from connectors.registries.base import AWARDED, Failure, Registry, RegistryEntry
+from ledger.holdings import beside_expectations
 from ledger.store import Expectation, Ledger
 from pipeline.deliver import record_results, results_of
 from pipeline.faults import crash_point
@@ -40,13 +43,15 @@ UNSETTLED_STATES = frozenset({"pending", "failed"})
 
 @dataclass
 class Findings:
-    """The comparison of one registry's holdings with the ledger: record ids per finding, plus the active
-    entries that must go (held under a record the ledger does not expect there, or not as the ledger has it)."""
+    """The comparison of one registry's holdings with the ledger: record ids per finding, the active entries
+    that must go (held under a record the ledger does not expect there, or not as the ledger has it), and the
+    ledger's version of every record with a finding."""
 
     held: int = 0
     expected: int = 0
     ids: dict[str, list[str]] = field(default_factory=lambda: {name: [] for name in (*DRIFT, "unsettled")})
     unwanted: dict[str, list[RegistryEntry]] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
 
     @property
     def drift(self) -> int:
@@ -83,28 +88,28 @@ class RegistryDiff:
         }
 
 
-def compare(expected: Mapping[str, Expectation], holdings: Iterable[RegistryEntry]) -> Findings:
-    """Pure: sort every record the registry holds actively, or the ledger expects, into the findings."""
+def compare(beside: Iterable[tuple[str, Expectation | None, list[RegistryEntry]]]) -> Findings:
+    """Pure: sort every record, given once with the ledger's expectation and its active holdings, into the
+    findings."""
     findings = Findings()
-    active: defaultdict[str, list[RegistryEntry]] = defaultdict(list)
-    for entry in holdings:
-        if entry.active:
-            active[entry.record_id].append(entry)
-    findings.held = sum(len(entries) for entries in active.values())
-    settled = {rid: e for rid, e in expected.items() if e.delivery_state == "sent"}
-    findings.expected = sum(1 for e in settled.values() if e.status == AWARDED)
-    unsettled = {rid for rid, e in expected.items() if e.delivery_state in UNSETTLED_STATES}
-    findings.ids["unsettled"] = sorted(unsettled)
-    for record_id in sorted(set(active) | set(settled)):
-        if record_id in unsettled:
+    for record_id, expectation, entries in beside:
+        findings.held += len(entries)
+        state = expectation.delivery_state if expectation else None
+        if state in UNSETTLED_STATES:
+            findings.ids["unsettled"].append(record_id)
             continue
-        entries = active.get(record_id, [])
-        expectation = settled.get(record_id)
-        finding, unwanted = _judge(expectation, entries)
+        settled = expectation if state == "sent" else None
+        if settled and settled.status == AWARDED:
+            findings.expected += 1
+        finding, unwanted = _judge(settled, entries)
         if finding:
             findings.ids[finding].append(record_id)
+            if settled:
+                findings.versions[record_id] = settled.version
         if unwanted:
             findings.unwanted[record_id] = unwanted
+    for ids in findings.ids.values():
+        ids.sort()
     return findings
 
 
@@ -136,9 +141,10 @@ def diff_and_repair(
     ledger: Ledger, registry: Registry, extra_holdings: ExtraPolicy = "report", batch_size: int = 100
 ) -> RegistryDiff:
     """Compare the registry's full holdings with the ledger and repair what the policy allows."""
-    expected = ledger.registry_expectations(registry.name)
     try:
-        findings = compare(expected, registry.holdings())
+        staged = ((entry.record_id, _to_json(entry)) for entry in registry.holdings() if entry.active)
+        beside = beside_expectations(ledger, registry.name, staged)
+        findings = compare((rid, expectation, [_from_json(e) for e in held]) for rid, expectation, held in beside)
     except APIError as err:
         # One registry down must not fail the run: its diff is reported as unavailable and tried next night.
         log.warning("registry %s diff: holdings unavailable", registry.name)
@@ -156,11 +162,29 @@ def diff_and_repair(
     failed = _withdraw(
         registry, [e for rid in sorted(withdraw_for) for e in findings.unwanted.get(rid, [])], batch_size
     )
-    failed |= _redeliver(ledger, registry, [(rid, expected[rid].version) for rid in to_fix], batch_size)
+    failed |= _redeliver(ledger, registry, [(rid, findings.versions[rid]) for rid in to_fix], batch_size)
     diff.repaired = sorted(withdraw_for - failed)
     diff.repair_failed = sorted(failed)
     log.info("registry %s diff: %s", registry.name, diff.counts())
     return diff
+
+
+def _to_json(entry: RegistryEntry) -> str:
+    amount = None if entry.amount is None else str(entry.amount)
+    completed_on = None if entry.completed_on is None else entry.completed_on.isoformat()
+    return json.dumps([entry.record_id, entry.version, entry.status, dict(entry.raw), amount, completed_on])
+
+
+def _from_json(text: str) -> RegistryEntry:
+    record_id, version, status, raw, amount, completed_on = json.loads(text)
+    return RegistryEntry(
+        record_id,
+        version,
+        status,
+        raw,
+        None if amount is None else Decimal(amount),
+        None if completed_on is None else date.fromisoformat(completed_on),
+    )
 
 
 def _withdraw(registry: Registry, entries: Sequence[RegistryEntry], batch_size: int) -> set[str]:

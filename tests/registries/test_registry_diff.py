@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from connectors.http import APIError
 from connectors.registries.base import AWARDED, Registry, RegistryEntry
 from deploy.sandbox.ama_registry import AmaPraRegistry as AmaSandbox
 from deploy.sandbox.ancc_registry import AnccRegistry as AnccSandbox
 from deploy.sandbox.hr_endpoint import HrEndpoint
 from ledger import tables as t
+from ledger.holdings import beside_expectations
 from ledger.store import Expectation, Ledger
 from pipeline.deliver import deliver_pending
 from pipeline.registry_diff import compare, diff_and_repair
@@ -291,11 +293,56 @@ def test_given_the_registry_down_when_diffed_then_reported_as_unavailable_withou
 
 
 def test_given_a_board_holding_two_active_rows_for_one_record_when_compared_then_the_extra_one_is_a_duplicate() -> None:
-    expected = {"r": Expectation("r", 2, AWARDED, Decimal("1.00"), date(2026, 11, 1), "sent")}
+    expected = Expectation("r", 2, AWARDED, Decimal("1.00"), date(2026, 11, 1), "sent")
     right = RegistryEntry("r", 2, AWARDED, {"row_id": "R2"}, Decimal("1.00"), date(2026, 11, 1))
     old = RegistryEntry("r", 1, AWARDED, {"row_id": "R1"}, Decimal("1.00"), date(2026, 11, 1))
 
-    findings = compare(expected, [old, right])
+    findings = compare([("r", expected, [old, right])])
 
     assert findings.ids["duplicate"] == ["r"]
     assert findings.unwanted == {"r": [old]}
+
+
+def test_given_holdings_breaking_midway_when_diffed_then_unavailable_and_the_next_diff_finds_exactly_the_drift(
+    ledger: Ledger, harness: Harness, credits: Credits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    delivered = deliver_history(ledger, harness, credits)
+    harness.remove(delivered.removed)
+    registry = harness.registry
+    read_all = registry.holdings
+
+    def broken(since: datetime | None = None) -> Iterator[RegistryEntry]:
+        yield next(iter(read_all(since)))
+        raise APIError("connection reset")
+
+    monkeypatch.setattr(registry, "holdings", broken)
+    first = diff_and_repair(ledger, registry, "revoke")
+    monkeypatch.setattr(registry, "holdings", read_all)
+    second = diff_and_repair(ledger, registry, "revoke")
+
+    assert first.unavailable == "connection reset" and first.repaired == []
+    assert second.findings.ids["missing"] == [delivered.removed] and second.findings.drift == 1
+    assert harness.active() == expected_active(ledger, harness.registry.name)
+
+
+def test_given_records_routed_or_only_held_when_compared_in_the_ledger_then_each_comes_back_once_with_its_holdings(
+    ledger: Ledger, harness: Harness, credits: Credits
+) -> None:
+    delivered = deliver_history(ledger, harness, credits)
+    unknown = harness.add_unknown()
+    kept = delivered.untouched[0]
+    harness.set_version(kept, 7)
+    held = [(e.record_id, json.dumps([e.version])) for e in harness.registry.holdings() if e.active]
+    held.append((kept, json.dumps(["again"])))
+
+    beside = {
+        rid: (expectation, entries)
+        for rid, expectation, entries in beside_expectations(ledger, harness.registry.name, held)
+    }
+
+    routed = set(ledger.registry_expectations(harness.registry.name))
+    assert set(beside) == routed | {unknown}
+    assert beside[unknown] == (None, [json.dumps([1])])
+    assert beside[kept][1] == [json.dumps([7]), json.dumps(["again"])]
+    assert beside[delivered.revoked][1] == []
+    assert all(beside[rid][0] is not None for rid in routed)
