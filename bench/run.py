@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -213,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=get_args(KafkaBackend), default="kafka-python")
     parser.add_argument("--workdir", type=Path, default=Path("var/bench"))
     args = parser.parse_args(argv)
+    # A terminated measurement unwinds its `with` blocks, so its broker and sandbox processes stop with it.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     print(json.dumps(measure(args.events, args.seed, args.workdir, args.backend)))
     return 0
 

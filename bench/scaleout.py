@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -16,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from sqlalchemy import func, make_url, select
 
 from bench.generate import statements
 from deploy.broker import ATTENDANCE_TOPIC, EmbeddedBroker
 from deploy.embedded import embedded_endpoints
 from deploy.sandbox.stack import SandboxStack
+from ledger import tables as t
 from ledger.store import Ledger
 from pipeline import stages
 from pipeline.catalog import fetch_catalog
@@ -39,6 +42,11 @@ def fresh_database() -> str:
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_database(url: str) -> None:
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
 
 
 def worker(settings_json: str, group: str, share: int) -> None:
@@ -96,12 +104,39 @@ def reconcile_with(processes: int, settings: Settings) -> dict[str, Any]:
     results = [json.loads(w.stdout.readline()) for w in workers if w.stdout]
     for w in workers:
         w.wait(timeout=60)
-    return {
+    seconds = time.perf_counter() - started
+    result: dict[str, Any] = {
         "processes": processes,
-        "seconds": time.perf_counter() - started,
+        "seconds": seconds,
         "shares": shares,
         "consumed": sum(r["consumed"] for r in results),
+        "ledger": ledger_digest(settings.ledger_url),
     }
+    drop_database(settings.ledger_url)
+    return result
+
+
+def ledger_digest(url: str) -> dict[str, Any]:
+    """What the reconcilers decided, independent of the order they decided it in: the latest status, amount and
+    completion date of every credit record, and the dead letters by reason. Versions are left out on purpose:
+    events for one record may arrive in another order across two partitions and take more versions to settle."""
+    c, d = t.credits.c, t.dead_letters.c
+    latest = select(c.record_id, func.max(c.version).label("version")).group_by(c.record_id).subquery()
+    decisions = (
+        select(c.record_id, c.status, c.amount, c.completed_on)
+        .join(latest, (c.record_id == latest.c.record_id) & (c.version == latest.c.version))
+        .order_by(c.record_id)
+    )
+    digest = hashlib.sha256()
+    ledger = Ledger(url)
+    with ledger.engine.connect() as conn:
+        credits = 0
+        for row in conn.execute(decisions):
+            digest.update(f"{row.record_id}|{row.status}|{row.amount}|{row.completed_on}\n".encode())
+            credits += 1
+        dead = dict(conn.execute(select(d.reason_code, func.count()).group_by(d.reason_code)).tuples().all())
+    ledger.close()
+    return {"credit_records": credits, "decisions_sha256": digest.hexdigest(), "dead_letters": dead}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,10 +162,15 @@ def main(argv: list[str] | None = None) -> int:
         pulled = stages.pull(settings, "bench-xapi")
         one = reconcile_with(1, settings)
         two = reconcile_with(2, settings)
+        drop_database(settings.ledger_url)
     speedup = one["seconds"] / two["seconds"]
-    print(json.dumps({"events": pulled.events, "one": one, "two": two, "speedup": speedup}, indent=2))
+    same = one["ledger"] == two["ledger"]
+    print(
+        json.dumps({"events": pulled.events, "one": one, "two": two, "speedup": speedup, "same_ledger": same}, indent=2)
+    )
     print(f"2 reconcilers reconcile {pulled.events:,} events {speedup:.2f}x as fast as one (target >= 1.6)")
-    return 0
+    print(f"their ledgers {'hold the same decisions' if same else 'DIFFER: the two-reconciler run decided otherwise'}")
+    return 0 if same else 1
 
 
 if __name__ == "__main__":
