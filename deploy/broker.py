@@ -130,6 +130,9 @@ class EmbeddedBroker:
                 stderr = self._process.stderr.read().decode(errors="replace")[-500:] if self._process.stderr else ""
                 raise BrokerError(f"embedded broker exited with {self._process.returncode}: {stderr}")
             try:
+                # A plain TCP connect first: kafka-python logs every refused connection at ERROR, which would
+                # greet each run with connection errors while the broker is still starting.
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=2000)
                 admin.list_topics()
                 admin.close()

@@ -14,11 +14,21 @@ from typing import Any
 from pipeline.config import KafkaSecurityConfig
 
 # kafka-python's DEBUG lines print message values (learner NPIs, emails, names: `kafka.producer.kafka` logs every
-# send, the sender and the wire loggers whole requests) and SASL authentication bytes (the password). They stay at
-# INFO whatever the root level; connection, metadata and consumer-group DEBUG lines stay available.
+# send, the sender and the wire loggers whole requests) and SASL authentication bytes (the password).
 WIRE_LOGGERS = ("kafka.producer", "kafka.protocol", "kafka.net.connection")
-for _name in WIRE_LOGGERS:
-    logging.getLogger(_name).setLevel(logging.INFO)
+
+
+def hold_wire_loggers() -> None:
+    """The wire loggers at INFO or above whatever the root level, so their DEBUG lines never print; and no
+    louder than the root, so a run at the default level is not buried under connection notices. Connection,
+    metadata and consumer-group DEBUG lines stay available. Called again whenever a client is configured,
+    because the root level is set when Prefect configures logging, after this module is imported."""
+    level = max(logging.INFO, logging.getLogger().getEffectiveLevel())
+    for name in WIRE_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+
+
+hold_wire_loggers()
 
 
 class MaskedSecret(str):
@@ -30,6 +40,7 @@ class MaskedSecret(str):
 
 def kafka_python_options(security: KafkaSecurityConfig | None) -> dict[str, Any]:
     """Keyword arguments for KafkaProducer / KafkaConsumer / KafkaAdminClient."""
+    hold_wire_loggers()
     if security is None or security.security_protocol == "PLAINTEXT":
         return {}
     options: dict[str, Any] = {"security_protocol": security.security_protocol}
