@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import io
+import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prefect import get_client
-from prefect.cli.deploy._config import _load_deploy_configs_and_actions
-from prefect.cli.deploy._core import _run_single_deploy
-from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import WorkPoolCreate
-from prefect.client.schemas.filters import WorkerFilter
-from prefect.client.schemas.objects import Worker
 from prefect.client.schemas.responses import DeploymentResponse
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import PREFECT_API_URL
-from rich.console import Console
 
 from flows.deployments import DeploymentFileError, runner_deployments
 from ledger.store import Ledger
@@ -47,42 +41,29 @@ def cron_of(deployment: DeploymentResponse) -> list[tuple[Any, ...]]:
     return [(s.schedule.cron, s.schedule.timezone, s.active) for s in deployment.schedules]  # type: ignore[union-attr]
 
 
-class _WorkerListingClient(PrefectClient):
-    """Prefect 3.8.8's client asks `POST /work_pools/{name}/workers/filter` with `"limit": null`, which the
-    server (under the FastAPI this project pins) refuses with 422 — after the deployment is created, when
-    `prefect deploy` only looks for online workers to print a hint, and it aborts `--all` after the first
-    deployment. This client sends the server's own defaults instead; every other call is Prefect's."""
-
-    async def read_workers_for_work_pool(
-        self,
-        work_pool_name: str,
-        worker_filter: WorkerFilter | None = None,
-        offset: int | None = None,
-        limit: int | None = None,
-    ) -> list[Worker]:
-        return await super().read_workers_for_work_pool(work_pool_name, worker_filter, offset or 0, limit or 200)
-
-
-async def deploy_all(prefect_file: Path) -> None:
-    """What `prefect deploy --all --prefect-file …` does: Prefect's loader and per-deployment deploy."""
-    console = Console(file=io.StringIO())
-    configs, actions = _load_deploy_configs_and_actions(prefect_file, console=console)
-    assert configs, console.file.getvalue()  # type: ignore[attr-defined]
-    async with _WorkerListingClient(str(PREFECT_API_URL.value())) as client:
-        for config in configs:
-            await _run_single_deploy(
-                config, actions, client=client, prefect_file=prefect_file, console=console, is_interactive=lambda: False
-            )
+def deploy_all(prefect_file: Path) -> subprocess.CompletedProcess[str]:
+    """`prefect deploy --all --prefect-file …` from the repository root, against the harness's server."""
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    command = [str(Path(sys.executable).with_name("prefect")), "--no-prompt", "deploy", "--all"]
+    return subprocess.run(
+        [*command, "--prefect-file", str(prefect_file)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_given_prefect_yaml_when_prefects_deploy_machinery_reads_it_then_the_three_deployments_exist_as_written(
-    prefect_harness: None, monkeypatch: pytest.MonkeyPatch
+    prefect_harness: None,
 ) -> None:
-    monkeypatch.chdir(REPO)  # prefect deploy runs from the project root
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
         client.create_work_pool(WorkPoolCreate(name="cmesync", type="process"))
 
-    asyncio.run(deploy_all(Path("deploy/prefect.yaml")))
+    deployed = deploy_all(Path("deploy/prefect.yaml"))
+
+    assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
 
     nightly, replay, stream = (read_deployment(name) for name in (NIGHTLY, REPLAY, STREAM))
     assert nightly and replay and stream
