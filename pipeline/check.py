@@ -4,6 +4,7 @@ unreachable endpoint costs its retry budget once, not once per component."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -23,6 +24,7 @@ from pipeline.kafka_security import kafka_python_options
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 EMBEDDED_ONLY = "empty: only `cmesync run --embedded` fills it"
+KAFKA_ANSWER_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -88,16 +90,38 @@ def _catalog(settings: Settings) -> str:
 def _kafka(settings: Settings) -> str:
     if not settings.kafka_bootstrap:
         raise Skipped(EMBEDDED_ONLY)
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap,
-        client_id="cmesync-check",
-        **kafka_python_options(settings.kafka_security),
-    )
-    try:
-        existing = set(admin.list_topics())
-    finally:
-        admin.close()
-    missing = [spec.name for spec in TOPICS if spec.name not in existing]
+    topics: list[set[str]] = []
+    errors: list[Exception] = []
+
+    def probe() -> None:
+        admin = None
+        try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=settings.kafka_bootstrap,
+                client_id="cmesync-check",
+                **kafka_python_options(settings.kafka_security),
+            )
+            topics.append(set(admin.list_topics()))
+        except Exception as err:
+            errors.append(err)
+        finally:
+            if admin is not None:
+                admin.close()
+
+    # kafka-python waits forever on a listener that speaks another protocol (SSL client, plaintext listener):
+    # the probe runs in a daemon thread, so the check reports that instead of hanging with it.
+    thread = threading.Thread(target=probe, name="cmesync-check-kafka", daemon=True)
+    thread.start()
+    thread.join(KAFKA_ANSWER_S)
+    if thread.is_alive():
+        protocol = settings.kafka_security.security_protocol
+        raise TimeoutError(
+            f"no answer from {settings.kafka_bootstrap} within {KAFKA_ANSWER_S:.0f} s; "
+            f"does its listener speak {protocol} ([kafka_security] security_protocol)?"
+        )
+    if errors:
+        raise errors[0]
+    missing = [spec.name for spec in TOPICS if spec.name not in topics[0]]
     if missing:
         return f"reachable; topics {', '.join(missing)} missing (the first run creates them)"
     return "reachable; all topics present"

@@ -16,6 +16,7 @@ from confluent_kafka import Producer as RdKafkaProducer
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from deploy.broker import ATTENDANCE_TOPIC
+from pipeline import check
 from pipeline.config import ConfigError, KafkaSecurityConfig, Settings
 from pipeline.kafka_io import KafkaBackend, PublishError, make_producer
 from pipeline.kafka_security import kafka_python_options, librdkafka_options
@@ -170,3 +171,21 @@ def test_given_tls_configured_when_publishing_to_the_plaintext_broker_then_it_fa
         plain.publish(ATTENDANCE_TOPIC, [(b"k", b"v")], timeout_s=30)
     finally:
         plain.close()
+
+
+@pytest.mark.integration
+def test_given_ssl_against_the_plaintext_broker_when_checking_the_config_then_kafka_fails_naming_the_protocol(
+    kafka_bootstrap: str, tls_files: TlsFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(check, "KAFKA_ANSWER_S", 3.0)
+    secured = Settings(
+        kafka_bootstrap=kafka_bootstrap,
+        kafka_security=KafkaSecurityConfig(security_protocol="SSL", ssl_cafile=tls_files.ca),
+    )
+
+    kafka = {r.component: r for r in check.check_settings(secured)}["kafka"]
+    plain = {r.component: r for r in check.check_settings(Settings(kafka_bootstrap=kafka_bootstrap))}["kafka"]
+
+    assert kafka.outcome == "failed"
+    assert f"no answer from {kafka_bootstrap} within 3 s; does its listener speak SSL" in kafka.detail
+    assert plain.outcome == "ok"
