@@ -24,7 +24,7 @@ from deploy.broker import ATTENDANCE_TOPIC, EmbeddedBroker
 from deploy.embedded import embedded_endpoints
 from deploy.sandbox.stack import SandboxStack
 from ledger import tables as t
-from ledger.store import Ledger
+from ledger.store import Ledger, latest_credit_versions
 from pipeline import stages
 from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
@@ -121,11 +121,8 @@ def ledger_digest(url: str) -> dict[str, Any]:
     completion date of every credit record, and the dead letters by reason. Versions are left out on purpose:
     events for one record may arrive in another order across two partitions and take more versions to settle."""
     c, d = t.credits.c, t.dead_letters.c
-    latest = select(c.record_id, func.max(c.version).label("version")).group_by(c.record_id).subquery()
     decisions = (
-        select(c.record_id, c.status, c.amount, c.completed_on)
-        .join(latest, (c.record_id == latest.c.record_id) & (c.version == latest.c.version))
-        .order_by(c.record_id)
+        select(c.record_id, c.status, c.amount, c.completed_on).join(*latest_credit_versions()).order_by(c.record_id)
     )
     digest = hashlib.sha256()
     ledger = Ledger(url)

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     Row,
     Select,
+    Subquery,
     bindparam,
     create_engine,
     event,
@@ -148,21 +150,23 @@ class Expectation:
     delivery_state: str | None
 
 
+def latest_credit_versions(*where: ColumnElement[bool]) -> tuple[Subquery, ColumnElement[bool]]:
+    """The latest version of each credit record matching `where`, and the condition joining `credits` rows to
+    it: `.join(*latest_credit_versions(...))` keeps only each record's latest version."""
+    c = t.credits.c
+    latest = select(c.record_id, func.max(c.version).label("version")).where(*where).group_by(c.record_id).subquery()
+    return latest, (c.record_id == latest.c.record_id) & (c.version == latest.c.version)
+
+
 def expectations_select(registry: str) -> Select[Any]:
     """Per record ever routed to `registry`: its latest version's status, amount, completion date, and the state
     of that version's delivery there (`state`, NULL when that version was never routed to it)."""
     c, d = t.credits.c, t.deliveries.c
     routed = select(d.record_id).where(d.registry == registry)
-    latest = (
-        select(c.record_id, func.max(c.version).label("version"))
-        .where(c.record_id.in_(routed))
-        .group_by(c.record_id)
-        .subquery()
-    )
     return (
         select(c.record_id, c.version, c.status, c.amount, c.completed_on, d.state)
         .select_from(t.credits)
-        .join(latest, (c.record_id == latest.c.record_id) & (c.version == latest.c.version))
+        .join(*latest_credit_versions(c.record_id.in_(routed)))
         .outerjoin(t.deliveries, (d.record_id == c.record_id) & (d.version == c.version) & (d.registry == registry))
     )
 
@@ -299,15 +303,7 @@ class Ledger:
         current: dict[str, CreditState] = {}
         c = t.credits.c
         for chunk in chunks(list(set(record_ids))):
-            latest = (
-                select(c.record_id, func.max(c.version).label("version"))
-                .where(c.record_id.in_(chunk))
-                .group_by(c.record_id)
-                .subquery()
-            )
-            rows = conn.execute(
-                select(t.credits).join(latest, (c.record_id == latest.c.record_id) & (c.version == latest.c.version))
-            )
+            rows = conn.execute(select(t.credits).join(*latest_credit_versions(c.record_id.in_(chunk))))
             for r in rows:
                 current[r.record_id] = CreditState(
                     r.record_id,
@@ -698,11 +694,6 @@ def _insert_ignore(conn: Connection, table: Any, keys: tuple[str, ...]) -> Any:
 def awarded_credits(ledger: Ledger) -> int:
     """Records whose latest version is AWARDED."""
     c = t.credits.c
-    latest = select(c.record_id, func.max(c.version).label("version")).group_by(c.record_id).subquery()
-    query = (
-        select(func.count())
-        .select_from(t.credits.join(latest, (c.record_id == latest.c.record_id) & (c.version == latest.c.version)))
-        .where(c.status == "AWARDED")
-    )
+    query = select(func.count()).select_from(t.credits.join(*latest_credit_versions())).where(c.status == "AWARDED")
     with ledger.engine.connect() as conn:
         return int(conn.scalar(query) or 0)

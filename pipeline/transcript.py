@@ -16,10 +16,10 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ledger import tables as t
-from ledger.store import Ledger, chunks
+from ledger.store import Ledger, chunks, latest_credit_versions
 from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
 from reconcile.compliance.evaluate import CycleTranscript, EarnedCredit, evaluate
@@ -92,15 +92,9 @@ def earned_credits(
     earned: dict[str, list[EarnedCredit]] = defaultdict(list)
     with ledger.engine.connect() as conn:
         for chunk in chunks(sorted(set(learner_ids))):
-            latest = (
-                select(c.record_id, func.max(c.version).label("version"))
-                .where(c.learner_id.in_(chunk))
-                .group_by(c.record_id)
-                .subquery()
-            )
             rows = conn.execute(
                 select(c.record_id, c.learner_id, c.activity_id, c.credit_type, c.amount, c.completed_on, c.record)
-                .join(latest, (c.record_id == latest.c.record_id) & (c.version == latest.c.version))
+                .join(*latest_credit_versions(c.learner_id.in_(chunk)))
                 .where(c.status == AWARDED)
             )
             for r in rows:
