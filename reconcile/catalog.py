@@ -3,6 +3,15 @@
 The same catalog reads from JSON (`{"activities": [...]}`) or CSV (one row per activity, see `CSV_COLUMNS`).
 Everything a rule depends on is checked here, once, so a bad catalog fails the run with a message naming the
 activity and the field instead of silently costing learners their credit.
+
+Time zones: every catalog time (sessions, breaks, and the first and last instant of the accreditation window)
+is resolved here, at load, to a UTC instant, so that durations and comparisons downstream are real elapsed
+time. Python subtracts two datetimes sharing one `ZoneInfo` on the wall clock, which would credit a 00:00-04:00
+session on a daylight-saving day as 4 hours when it lasts 3 or 5. A time without an offset is the activity's
+local time, read as RFC 5545 (iCalendar, 3.3.5) reads a local DTSTART, which is zoneinfo's `fold=0`: an
+ambiguous time (fall-back, it occurs twice) is its first occurrence; a nonexistent time (spring-forward gap)
+takes the UTC offset in force before the gap, so 02:30 on 2026-03-08 in New York is 07:30Z (03:30 EDT). A
+catalog needing the other reading gives an explicit offset.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -52,8 +61,15 @@ class CatalogError(ValueError):
 
 @dataclass(frozen=True)
 class Interval:
+    """A span between two UTC instants."""
+
     start: datetime
     end: datetime
+
+
+def local_instant(local: datetime, zone: tzinfo) -> datetime:
+    """The UTC instant of a wall-clock time in `zone` (the module's rule: `fold=0`, RFC 5545)."""
+    return local.replace(tzinfo=zone, fold=0).astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,10 @@ class Activity:
     breaks: tuple[Interval, ...] = ()
     evaluation_minutes: int = 0
     timezone: str = "UTC"
+    # The window's day boundaries as UTC instants: the first instant of `window_start` and of the day after
+    # `window_end` in the activity's zone (a local day is 23 or 25 hours on a daylight-saving change).
+    window_opens: datetime | None = None
+    window_closes: datetime | None = None
 
     @property
     def scheduled(self) -> bool:
@@ -90,6 +110,13 @@ class Activity:
     def in_window(self, day: date) -> bool:
         return (self.window_start is None or day >= self.window_start) and (
             self.window_end is None or day <= self.window_end
+        )
+
+    def open_at(self, moment: datetime) -> bool:
+        """Whether the accreditation window holds the instant `moment` (compared in UTC)."""
+        instant = moment.astimezone(UTC)
+        return (self.window_opens is None or instant >= self.window_opens) and (
+            self.window_closes is None or instant < self.window_closes
         )
 
     def increment(self, credit_type: str) -> Decimal:
@@ -156,12 +183,13 @@ class _Fields:
             raise self.fail(name, "is not an ISO date (YYYY-MM-DD)") from None
 
     def moment(self, name: str, value: Any, zone: tzinfo) -> datetime:
+        """The UTC instant of an ISO 8601 date-time; without an offset it is local to `zone`, ambiguous and
+        nonexistent local times resolved by `local_instant` (the module docstring's rule)."""
         try:
             moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError:
             raise self.fail(name, "is not an ISO 8601 date-time") from None
-        # A time without an offset is the activity's local time.
-        return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+        return moment.astimezone(UTC) if moment.tzinfo else local_instant(moment, zone)
 
     def intervals(self, name: str, zone: tzinfo) -> tuple[Interval, ...]:
         value = self.raw.get(name) or []
@@ -189,6 +217,11 @@ def _zone(fields: _Fields) -> tuple[str, tzinfo]:
         return name, ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise fields.fail("timezone", "is not an IANA time zone name") from None
+
+
+def _day_start(day: date, zone: tzinfo) -> datetime:
+    """The first instant of a local day; a midnight lost to a spring-forward gap resolves to the gap's end."""
+    return local_instant(datetime.combine(day, time()), zone)
 
 
 def _check_designations(fields: _Fields, activity: Activity) -> None:
@@ -228,6 +261,8 @@ def _activity(raw: Mapping[str, Any]) -> Activity:
     evaluation = raw.get("evaluation_minutes") or 0
     if not isinstance(evaluation, int) or isinstance(evaluation, bool) or not 0 <= evaluation <= 600:
         raise fields.fail("evaluation_minutes", "must be whole minutes between 0 and 600")
+    window_start = fields.day("window.start", window.get("start"))
+    window_end = fields.day("window.end", window.get("end"))
     activity = Activity(
         activity_id=activity_id,
         title=fields.text("title"),
@@ -235,8 +270,8 @@ def _activity(raw: Mapping[str, Any]) -> Activity:
         format=activity_format,
         accreditors=tuple(a.upper() for a in fields.strings("accreditors")),
         designations=fields.amounts("designations"),
-        window_start=fields.day("window.start", window.get("start")),
-        window_end=fields.day("window.end", window.get("end")),
+        window_start=window_start,
+        window_end=window_end,
         refs=fields.strings("refs"),
         tags=tuple(t.lower() for t in fields.strings("tags")),
         increments=fields.amounts("increments"),
@@ -244,6 +279,8 @@ def _activity(raw: Mapping[str, Any]) -> Activity:
         breaks=fields.intervals("breaks", zone),
         evaluation_minutes=evaluation,
         timezone=timezone,
+        window_opens=_day_start(window_start, zone) if window_start else None,
+        window_closes=_day_start(window_end + timedelta(days=1), zone) if window_end else None,
     )
     if activity.window_start and activity.window_end and activity.window_end < activity.window_start:
         raise fields.fail("window", "ends before it starts")

@@ -74,8 +74,8 @@ def _claim_problem(activity: Activity, event: Mapping[str, Any]) -> tuple[str, s
 
 
 def _activity_problem(activity: Activity, event: Mapping[str, Any]) -> tuple[str, str] | None:
-    day = activity.local_day(event["occurred_at"])
-    if not activity.in_window(day):
+    if not activity.open_at(event["occurred_at"]):
+        day = activity.local_day(event["occurred_at"])
         return OUTSIDE_ACTIVITY_WINDOW, f"{day} is outside the accreditation window of {activity.activity_id}"
     claims_category_2 = any(c["credit_type"] == AMA_PRA_2 for c in event.get("claimed") or ())
     if not activity.designations and not claims_category_2:

@@ -3,13 +3,17 @@
 
 Minutes = the union of the learner's join/leave segments (overlaps and duplicate rows count once), clipped to
 the activity's scheduled sessions when the catalog lists them, minus the catalog's breaks.
+
+All of it is done on UTC instants: `union` converts every bound to UTC first, because Python compares and
+subtracts two datetimes of one `ZoneInfo` on the wall clock, which gains or loses an hour across a
+daylight-saving change (the catalog already resolves its local times to UTC, see `reconcile.catalog`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,9 +24,10 @@ _MS = timedelta(milliseconds=1)
 
 
 def union(spans: Iterable[Span]) -> list[Span]:
-    """Sorted, non-overlapping spans covering exactly what `spans` cover."""
+    """Sorted, non-overlapping spans of UTC instants covering exactly what the (aware) `spans` cover."""
     merged: list[Span] = []
-    for start, end in sorted(s for s in spans if s[1] > s[0]):
+    instants = ((start.astimezone(UTC), end.astimezone(UTC)) for start, end in spans)
+    for start, end in sorted(s for s in instants if s[1] > s[0]):
         if merged and start <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], end))
         else:

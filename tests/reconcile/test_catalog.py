@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -194,3 +194,216 @@ def test_given_a_catalog_url_serving_garbage_when_fetched_then_catalog_error(cat
 
 def test_given_no_catalog_url_when_fetched_then_the_catalog_path_file() -> None:
     assert fetch_catalog(Settings()) == load_catalog(SAMPLE_DIR / "catalog.json")
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def dst_activity(zone: str, sessions: list[tuple[str, str]], breaks: list[tuple[str, str]]) -> dict[str, Any]:
+    return with_changes(
+        timezone=zone,
+        window={"start": "2026-01-01", "end": "2026-12-31"},
+        sessions=[{"start": s, "end": e} for s, e in sessions],
+        breaks=[{"start": s, "end": e} for s, e in breaks],
+    )
+
+
+# Local times on the 2026 daylight-saving days: New York 03-08 02:00 EST -> 03:00 EDT (07:00Z) and 11-01 02:00
+# EDT -> 01:00 EST (06:00Z); Berlin 03-29 02:00 CET -> 03:00 CEST (01:00Z) and 10-25 03:00 CEST -> 02:00 CET
+# (01:00Z). Expected instants worked out by hand from those offsets.
+DST_TABLE = [
+    # (row id, zone, local sessions, local breaks, sessions as UTC instants, scheduled minutes)
+    (
+        "ny-spring-4-wall-hours-are-3",
+        "America/New_York",
+        [("2026-03-08T00:00", "2026-03-08T04:00")],
+        [],
+        [("2026-03-08T05:00", "2026-03-08T08:00")],
+        180,
+    ),
+    (
+        "ny-fall-4-wall-hours-are-5",
+        "America/New_York",
+        [("2026-11-01T00:00", "2026-11-01T04:00")],
+        [],
+        [("2026-11-01T04:00", "2026-11-01T09:00")],
+        300,
+    ),
+    (
+        "ny-spring-gap-time-takes-the-offset-before-the-gap",
+        "America/New_York",
+        [("2026-03-08T02:30", "2026-03-08T05:00")],
+        [],
+        [("2026-03-08T07:30", "2026-03-08T09:00")],
+        90,
+    ),
+    (
+        "ny-fall-ambiguous-time-is-the-first-occurrence",
+        "America/New_York",
+        [("2026-11-01T01:30", "2026-11-01T03:00")],
+        [],
+        [("2026-11-01T05:30", "2026-11-01T08:00")],
+        150,
+    ),
+    (
+        "ny-fall-explicit-offset-picks-the-second-occurrence",
+        "America/New_York",
+        [("2026-11-01T01:30-05:00", "2026-11-01T03:00")],
+        [],
+        [("2026-11-01T06:30", "2026-11-01T08:00")],
+        90,
+    ),
+    (
+        "ny-fall-break-before-the-change",
+        "America/New_York",
+        [("2026-11-01T00:00", "2026-11-01T04:00")],
+        [("2026-11-01T00:30", "2026-11-01T01:30")],
+        [("2026-11-01T04:00", "2026-11-01T09:00")],
+        240,
+    ),
+    (
+        "ny-fall-break-straddling-the-repeated-hour",
+        "America/New_York",
+        [("2026-11-01T00:00", "2026-11-01T04:00")],
+        [("2026-11-01T01:45", "2026-11-01T02:15")],
+        [("2026-11-01T04:00", "2026-11-01T09:00")],
+        210,
+    ),
+    (
+        "ny-spring-break-straddling-the-gap",
+        "America/New_York",
+        [("2026-03-08T00:00", "2026-03-08T04:00")],
+        [("2026-03-08T01:45", "2026-03-08T03:15")],
+        [("2026-03-08T05:00", "2026-03-08T08:00")],
+        150,
+    ),
+    (
+        "berlin-spring-4-wall-hours-are-3",
+        "Europe/Berlin",
+        [("2026-03-29T00:00", "2026-03-29T04:00")],
+        [],
+        [("2026-03-28T23:00", "2026-03-29T02:00")],
+        180,
+    ),
+    (
+        "berlin-spring-gap-time-takes-the-offset-before-the-gap",
+        "Europe/Berlin",
+        [("2026-03-29T02:30", "2026-03-29T04:00")],
+        [],
+        [("2026-03-29T01:30", "2026-03-29T02:00")],
+        30,
+    ),
+    (
+        "berlin-fall-4-wall-hours-are-5",
+        "Europe/Berlin",
+        [("2026-10-25T00:00", "2026-10-25T04:00")],
+        [],
+        [("2026-10-24T22:00", "2026-10-25T03:00")],
+        300,
+    ),
+    (
+        "berlin-fall-break-straddling-the-repeated-hour",
+        "Europe/Berlin",
+        [("2026-10-25T00:00", "2026-10-25T04:00")],
+        [("2026-10-25T02:30", "2026-10-25T03:30")],
+        [("2026-10-24T22:00", "2026-10-25T03:00")],
+        180,
+    ),
+    (
+        "two-sessions-across-the-night-of-the-change",
+        "Europe/Berlin",
+        [("2026-10-24T22:00", "2026-10-24T23:00"), ("2026-10-25T01:00", "2026-10-25T04:00")],
+        [],
+        [("2026-10-24T20:00", "2026-10-24T21:00"), ("2026-10-24T23:00", "2026-10-25T03:00")],
+        300,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("zone", "sessions", "breaks", "instants", "minutes"),
+    [row[1:] for row in DST_TABLE],
+    ids=[row[0] for row in DST_TABLE],
+)
+def test_given_local_sessions_and_breaks_across_a_dst_change_when_parsed_then_utc_instants_and_real_minutes(
+    zone: str,
+    sessions: list[tuple[str, str]],
+    breaks: list[tuple[str, str]],
+    instants: list[tuple[str, str]],
+    minutes: int,
+) -> None:
+    activity = parse_catalog(dst_activity(zone, sessions, breaks)).activities["LIVE-1"]
+    assert [(i.start, i.end) for i in activity.sessions] == [(utc(s), utc(e)) for s, e in instants]
+    assert all(i.start.tzinfo is UTC and i.end.tzinfo is UTC for i in (*activity.sessions, *activity.breaks))
+    assert scheduled_minutes(activity) == minutes
+
+
+def test_given_a_local_session_ending_in_the_spring_gap_before_it_starts_when_parsed_then_catalog_error() -> None:
+    """02:30 in the gap is 07:30Z (offset before the gap); 03:15 EDT is 07:15Z: the session ends before it starts."""
+    data = dst_activity("America/New_York", [("2026-03-08T02:30", "2026-03-08T03:15")], [])
+    with pytest.raises(CatalogError, match=r"activity LIVE-1: sessions\[0\] ends before it starts"):
+        parse_catalog(data)
+
+
+WINDOW_TABLE = [
+    # (row id, zone, window start, window end, first instant inside, first instant after)
+    (
+        "ny-window-opening-on-the-spring-day",
+        "America/New_York",
+        "2026-03-08",
+        "2026-03-08",
+        "2026-03-08T05:00",
+        "2026-03-09T04:00",
+    ),
+    (
+        "ny-window-closing-on-the-fall-day",
+        "America/New_York",
+        "2026-11-01",
+        "2026-11-01",
+        "2026-11-01T04:00",
+        "2026-11-02T05:00",
+    ),
+    (
+        "berlin-window-of-the-spring-day",
+        "Europe/Berlin",
+        "2026-03-29",
+        "2026-03-29",
+        "2026-03-28T23:00",
+        "2026-03-29T22:00",
+    ),
+    (
+        "berlin-window-of-the-fall-day",
+        "Europe/Berlin",
+        "2026-10-25",
+        "2026-10-25",
+        "2026-10-24T22:00",
+        "2026-10-25T23:00",
+    ),
+    (
+        "havana-midnight-lost-to-the-gap-opens-at-the-gaps-end",
+        "America/Havana",
+        "2026-03-08",
+        "2026-03-08",
+        "2026-03-08T05:00",
+        "2026-03-09T04:00",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("zone", "start", "end", "opens", "closes"),
+    [row[1:] for row in WINDOW_TABLE],
+    ids=[row[0] for row in WINDOW_TABLE],
+)
+def test_given_a_window_on_a_dst_day_when_parsed_then_its_day_boundaries_are_utc_instants(
+    zone: str, start: str, end: str, opens: str, closes: str
+) -> None:
+    activity = parse_catalog(with_changes(timezone=zone, window={"start": start, "end": end})).activities["LIVE-1"]
+    assert (activity.window_opens, activity.window_closes) == (utc(opens), utc(closes))
+    millisecond = timedelta(milliseconds=1)
+    inside = [utc(opens), utc(closes) - millisecond]
+    outside = [utc(opens) - millisecond, utc(closes)]
+    assert [activity.open_at(m) for m in inside + outside] == [True, True, False, False]
+    # The instant check agrees with the provider's local calendar day.
+    assert [activity.in_window(activity.local_day(m)) for m in inside + outside] == [True, True, False, False]

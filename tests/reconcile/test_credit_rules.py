@@ -151,6 +151,162 @@ def test_given_evaluation_on_a_later_day_when_decided_then_ancc_is_dated_at_the_
     assert decisions["ANCC_CH"].evidence == ("lms:a", "lms:e")
 
 
+def local_live(
+    activity_id: str, zone: str, day: str, designation: str, breaks: list[tuple[str, str]]
+) -> dict[str, Any]:
+    """A live activity scheduled 00:00-04:00 local time on `day` (a daylight-saving day in `zone`)."""
+    return {
+        "id": activity_id,
+        "title": f"Overnight live session {day} in {zone}",
+        "format": "live",
+        "accreditors": ["ACCME", "ANCC"],
+        "designations": {"AMA_PRA_1": designation, "ANCC_CH": designation},
+        "window": {"start": "2026-01-01", "end": "2026-12-31"},
+        "timezone": zone,
+        "sessions": [{"start": f"{day}T00:00:00", "end": f"{day}T04:00:00"}],
+        "breaks": [{"start": f"{day}T{s}:00", "end": f"{day}T{e}:00"} for s, e in breaks],
+        "evaluation_minutes": 10,
+    }
+
+
+# Each session is 4 wall-clock hours; its real length is 3 hours on a spring-forward day and 5 on a fall-back
+# day. Designations follow the wall clock on purpose: the participation must cap them, never the reverse.
+DST_CATALOG = parse_catalog(
+    {
+        "activities": [
+            local_live("NY-SPRING", "America/New_York", "2026-03-08", "4.00", []),  # 05:00Z-08:00Z
+            local_live("NY-FALL", "America/New_York", "2026-11-01", "5.00", []),  # 04:00Z-09:00Z
+            # 01:45 is its first occurrence (EDT, 05:45Z), 02:15 is EST (07:15Z): a 90 minute break.
+            local_live("NY-FALL-BREAK", "America/New_York", "2026-11-01", "5.00", [("01:45", "02:15")]),
+            local_live("BERLIN-SPRING", "Europe/Berlin", "2026-03-29", "4.00", []),  # 28th 23:00Z-02:00Z
+            # Session 24th 22:00Z-03:00Z; 02:45 first occurrence (CEST, 00:45Z) to 03:15 CET (02:15Z): 90 minutes.
+            local_live("BERLIN-FALL-BREAK", "Europe/Berlin", "2026-10-25", "5.00", [("02:45", "03:15")]),
+        ]
+    }
+)
+DST_TABLE = [
+    # (row id, activity, profession, segments as UTC instants, completed evaluation, credit type, expected)
+    (
+        "ny-fall-early-to-late-is-5-real-hours",
+        "NY-FALL",
+        "MD",
+        [("11-01T03:45", "11-01T09:15")],
+        False,
+        "AMA_PRA_1",
+        "5.00",
+    ),
+    ("ny-fall-exactly-the-session", "NY-FALL", "MD", [("11-01T04:00", "11-01T09:00")], False, "AMA_PRA_1", "5.00"),
+    (
+        "ny-fall-segment-straddling-the-change",
+        "NY-FALL",
+        "MD",
+        [("11-01T05:30", "11-01T07:00")],
+        False,
+        "AMA_PRA_1",
+        "1.50",
+    ),
+    ("ny-fall-ancc-with-evaluation-capped", "NY-FALL", "RN", [("11-01T03:45", "11-01T09:15")], True, "ANCC_CH", "5.00"),
+    (
+        "ny-fall-break-straddling-the-change",
+        "NY-FALL-BREAK",
+        "MD",
+        [("11-01T03:45", "11-01T09:15")],
+        False,
+        "AMA_PRA_1",
+        "3.50",
+    ),
+    (
+        "ny-fall-segment-and-break-straddling",
+        "NY-FALL-BREAK",
+        "MD",
+        [("11-01T05:00", "11-01T08:00")],
+        False,
+        "AMA_PRA_1",
+        "1.50",
+    ),
+    (
+        "ny-spring-early-to-late-is-3-real-hours",
+        "NY-SPRING",
+        "MD",
+        [("03-08T04:45", "03-08T08:15")],
+        False,
+        "AMA_PRA_1",
+        "3.00",
+    ),
+    (
+        "ny-spring-segment-straddling-the-change",
+        "NY-SPRING",
+        "MD",
+        [("03-08T06:30", "03-08T07:30")],
+        False,
+        "AMA_PRA_1",
+        "1.00",
+    ),
+    (
+        "berlin-spring-early-to-late-is-3-real-hours",
+        "BERLIN-SPRING",
+        "MD",
+        [("03-28T22:45", "03-29T02:15")],
+        False,
+        "AMA_PRA_1",
+        "3.00",
+    ),
+    (
+        "berlin-fall-break-straddling-the-change",
+        "BERLIN-FALL-BREAK",
+        "MD",
+        [("10-24T21:45", "10-25T03:15")],
+        False,
+        "AMA_PRA_1",
+        "3.50",
+    ),
+    (
+        "berlin-fall-leaving-during-the-repeated-hour",
+        "BERLIN-FALL-BREAK",
+        "MD",
+        [("10-24T21:45", "10-25T01:30")],
+        False,
+        "AMA_PRA_1",
+        "2.75",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("activity_id", "profession", "segments", "completed", "credit_type", "expected"),
+    [row[1:] for row in DST_TABLE],
+    ids=[row[0] for row in DST_TABLE],
+)
+def test_given_a_local_session_across_a_dst_change_when_decided_then_real_elapsed_minutes_are_credited(
+    ev: Any,
+    activity_id: str,
+    profession: str,
+    segments: list[tuple[str, str]],
+    completed: bool,
+    credit_type: str,
+    expected: str,
+) -> None:
+    """Domain "participation time" is elapsed time: sessions, breaks and segments are compared as instants."""
+    spans = [(datetime.fromisoformat(f"2026-{s}Z"), datetime.fromisoformat(f"2026-{e}Z")) for s, e in segments]
+    events = [ev(f"a{i}", "ATTENDED", start=s, end=e, when=s) for i, (s, e) in enumerate(spans)]
+    if completed:
+        events.append(ev("eval", "COMPLETED", when=spans[-1][1]))
+    decisions = decide_credits(DST_CATALOG.activities[activity_id], profession, BOARD_CERTIFIED, events)
+    assert str(decisions.awarded[credit_type].amount) == expected
+
+
+@pytest.mark.parametrize(
+    ("activity_id", "expected"), [("NY-SPRING", "3.00"), ("NY-FALL", "5.00"), ("BERLIN-FALL-BREAK", "3.50")]
+)
+def test_given_a_bare_duration_on_a_dst_day_when_decided_then_capped_at_the_real_schedule(
+    ev: Any, activity_id: str, expected: str
+) -> None:
+    """A duration-only report is capped at what the schedule offers in elapsed time, not on the wall clock."""
+    report = ev("m", "ATTENDED", minutes=600, when=DST_CATALOG.activities[activity_id].sessions[0].start)
+    decisions = decide_credits(DST_CATALOG.activities[activity_id], "MD", BOARD_CERTIFIED, [report])
+    assert str(decisions.awarded["AMA_PRA_1"].amount) == expected
+
+
 ENDURING_TABLE = [
     ("domain-enduring-completion-earns-designation", "MD", [], None, {"AMA_PRA_1": "1.50", "ABIM_MOC": "1.00"}),
     ("domain-enduring-time-reported-is-ignored", "MD", [20], None, {"AMA_PRA_1": "1.50", "ABIM_MOC": "1.00"}),
