@@ -38,6 +38,21 @@ CATALOG = parse_catalog(
                 "designations": {"AMA_PRA_1": "1.00", "ANCC_CH": "1.00"},
                 "window": {"start": "2026-01-01", "end": "2026-12-31"},
             },
+            *(
+                {
+                    # 00:00-04:00 New York time on a daylight-saving day, accredited for that local day only.
+                    "id": activity_id,
+                    "title": "Overnight live session",
+                    "format": "live",
+                    "refs": [f"webinar:{activity_id}"],
+                    "accreditors": ["ACCME"],
+                    "designations": {"AMA_PRA_1": "5.00"},
+                    "window": {"start": day, "end": day},
+                    "timezone": "America/New_York",
+                    "sessions": [{"start": f"{day}T00:00:00", "end": f"{day}T04:00:00"}],
+                }
+                for activity_id, day in (("OVERNIGHT-SPRING", "2026-03-08"), ("OVERNIGHT-FALL", "2026-11-01"))
+            ),
         ]
     }
 )
@@ -174,3 +189,46 @@ def test_given_a_void_in_a_later_batch_when_reconciled_then_revoked_version_on_t
     assert (record["version"], record["status"], record["evidence"]) == (2, "REVOKED", [])
     with ledger.engine.connect() as conn:
         assert conn.execute(select(t.outbox.c.version).order_by(t.outbox.c.id)).scalars().all() == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("activity_id", "joined", "left", "amount", "completed_on"),
+    [
+        # 4 wall-clock hours that last 3 (EST -> EDT at 07:00Z): 05:00Z-08:00Z.
+        (
+            "OVERNIGHT-SPRING",
+            datetime(2026, 3, 8, 4, 45, tzinfo=UTC),
+            datetime(2026, 3, 8, 8, 15, tzinfo=UTC),
+            3,
+            "2026-03-08",
+        ),
+        # 4 wall-clock hours that last 5 (EDT -> EST at 06:00Z): 04:00Z-09:00Z.
+        (
+            "OVERNIGHT-FALL",
+            datetime(2026, 11, 1, 3, 45, tzinfo=UTC),
+            datetime(2026, 11, 1, 9, 15, tzinfo=UTC),
+            5,
+            "2026-11-01",
+        ),
+    ],
+    ids=["spring-forward", "fall-back"],
+)
+def test_given_a_local_session_on_a_dst_day_when_reconciled_then_the_ledger_credits_real_elapsed_hours(
+    ev: Any,
+    feed: Feed,
+    ledger: Ledger,
+    activity_id: str,
+    joined: datetime,
+    left: datetime,
+    amount: int,
+    completed_on: str,
+) -> None:
+    """A webinar attendee present from before the session to after it: the credit is the session's real length."""
+    attended = ev(
+        "w1", "ATTENDED", source="webinar", activity=f"webinar:{activity_id}", when=left, start=joined, end=left
+    )
+    stats = feed([attended])
+
+    assert (stats.accepted, stats.rejected, stats.credit_versions) == (1, 0, 1)
+    record = latest(ledger)[(activity_id, "AMA_PRA_1")]
+    assert (record["status"], record["amount"], record["completed_on"].isoformat()) == ("AWARDED", amount, completed_on)
