@@ -58,6 +58,7 @@ def reconcile(settings: Settings, on_batch: Callable[[IntakeStats], None] | None
             fetch_catalog(settings),
             build_registries(settings),
             on_batch,
+            professions=settings.professions.mapping(),
         )
     finally:
         consumer.close()

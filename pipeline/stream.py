@@ -134,13 +134,14 @@ def run_stream(
     codec = codec_for(settings, "attendance_event")
     catalog = fetch_catalog(settings)
     registries = build_registries(settings)
+    professions = settings.professions.mapping()
     pump = DeliveryPump(settings, stats, delivery_interval_s)
     pump.start()
     try:
         while not stop.is_set():
             try:
                 for batch in consumer.batches():
-                    intake = reconcile_messages(batch, codec, ledger, catalog, registries)
+                    intake = reconcile_messages(batch, codec, ledger, catalog, registries, professions=professions)
                     consumer.commit(batch)
                     stats.add_intake(intake)
                     pump.wake()
