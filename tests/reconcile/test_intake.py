@@ -116,7 +116,7 @@ def test_given_a_physician_without_board_id_when_reconciled_then_ama_flows_and_m
 
     records = latest(ledger)
     moc = records[("MOC", "ABIM_MOC")]
-    assert (moc["version"], moc["status"], moc["amount"], moc["accreditor"]) == (1, "AWARDED", 2, "ABIM")
+    assert (moc["version"], moc["status"], moc["amount"], moc["accreditor"]) == (1, "AWARDED", 2, "ACCME")
     assert (moc["learner"]["board_id"], moc["learner"]["dob_month_day"]) == ("ABIM-42", "03-14")
     assert moc["completed_on"].isoformat() == "2026-05-04"
     assert dead_letters(ledger) == [("lms:c1", "MISSING_BOARD_IDENTITY", True)]
