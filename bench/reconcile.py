@@ -15,16 +15,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.config import SAMPLE_DIR
+from pipeline.config import PROFESSIONS_FILE, SAMPLE_DIR
 from reconcile.catalog import Catalog, load_catalog
 from reconcile.credit_rules import event_key
 from reconcile.engine import Pair, reconcile_pairs, resolve_events
 from reconcile.identity import IdentityIndex, npi_check_digit
 from reconcile.learners import LearnerFacts, learner_profile
 from reconcile.merge import CreditState
+from reconcile.professions import load_professions
 
 PROFESSIONS = ("MD", "MD", "DO", "RN", "RN", "NP", "PA")
 LIVE_START = datetime(2026, 11, 18, 19, tzinfo=UTC)  # ACT-004's session, 13:00 in Chicago
+SHIPPED_PROFESSIONS = load_professions(PROFESSIONS_FILE)
 ENDURING = ("ACT-001", "ACT-003", "ACT-005", "ACT-007")
 
 
@@ -158,7 +160,14 @@ class InMemoryLedger:
         for lid in learners:
             if facts[lid] != before[lid]:
                 touched |= self.pairs_of_learner[lid]
-        outcome = reconcile_pairs({p: self.evidence[p] for p in touched}, self.voids_of, facts, catalog, self.current)
+        outcome = reconcile_pairs(
+            {p: self.evidence[p] for p in touched},
+            self.voids_of,
+            facts,
+            catalog,
+            self.current,
+            professions=SHIPPED_PROFESSIONS,
+        )
         for state in outcome.versions:
             self.current[state.record_id] = state
         self.versions += len(outcome.versions)

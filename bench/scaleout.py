@@ -64,6 +64,7 @@ def worker(settings_json: str, group: str, share: int) -> None:
         ledger,
         fetch_catalog(settings),
         build_registries(settings),
+        professions=settings.professions.mapping(),
     )
     print(json.dumps({"consumed": stats.consumed, "seconds": time.perf_counter() - started}), flush=True)
     consumer.close()

@@ -292,6 +292,21 @@ class Ledger:
             pairs.update((r.learner_id, r.activity_id) for r in rows)
         return pairs
 
+    def held_pairs(self, reason_code: str) -> set[Pair]:
+        """(learner, activity) of the stored events behind open reconcile dead letters of `reason_code`: the
+        pairs whose credit is held back, to decide again when what held them (e.g. the mapping) may have changed."""
+        d, e = t.dead_letters.c, t.events.c
+        held = t.dead_letters.join(t.events, (e.source == d.source) & (e.source_ref == d.source_ref))
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(e.learner_id, e.activity_id)
+                .select_from(held)
+                .where((d.stage == "reconcile") & (d.reason_code == reason_code) & d.resolved_at.is_(None))
+                .where(e.learner_id.is_not(None) & e.activity_id.is_not(None))
+                .distinct()
+            )
+            return {(r.learner_id, r.activity_id) for r in rows}
+
     def profiles(self, conn: Connection, learner_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for chunk in chunks(list(set(learner_ids))):

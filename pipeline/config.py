@@ -18,9 +18,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from connectors.http import TlsSettings
 from connectors.sources.mapping import MAPPABLE_FIELDS
+from reconcile.professions import ProfessionMap, ProfessionMapError, load_professions, parse_professions
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "deploy" / "sample"
 PROFILES_DIR = Path(__file__).resolve().parents[1] / "deploy" / "profiles"
+PROFESSIONS_FILE = Path(__file__).resolve().parents[1] / "deploy" / "professions.toml"
 DEFAULT_CONFIG = Path("cmesync.toml")
 
 
@@ -250,6 +252,40 @@ class ComplianceConfig(BaseModel):
     at_risk_days: int = Field(90, ge=0, le=3650, description="An unmet cycle this close to its deadline is at risk.")
 
 
+class ProfessionsConfig(BaseModel):
+    """Licence/profession codes → the credit table's professions (`reconcile/professions.py`): the file at
+    `path`, with `codes` added over it (a code in both takes the one here)."""
+
+    model_config = {"extra": "forbid"}
+
+    path: Path = Field(PROFESSIONS_FILE, description="TOML file with a [codes] table; default the shipped one.")
+    codes: dict[str, str] = Field(default_factory=dict, description='Extra codes, e.g. {"RNP" = "NP"}.')
+
+    @model_validator(mode="after")
+    def _usable(self) -> ProfessionsConfig:
+        try:
+            self.mapping()
+        except ProfessionMapError as err:
+            raise ValueError(f"professions: {err}") from None
+        return self
+
+    def mapping(self) -> ProfessionMap:
+        shipped = load_professions(self.path)
+        extra = parse_professions({"codes": self.codes}).codes if self.codes else {}
+        return ProfessionMap({**shipped.codes, **extra})
+
+
+class DeadLettersConfig(BaseModel):
+    """What dead letters on the cme.deadletter.v1 topic carry."""
+
+    model_config = {"extra": "forbid"}
+
+    publish_payload: bool = Field(
+        False,
+        description="Put the original record (NPI, e-mail, names) on the topic; only for consumers allowed PII.",
+    )
+
+
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -328,6 +364,8 @@ class Settings(BaseSettings):
     sources: list[SourceConfig] = Field(default_factory=list)
     registries: list[RegistryConfig] = Field(default_factory=list)
     compliance: ComplianceConfig = Field(default_factory=ComplianceConfig)
+    professions: ProfessionsConfig = Field(default_factory=ProfessionsConfig)
+    deadletters: DeadLettersConfig = Field(default_factory=DeadLettersConfig)
 
     @classmethod
     def settings_customise_sources(

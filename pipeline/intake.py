@@ -4,7 +4,7 @@ deliveries, dead letters) in one transaction per batch; offsets are committed af
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,12 +17,13 @@ from ledger.store import DeadLetterEntry, Ledger, StoredEvent, utcnow
 from pipeline.faults import crash_point
 from pipeline.kafka_io import Consumed, Consumer
 from reconcile.catalog import Catalog
-from reconcile.credit_rules import event_key, possible_credit_types
+from reconcile.credit_rules import UNKNOWN_PROFESSION, event_key, possible_credit_types
 from reconcile.credit_types import ACCREDITOR_OF
-from reconcile.engine import Hold, Rejection, ResolvedEvent, reconcile_pairs, resolve_events
+from reconcile.engine import Hold, Pair, Rejection, ResolvedEvent, reconcile_pairs, resolve_events
 from reconcile.identity import IdentityIndex, identity_keys
 from reconcile.learners import LearnerFacts, learner_profile
 from reconcile.merge import CreditState, record_id_for
+from reconcile.professions import ProfessionMap
 from schemas.codec import AvroCodec, SchemaInvalid
 
 log = logging.getLogger(__name__)
@@ -170,12 +171,15 @@ def reconcile_messages(
     ledger: Ledger,
     catalog: Catalog,
     registries: Sequence[Registry],
+    *,
+    professions: ProfessionMap,
+    redecide: Collection[Pair] = (),
 ) -> IntakeStats:
     """Reconcile one batch of consumed messages into the ledger, in one transaction.
 
     The new events are stored first; then every (learner, activity) they touch is re-decided from all its
     stored evidence, as are all pairs of a learner whose profession, board id or dob changed, since credit
-    rules depend on them.
+    rules depend on them, and the pairs in `redecide`.
     """
     decoded, dead = _decode(messages, codec)
     fresh = _fresh(decoded, ledger)
@@ -193,9 +197,9 @@ def reconcile_messages(
         ledger.write_events(conn, stored, identities.added, dead)
         touched = {(r.learner_id, r.activity_id) for r in resolved if r.learner_id and r.activity_id}
         learner_ids = {learner_id for learner_id, _ in touched}
-        profiles = ledger.profiles(conn, learner_ids)
+        profiles = ledger.profiles(conn, learner_ids | {learner_id for learner_id, _ in redecide})
         changed = _learn(profiles, resolved)
-        pairs = touched | ledger.learner_pairs(conn, changed)
+        pairs = touched | ledger.learner_pairs(conn, changed) | set(redecide)
         evidence = ledger.evidence(conn, pairs)
         voided = ledger.voided_keys(conn, [event_key(e) for evs in evidence.values() for e in evs])
         record_ids = [
@@ -205,8 +209,8 @@ def reconcile_messages(
             for credit_type in possible_credit_types(catalog.activities[aid])
         ]
         current = ledger.current_credits(conn, record_ids)
-        facts = {learner_id: LearnerFacts.of(profiles.get(learner_id)) for learner_id in learner_ids}
-        outcome = reconcile_pairs(evidence, voided, facts, catalog, current)
+        facts = {learner_id: LearnerFacts.of(profiles.get(learner_id)) for learner_id, _ in pairs}
+        outcome = reconcile_pairs(evidence, voided, facts, catalog, current, professions=professions)
         held = _held(outcome.held, fresh)
         credits = [
             (s, credit_record(s, catalog.activities[s.activity_id].title, profiles.get(s.learner_id, {}), now))
@@ -232,6 +236,17 @@ def reconcile_messages(
     )
 
 
+def redecide_unknown_professions(
+    codec: AvroCodec, ledger: Ledger, catalog: Catalog, registries: Sequence[Registry], professions: ProfessionMap
+) -> IntakeStats:
+    """Decide again every pair held for UNKNOWN_PROFESSION: the profession mapping may list its code now
+    (a changed learner profile is caught with the event that changes it)."""
+    held = ledger.held_pairs(UNKNOWN_PROFESSION)
+    if not held:
+        return IntakeStats()
+    return reconcile_messages([], codec, ledger, catalog, registries, professions=professions, redecide=held)
+
+
 def reconcile_topic(
     consumer: Consumer,
     codec: AvroCodec,
@@ -239,10 +254,12 @@ def reconcile_topic(
     catalog: Catalog,
     registries: Sequence[Registry],
     on_batch: Callable[[IntakeStats], None] | None = None,
+    *,
+    professions: ProfessionMap,
 ) -> IntakeStats:
-    total = IntakeStats()
+    total = redecide_unknown_professions(codec, ledger, catalog, registries, professions)
     for batch in consumer.batches():
-        stats = reconcile_messages(batch, codec, ledger, catalog, registries)
+        stats = reconcile_messages(batch, codec, ledger, catalog, registries, professions=professions)
         crash_point("intake.committed")
         consumer.commit(batch)
         crash_point("intake.offsets_committed")

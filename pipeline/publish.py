@@ -21,23 +21,37 @@ def publish_credits(ledger: Ledger, producer: Producer, codec: AvroCodec, batch_
     return published
 
 
-def publish_dead_letters(ledger: Ledger, producer: Producer, codec: AvroCodec, batch_size: int = 500) -> int:
+DEAD_LETTER_FIELDS = (
+    "dead_letter_id",
+    "stage",
+    "source",
+    "source_ref",
+    "reason_code",
+    "reason",
+    "attempts",
+    "first_seen",
+    "last_seen",
+    "registry",
+)
+
+
+def publish_dead_letters(
+    ledger: Ledger, producer: Producer, codec: AvroCodec, batch_size: int = 500, *, with_payload: bool = False
+) -> int:
+    """Dead letters onto their topic: the reference, reason code, reason and position, and the original record
+    only `with_payload` (it holds the learner's NPI, e-mail and names; the ledger keeps it either way, and
+    `cmesync deadletters show --reveal` shows it to an operator)."""
     published = 0
     while rows := ledger.unpublished_dead_letters(batch_size):
-        fields = (
-            "dead_letter_id",
-            "stage",
-            "source",
-            "source_ref",
-            "reason_code",
-            "reason",
-            "payload",
-            "attempts",
-            "first_seen",
-            "last_seen",
-            "registry",
-        )
-        messages = [(row["dead_letter_id"].encode(), codec.encode({f: row[f] for f in fields})) for row in rows]
+        messages = [
+            (
+                row["dead_letter_id"].encode(),
+                codec.encode(
+                    {**{f: row[f] for f in DEAD_LETTER_FIELDS}, "payload": row["payload"] if with_payload else None}
+                ),
+            )
+            for row in rows
+        ]
         publish(producer, DEADLETTER_TOPIC, messages)
         ledger.mark_dead_letters_published([row["dead_letter_id"] for row in rows])
         published += len(rows)

@@ -58,6 +58,7 @@ def reconcile(settings: Settings, on_batch: Callable[[IntakeStats], None] | None
             fetch_catalog(settings),
             build_registries(settings),
             on_batch,
+            professions=settings.professions.mapping(),
         )
     finally:
         consumer.close()
@@ -70,7 +71,13 @@ def publish(settings: Settings) -> tuple[int, int]:
     producer = make_producer(settings.kafka_bootstrap, backend=settings.kafka_backend, security=settings.kafka_security)
     try:
         credits = publish_credits(ledger, producer, codec_for(settings, "credit_record"), settings.batch_size)
-        dead = publish_dead_letters(ledger, producer, codec_for(settings, "dead_letter"), settings.batch_size)
+        dead = publish_dead_letters(
+            ledger,
+            producer,
+            codec_for(settings, "dead_letter"),
+            settings.batch_size,
+            with_payload=settings.deadletters.publish_payload,
+        )
         return credits, dead
     finally:
         producer.close()

@@ -30,7 +30,7 @@ from pipeline import stages
 from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
 from pipeline.factory import build_registries, codec_for
-from pipeline.intake import IntakeStats, reconcile_messages
+from pipeline.intake import IntakeStats, reconcile_messages, redecide_unknown_professions
 from pipeline.kafka_io import BatchConsumer, ConsumerStalled
 from pipeline.kafka_security import kafka_python_options
 
@@ -134,13 +134,17 @@ def run_stream(
     codec = codec_for(settings, "attendance_event")
     catalog = fetch_catalog(settings)
     registries = build_registries(settings)
+    professions = settings.professions.mapping()
     pump = DeliveryPump(settings, stats, delivery_interval_s)
     pump.start()
     try:
+        # Held pairs first: the profession mapping may have learnt their code since the last run.
+        held = redecide_unknown_professions(codec, ledger, catalog, registries, professions)
+        stats.credit_versions += held.credit_versions
         while not stop.is_set():
             try:
                 for batch in consumer.batches():
-                    intake = reconcile_messages(batch, codec, ledger, catalog, registries)
+                    intake = reconcile_messages(batch, codec, ledger, catalog, registries, professions=professions)
                     consumer.commit(batch)
                     stats.add_intake(intake)
                     pump.wake()

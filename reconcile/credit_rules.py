@@ -39,12 +39,14 @@ from reconcile.credit_types import (
 )
 from reconcile.learners import LearnerFacts
 from reconcile.participation import Participation, participation
+from reconcile.professions import NO_CREDIT, ProfessionMap, unmapped_reason
 
 MISSING_BOARD_IDENTITY = "MISSING_BOARD_IDENTITY"
 UNKNOWN_PROFESSION = "UNKNOWN_PROFESSION"
 COMPLETION_KINDS = frozenset({"COMPLETED"})
 PARTICIPATION_KINDS = frozenset({"ATTENDED", "COMPLETED"})
 CENT = Decimal("0.01")
+CREDIT_TABLE_PROFESSIONS = ProfessionMap.of_credit_table()
 
 
 def event_key(event: Mapping[str, Any]) -> str:
@@ -268,26 +270,34 @@ class Decisions:
 
 
 def decide_credits(
-    activity: Activity, profession: str | None, learner: LearnerFacts, events: Sequence[Mapping[str, Any]]
+    activity: Activity,
+    profession: str | None,
+    learner: LearnerFacts,
+    events: Sequence[Mapping[str, Any]],
+    professions: ProfessionMap = CREDIT_TABLE_PROFESSIONS,
 ) -> Decisions:
-    """Every credit the live evidence earns for a learner of `profession`.
+    """Every credit the live evidence earns for a learner whose licence/profession code is `profession`.
 
-    Eligibility (domain file): a credit type needs the activity designated for it (except self-claimed
-    Category 2) and the learner's profession among its recipients; otherwise there is simply no record of
-    that type (an RN never gets AMA_PRA_1, and that is not an error). Two gaps hold credit back instead:
-    an unknown profession (UNKNOWN_PROFESSION, every type: our choice, so that an attendee known only by
-    email is not silently dropped), and ABIM MOC without board id and dob MM-DD (MISSING_BOARD_IDENTITY,
-    for the MOC record only). Both are re-decided when the learner's profile fills the gap.
+    `professions` maps the code to the credit table's profession (`reconcile.professions`); the default
+    knows only the table's own codes. Eligibility (domain file): a credit type needs the activity designated
+    for it (except self-claimed Category 2) and the learner's profession among its recipients; otherwise
+    there is simply no record of that type (an RN never gets AMA_PRA_1, an LPN mapped to NONE gets nothing,
+    and that is not an error). Two gaps hold credit back instead: an unknown profession (UNKNOWN_PROFESSION,
+    every type: our choice, so that an attendee known only by email, or by a code the mapping does not list,
+    is not silently dropped), and ABIM MOC without board id and dob MM-DD (MISSING_BOARD_IDENTITY, for the
+    MOC record only). Both are re-decided when the learner's profile or the mapping fills the gap.
     """
     evidence = summarise(activity, events)
-    if profession is None:
+    eligible_as = professions.profession_of(profession) if profession is not None else None
+    if eligible_as is None:
         if not evidence.creditable:
             return Decisions({}, [])
-        return Decisions({}, [HeldCredit(None, UNKNOWN_PROFESSION, "the learner's profession is not known yet")])
+        reason = "the learner's profession is not known yet" if profession is None else unmapped_reason(profession)
+        return Decisions({}, [HeldCredit(None, UNKNOWN_PROFESSION, reason)])
     awarded: dict[str, CreditDecision] = {}
     held: list[HeldCredit] = []
     for credit_type in possible_credit_types(activity):
-        if profession not in CREDIT_TYPES[credit_type].professions:
+        if eligible_as == NO_CREDIT or eligible_as not in CREDIT_TYPES[credit_type].professions:
             continue
         decision = RULES[credit_type](activity, evidence, awarded)
         if decision is None:

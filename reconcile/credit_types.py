@@ -21,7 +21,7 @@ class Rounding(Enum):
 @dataclass(frozen=True)
 class CreditType:
     code: str
-    accreditor: str
+    accreditor: str  # who accredits the activity's provider for it: the catalog demands it among `accreditors`
     professions: frozenset[str]
     rounding: Rounding
     source: str
@@ -71,7 +71,9 @@ _TYPES = (
         portion_of=AANP_CH,
     ),
     CreditType(AAPA_1, "AAPA", frozenset({"PA"}), Rounding.NEAREST_QUARTER, "aapa.org CME FAQ"),
-    CreditType(ABIM_MOC, "ABIM", PHYSICIANS, Rounding.DOWN_TO_INCREMENT, "ACCME PARS MOC FAQ"),
+    # MOC points are registered by ACCME-accredited providers through PARS (ACCME's MOC collaboration with
+    # ABIM): the activity's accreditor is ACCME; ABIM is the board that counts the points, not an accreditor.
+    CreditType(ABIM_MOC, "ACCME", PHYSICIANS, Rounding.DOWN_TO_INCREMENT, "ACCME PARS MOC FAQ; accme.org/abim-moc"),
 )
 
 CREDIT_TYPES: Mapping[str, CreditType] = {t.code: t for t in _TYPES}

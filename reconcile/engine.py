@@ -23,6 +23,7 @@ from reconcile.credit_types import ABIM_MOC, AMA_PRA_1, AMA_PRA_2
 from reconcile.identity import IdentityIndex, has_invalid_npi, identity_keys
 from reconcile.learners import LearnerFacts, reported_profession
 from reconcile.merge import CreditState, merge, record_id_for
+from reconcile.professions import ProfessionMap
 
 UNKNOWN_ACTIVITY = "UNKNOWN_ACTIVITY"
 NOT_ACCREDITED = "NOT_ACCREDITED"
@@ -133,13 +134,21 @@ def resolve_events(
     return resolved, rejections
 
 
-def pair_profession(events: Sequence[Mapping[str, Any]]) -> str | None:
+def pair_profession(
+    events: Sequence[Mapping[str, Any]], learner: LearnerFacts, professions: ProfessionMap
+) -> str | None:
     """The profession reported with the evidence itself, latest first: eligibility is the learner's at the
-    time of the activity (an RN who later became an NP does not earn NP credit for earlier activities)."""
-    reports = [
-        (e["occurred_at"], event_key(e), p) for e in events if (p := reported_profession(e.get("learner") or {}))
-    ]
-    return max(reports)[2] if reports else None
+    time of the activity (an RN who later became an NP does not earn NP credit for earlier activities).
+    Codes the mapping does not know are passed over for a known one, then for the learner's profile (a code
+    nobody can read says nothing about eligibility); with no known code at all, the latest reported one, for
+    the hold to name."""
+    reports = sorted(
+        ((e["occurred_at"], event_key(e), p) for e in events if (p := reported_profession(e.get("learner") or {}))),
+        reverse=True,
+    )
+    codes = [p for _, _, p in reports] + ([learner.profession] if learner.profession else [])
+    known = [code for code in codes if professions.profession_of(code) is not None]
+    return (known or codes or [None])[0]
 
 
 @dataclass(frozen=True)
@@ -170,10 +179,13 @@ def reconcile_pairs(
     learners: Mapping[str, LearnerFacts],
     catalog: Catalog,
     current: Mapping[str, CreditState],
+    *,
+    professions: ProfessionMap,
 ) -> Reconciliation:
     """The new credit versions of every touched pair; unchanged records yield nothing.
 
-    The profession is the one reported with the pair's evidence, else the learner's profile. A pair whose
+    The profession is the one reported with the pair's evidence, else the learner's profile, read through
+    `professions` (licence/profession codes → the credit table's professions). A pair whose
     activity has left the catalog is not touched (our choice: dropping an activity from the catalog file is
     not a revocation of the credit already issued for it).
     """
@@ -184,7 +196,7 @@ def reconcile_pairs(
             continue
         live = tuple(e for e in events if e["kind"] != "VOIDED" and event_key(e) not in voided)
         facts = learners.get(learner_id, LearnerFacts())
-        decisions = decide_credits(activity, pair_profession(live) or facts.profession, facts, live)
+        decisions = decide_credits(activity, pair_profession(live, facts, professions), facts, live, professions)
         held = {h.reason_code: h.reason for h in decisions.held}
         for reason_code in _possible_holds(activity):
             if reason_code in held:

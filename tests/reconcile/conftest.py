@@ -13,6 +13,7 @@ import pytest
 from connectors.http import RetryPolicy
 from deploy.broker import ATTENDANCE_TOPIC
 from deploy.sandbox.schema_registry import SchemaRegistrySandbox
+from pipeline.config import PROFESSIONS_FILE
 from reconcile.catalog import Catalog
 from reconcile.credit_rules import event_key
 from reconcile.credit_types import CREDIT_TYPES
@@ -20,9 +21,11 @@ from reconcile.engine import Hold, Rejection, reconcile_pairs, resolve_events
 from reconcile.identity import IdentityIndex
 from reconcile.learners import LearnerFacts, learner_profile
 from reconcile.merge import AWARDED, CreditState, record_id_for
+from reconcile.professions import load_professions
 from schemas.codec import AvroCodec, SchemaRegistryClient, subject_for
 
 EventBuilder = Callable[..., dict[str, Any]]
+SHIPPED_PROFESSIONS = load_professions(PROFESSIONS_FILE)
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.01, max_backoff_s=0.05, jitter_s=0.01)
 
 
@@ -108,7 +111,7 @@ class MemoryRun:
         voided = {f"{e['source']}:{e['voids_event_id']}" for e, _, _ in self.events.values() if e["kind"] == "VOIDED"}
         current = {rid: versions[-1] for rid, versions in self.records.items()}
         facts = {lid: LearnerFacts.of(self.profiles.get(lid)) for lid in learners}
-        outcome = reconcile_pairs(evidence, voided, facts, self.catalog, current)
+        outcome = reconcile_pairs(evidence, voided, facts, self.catalog, current, professions=SHIPPED_PROFESSIONS)
         for state in outcome.versions:
             self.records.setdefault(state.record_id, []).append(state)
         for hold in outcome.held:

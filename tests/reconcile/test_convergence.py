@@ -18,10 +18,14 @@ from connectors.http import HttpClient
 from connectors.registries.ama_pra import AmaPraRegistry
 from ledger import tables as t
 from ledger.store import Ledger, record_from_json
+from pipeline.config import PROFESSIONS_FILE
 from pipeline.intake import reconcile_messages
 from pipeline.kafka_io import Consumed
 from reconcile.catalog import parse_catalog
+from reconcile.professions import load_professions
 from schemas.codec import AvroCodec
+
+SHIPPED_PROFESSIONS = load_professions(PROFESSIONS_FILE)
 
 CATALOG = parse_catalog(
     {
@@ -157,6 +161,6 @@ def test_given_any_batching_through_the_intake_when_reconciled_then_ledger_equal
             for event in batch:
                 messages.append(Consumed(0, offset, None, attendance_codec.encode(event)))
                 offset += 1
-            reconcile_messages(messages, attendance_codec, ledger, CATALOG, registries)
+            reconcile_messages(messages, attendance_codec, ledger, CATALOG, registries, professions=SHIPPED_PROFESSIONS)
         assert ledger_awarded(ledger) == truth.awarded()
         ledger.close()

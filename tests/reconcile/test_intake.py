@@ -14,10 +14,14 @@ from connectors.http import HttpClient
 from connectors.registries.ama_pra import AmaPraRegistry
 from ledger import tables as t
 from ledger.store import Ledger, record_from_json
-from pipeline.intake import IntakeStats, reconcile_messages
+from pipeline.config import PROFESSIONS_FILE
+from pipeline.intake import IntakeStats, reconcile_messages, redecide_unknown_professions
 from pipeline.kafka_io import Consumed
 from reconcile.catalog import parse_catalog
+from reconcile.professions import ProfessionMap, load_professions
 from schemas.codec import AvroCodec
+
+SHIPPED_PROFESSIONS = load_professions(PROFESSIONS_FILE)
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +86,9 @@ class Feed:
         return messages
 
     def __call__(self, events: Sequence[dict[str, Any]]) -> IntakeStats:
-        return reconcile_messages(self.messages(events), self.codec, self.ledger, CATALOG, REGISTRIES)
+        return reconcile_messages(
+            self.messages(events), self.codec, self.ledger, CATALOG, REGISTRIES, professions=SHIPPED_PROFESSIONS
+        )
 
 
 @pytest.fixture
@@ -125,7 +131,7 @@ def test_given_a_physician_without_board_id_when_reconciled_then_ama_flows_and_m
 
     records = latest(ledger)
     moc = records[("MOC", "ABIM_MOC")]
-    assert (moc["version"], moc["status"], moc["amount"], moc["accreditor"]) == (1, "AWARDED", 2, "ABIM")
+    assert (moc["version"], moc["status"], moc["amount"], moc["accreditor"]) == (1, "AWARDED", 2, "ACCME")
     assert (moc["learner"]["board_id"], moc["learner"]["dob_month_day"]) == ("ABIM-42", "03-14")
     assert moc["completed_on"].isoformat() == "2026-05-04"
     assert dead_letters(ledger) == [("lms:c1", "MISSING_BOARD_IDENTITY", True)]
@@ -150,6 +156,52 @@ def test_given_a_webinar_attendee_known_only_by_email_when_their_profession_arri
         "profession": "RN",
     }
     assert dead_letters(ledger) == [("webinar:w1", "UNKNOWN_PROFESSION", True)]
+
+
+def test_given_a_state_board_licence_code_when_reconciled_then_credit_for_the_mapped_profession(
+    ev: Any, feed: Feed, ledger: Ledger
+) -> None:
+    licence = {"number": "AP-7", "state": "wa", "profession": "ARNP"}
+    feed([ev("n1", activity="NURSING", when=WHEN, npi=None, profession=None, email="np@x.org", licence=licence)])
+
+    [(key, record)] = latest(ledger).items()
+    assert key == ("NURSING", "ANCC_CH") and record["learner"]["profession"] == "ARNP"
+    assert dead_letters(ledger) == []
+
+
+def test_given_a_code_the_mapping_lacks_when_the_mapping_learns_it_then_the_held_credit_is_issued(
+    ev: Any, feed: Feed, ledger: Ledger
+) -> None:
+    licence = {"number": "RN-9", "state": "tx", "profession": "R.N.P."}
+    feed([ev("n1", activity="NURSING", when=WHEN, npi=None, profession=None, email="rnp@x.org", licence=licence)])
+
+    assert latest(ledger) == {}
+    assert dead_letters(ledger) == [("lms:n1", "UNKNOWN_PROFESSION", False)]
+    with ledger.engine.connect() as conn:
+        reason = conn.scalar(select(t.dead_letters.c.reason))
+    assert reason.startswith("the licence/profession code RNP is not in the profession mapping")
+    assert "rnp@x.org" not in reason and "RN-9" not in reason
+
+    # The operator adds the code; the next run decides the held pair again, with no new event.
+    learned = ProfessionMap({**SHIPPED_PROFESSIONS.codes, "RNP": "NP"})
+    stats = redecide_unknown_professions(feed.codec, ledger, CATALOG, REGISTRIES, learned)
+
+    assert stats.credit_versions == 1
+    assert {k: r["status"] for k, r in latest(ledger).items()} == {("NURSING", "ANCC_CH"): "AWARDED"}
+    assert dead_letters(ledger) == [("lms:n1", "UNKNOWN_PROFESSION", True)]
+    assert redecide_unknown_professions(feed.codec, ledger, CATALOG, REGISTRIES, learned) == IntakeStats()
+
+
+def test_given_a_code_the_mapping_lacks_when_the_learner_reports_a_known_one_then_the_held_credit_is_issued(
+    ev: Any, feed: Feed, ledger: Ledger
+) -> None:
+    feed([ev("n1", activity="NURSING", when=WHEN, npi=None, profession="Nurse-RN-II", email="rn@x.org")])
+    assert dead_letters(ledger) == [("lms:n1", "UNKNOWN_PROFESSION", False)]
+
+    feed([ev("n2", activity="MOC", when=WHEN + timedelta(days=1), npi=None, profession="RN", email="rn@x.org")])
+
+    assert {k: r["status"] for k, r in latest(ledger).items()} == {("NURSING", "ANCC_CH"): "AWARDED"}
+    assert dead_letters(ledger) == [("lms:n1", "UNKNOWN_PROFESSION", True)]
 
 
 def test_given_the_same_batch_twice_when_reconciled_then_nothing_new_and_rejections_only_counted_again(

@@ -24,10 +24,14 @@ from connectors.http import HttpClient
 from connectors.registries.ama_pra import AmaPraRegistry
 from ledger import tables as t
 from ledger.store import Ledger, record_from_json
+from pipeline.config import PROFESSIONS_FILE
 from pipeline.intake import IntakeStats, reconcile_messages
 from pipeline.kafka_io import Consumed
 from reconcile.catalog import parse_catalog
+from reconcile.professions import load_professions
 from schemas.codec import AvroCodec
+
+SHIPPED_PROFESSIONS = load_professions(PROFESSIONS_FILE)
 
 pytestmark = pytest.mark.integration
 
@@ -462,7 +466,9 @@ def test_given_500_learners_from_mixed_sources_when_reconciled_in_batches_then_e
     for batch in batches:
         messages = [Consumed(0, offset + i, None, attendance_codec.encode(e.event)) for i, e in enumerate(batch)]
         offset += len(batch)
-        stats = reconcile_messages(messages, attendance_codec, ledger, CATALOG, registries)
+        stats = reconcile_messages(
+            messages, attendance_codec, ledger, CATALOG, registries, professions=SHIPPED_PROFESSIONS
+        )
         for name in vars(total):
             setattr(total, name, getattr(total, name) + getattr(stats, name))
 
