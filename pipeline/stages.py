@@ -9,7 +9,7 @@ from deploy.broker import ATTENDANCE_TOPIC, ensure_topics
 from ledger.store import Ledger, awarded_credits
 from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
-from pipeline.deliver import DeliveryStats, deliver_pending
+from pipeline.deliver import DeliveryStats, deliver_with_retries
 from pipeline.factory import build_registries, build_sources, codec_for
 from pipeline.intake import IntakeStats, reconcile_topic
 from pipeline.kafka_io import make_consumer, make_producer
@@ -82,7 +82,9 @@ def deliver(settings: Settings, registry_name: str) -> DeliveryStats:
     registry = next(r for r in build_registries(settings) if r.name == registry_name)
     ledger = Ledger(settings.ledger_url)
     try:
-        return deliver_pending(ledger, registry, registry_config.batch_size)
+        return deliver_with_retries(
+            ledger, registry, settings.retry_delays_of(registry_name), registry_config.batch_size
+        )
     finally:
         ledger.close()
 
