@@ -143,7 +143,7 @@ def _replay_registry(
         started = utcnow()
         requeue_deliveries(ledger, keys)
         try:
-            stages.deliver(settings, registry)
+            stages.deliver(settings, registry, retry_unavailable=False)
         except Exception as err:
             # One registry's connector failing must not stop the replay of the others; the requeued
             # deliveries stay pending, so the next run picks them up.

@@ -77,14 +77,16 @@ def publish(settings: Settings) -> tuple[int, int]:
         ledger.close()
 
 
-def deliver(settings: Settings, registry_name: str) -> DeliveryStats:
+def deliver(settings: Settings, registry_name: str, retry_unavailable: bool = True) -> DeliveryStats:
+    """Deliver what is pending to one registry; with `retry_unavailable` (the nightly run, the stream), first
+    put back in the queue the unavailable-registry failures whose retry is due. A replay or a dead-letter retry
+    sends what the operator chose, and only that."""
     registry_config = next(r for r in settings.registries if r.name == registry_name)
     registry = next(r for r in build_registries(settings) if r.name == registry_name)
     ledger = Ledger(settings.ledger_url)
+    delays = settings.retry_delays_of(registry_name) if retry_unavailable else []
     try:
-        return deliver_with_retries(
-            ledger, registry, settings.retry_delays_of(registry_name), registry_config.batch_size
-        )
+        return deliver_with_retries(ledger, registry, delays, registry_config.batch_size)
     finally:
         ledger.close()
 

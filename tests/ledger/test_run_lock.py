@@ -42,10 +42,12 @@ def holder_process(ledger_url: str) -> subprocess.Popen[str]:
 
 
 def test_given_the_lock_held_when_a_second_writer_asks_then_it_is_refused_naming_the_holder(ledger_url: str) -> None:
-    with run_lock(ledger_url, "run-first", "nightly") as first:
-        with pytest.raises(RunLocked) as refused:
-            with run_lock(ledger_url, "run-second", "replay"):
-                pytest.fail("two writers held the ledger at once")
+    with (
+        run_lock(ledger_url, "run-first", "nightly") as first,
+        pytest.raises(RunLocked) as refused,
+        run_lock(ledger_url, "run-second", "replay"),
+    ):
+        pytest.fail("two writers held the ledger at once")
     message = str(refused.value)
     assert "\n" not in message
     for part in ("run run-first (nightly)", f"host {first.host}", f"pid {os.getpid()}", f"started {first.started_at}"):
@@ -63,9 +65,9 @@ def test_given_the_lock_released_when_a_second_writer_asks_then_it_holds_it(ledg
 def test_given_the_holder_sigkilled_when_another_writer_asks_then_it_holds_the_lock(ledger_url: str) -> None:
     holder = holder_process(ledger_url)
     try:
-        with pytest.raises(RunLocked, match=rf"run run-held-elsewhere \(nightly\) on host .*, pid {holder.pid},"):
-            with run_lock(ledger_url, "run-mine", "nightly"):
-                pytest.fail("the lock held by another process was taken")
+        refusal = rf"run run-held-elsewhere \(nightly\) on host .*, pid {holder.pid},"
+        with pytest.raises(RunLocked, match=refusal), run_lock(ledger_url, "run-mine", "nightly"):
+            pytest.fail("the lock held by another process was taken")
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait(timeout=10)
     finally:
