@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import socket
 import time
@@ -28,11 +29,13 @@ from pathlib import Path
 
 from sqlalchemy import Connection, create_engine, delete, insert, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.pool import NullPool
 
 from ledger import tables as t
 from ledger.store import utcnow
+
+log = logging.getLogger(__name__)
 
 # The advisory lock key: "cmesync" and a 1, as a 64-bit integer (pg_locks shows it as classid/objid halves).
 ADVISORY_KEY = int.from_bytes(b"cmesync\x01", "big", signed=True)
@@ -125,10 +128,19 @@ def _advisory_lock(ledger_url: str, holder: Holder) -> Iterator[None]:
                 _describe(conn, holder)
                 yield
             finally:
-                conn.execute(delete(t.run_lock_holders).where(t.run_lock_holders.c.lock_key == ADVISORY_KEY))
-                conn.scalar(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})
+                _release(conn)
     finally:
         engine.dispose()
+
+
+def _release(conn: Connection) -> None:
+    """Unlock and clear the description. A connection the server or network cut mid-run took the lock with it
+    (the server ends a dead session's locks), so failing to reach it here changes nothing and fails no run."""
+    try:
+        conn.execute(delete(t.run_lock_holders).where(t.run_lock_holders.c.lock_key == ADVISORY_KEY))
+        conn.scalar(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})
+    except DBAPIError as err:
+        log.warning("run lock: the connection holding it was lost (%s); the server has released it", type(err).__name__)
 
 
 def _describe(conn: Connection, holder: Holder) -> None:
