@@ -221,9 +221,9 @@ def delivery_reasons(ledger: Ledger, keys: Sequence[DeliveryKey]) -> dict[Delive
     return reasons
 
 
-def unavailable_deliveries(ledger: Ledger, registry: str) -> list[tuple[DeliveryKey, int, datetime]]:
+def unavailable_deliveries(ledger: Ledger, registry: str) -> list[tuple[DeliveryKey, str, int, datetime]]:
     """Deliveries to `registry` still failed (or requeued, pending) whose latest open dead letter says the
-    registry was unavailable: (delivery, failures so far, latest failure). REGISTRY_REJECTED ones are left out:
+    registry was unavailable: (delivery, state, failures so far, latest failure). REGISTRY_REJECTED ones are left out:
     the data has to change, or an operator decide, before sending them again helps."""
     dl = t.dead_letters.c
     latest: dict[DeliveryKey, tuple[datetime, str, int]] = {}
@@ -241,7 +241,7 @@ def unavailable_deliveries(ledger: Ledger, registry: str) -> list[tuple[Delivery
     unavailable = {key: v for key, v in latest.items() if v[1] == "REGISTRY_UNAVAILABLE"}
     states = delivery_states(ledger, list(unavailable))
     return [
-        (key, attempts, seen)
+        (key, states[key], attempts, seen)
         for key, (seen, _, attempts) in sorted(unavailable.items())
         if states.get(key) in ("failed", "pending")
     ]

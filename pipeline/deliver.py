@@ -56,8 +56,8 @@ def due_retries(ledger: Ledger, registry: str, retry_delays: Sequence[timedelta]
     it; after more failures than delays, none (an operator's replay). A requeued delivery still pending (a run
     stopped before sending it) is due at once."""
     due: list[DeliveryKey] = []
-    for key, failures, last_failed in unavailable_deliveries(ledger, registry):
-        if failures <= len(retry_delays) and now >= last_failed + retry_delays[failures - 1]:
+    for key, state, failures, last_failed in unavailable_deliveries(ledger, registry):
+        if state == "pending" or (failures <= len(retry_delays) and now >= last_failed + retry_delays[failures - 1]):
             due.append(key)
     return due
 
