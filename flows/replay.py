@@ -42,7 +42,7 @@ def replay_failed_syncs(
         reason_codes=tuple(reason_codes or ()),
         learner_ids=tuple(learner_ids or ()),
     )
-    # A dry run only reads; a replay writes deliveries, so it waits for no one and runs beside no nightly run.
+    # A replay writes deliveries as the nightly run does, so it holds the run lock; a dry run only reads.
     with nullcontext() if dry_run else run_lock(settings.ledger_url, flow_run.get_id() or str(uuid.uuid4()), "replay"):
         result = replay(settings, selection, dry_run=dry_run)
     create_markdown_artifact(

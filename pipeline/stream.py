@@ -66,7 +66,8 @@ class DeliveryPump(threading.Thread):
     """Publishes the outbox and delivers to every registry, outside the poll loop."""
 
     def __init__(self, settings: Settings, stats: StreamStats, interval_s: float) -> None:
-        super().__init__(name=f"cmesync-delivery-pump-{uuid.uuid4()}", daemon=True)
+        super().__init__(name="cmesync-delivery-pump", daemon=True)
+        self.run_id = f"stream-{uuid.uuid4()}"  # names this stream as the lock's holder during its passes
         self.settings = settings
         self.stats = stats
         self.interval_s = interval_s
@@ -94,7 +95,7 @@ class DeliveryPump(threading.Thread):
     def one_pass(self) -> None:
         try:
             # A nightly run or a replay delivers too: while one holds the ledger, this pass waits for the next.
-            with run_lock(self.settings.ledger_url, self.name, "stream delivery pass"):
+            with run_lock(self.settings.ledger_url, self.run_id, "stream delivery pass"):
                 credits, _ = stages.publish(self.settings)
                 delivered = failed = 0
                 for registry in self.settings.registries:
