@@ -13,7 +13,9 @@ import os
 import re
 import sys
 import textwrap
+import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +33,7 @@ from ledger.queries import (
     dead_letter_payload,
     dead_letters,
 )
+from ledger.run_lock import RunLocked, run_lock
 from ledger.store import Ledger
 from pipeline.config import ConfigError, Settings
 
@@ -334,6 +337,13 @@ def _ledger_settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def _writer_lock(settings: Settings, command: str, read_only: bool = False) -> AbstractContextManager[object]:
+    """The ledger's run lock for a command that writes what the nightly run writes (ledger/run_lock.py)."""
+    if read_only:
+        return nullcontext()
+    return run_lock(settings.ledger_url, f"cli-{uuid.uuid4()}", command)
+
+
 def _progress() -> Progress:
     return Progress(
         SpinnerColumn(),
@@ -416,7 +426,8 @@ def _replay(args: argparse.Namespace) -> int:
         def done(outcome: RegistryOutcome) -> None:
             progress.update(tasks[outcome.registry], completed=outcome.delivered + outcome.failed)
 
-        result = replay(settings, selection, dry_run=args.dry_run, on_start=started, on_done=done)
+        with _writer_lock(settings, "replay", read_only=args.dry_run):
+            result = replay(settings, selection, dry_run=args.dry_run, on_start=started, on_done=done)
     if args.json:
         _emit_json(result.as_dict())
     else:
@@ -508,7 +519,7 @@ def _deadletters(args: argparse.Namespace) -> int:
         return 0
     from pipeline.retry import retry_dead_letters
 
-    with console.status(f"retrying {len(rows)} dead letters"):
+    with _writer_lock(settings, "deadletters retry"), console.status(f"retrying {len(rows)} dead letters"):
         result = retry_dead_letters(settings, rows)
     if args.json:
         _emit_json(result.as_dict())
@@ -671,6 +682,9 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]configuration error:[/] {err}")
     except (UsageError, ReplayError, DeadLetterNotFound) as err:
         console.print(f"[red]error:[/] {err}")
+    except RunLocked as err:
+        console.print(f"[red]refused:[/] {err}", soft_wrap=True)
+        return 1
     return 2
 
 

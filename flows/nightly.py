@@ -12,6 +12,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from ledger.run_lock import run_lock
 from ledger.store import Ledger, utcnow
 from pipeline import stages
 from pipeline.config import ConfigError, Settings
@@ -64,38 +65,40 @@ def nightly_reconciliation(config_path: str | None = None, endpoints: dict[str, 
     """Run every stage once over what is new since the last run; return the run's counts."""
     logger = get_run_logger()
     settings = load_settings(config_path, endpoints)
-    stages.prepare(settings)
     run_id = flow_run.get_id() or str(uuid.uuid4())
-    ledger = Ledger(settings.ledger_url)
-    ledger.start_run(run_id, "nightly")
-    summary = RunSummary()
-    status = "failed"
-    try:
-        for source in settings.sources:
-            pulled = pull_task(settings, source.name)
-            summary.records_read += pulled.records
-            summary.events_published += pulled.events
-            summary.rejected_at_normalise += pulled.rejected
-        intake = reconcile_task(settings)
-        summary.duplicates = intake.duplicates
-        summary.rejected_at_reconcile = intake.rejected
-        summary.credit_versions = intake.credit_versions
-        summary.credits_published, dead_published = publish_task(settings)
-        for registry in settings.registries:
-            delivered = deliver_task(settings, registry.name)
-            summary.delivered += delivered.delivered
-            summary.delivery_failed += delivered.failed
-        for registry in settings.registries:
-            diff = registry_diff_task(settings, registry.name, run_id)
-            summary.registry_drift += diff["drift"]
-            summary.registry_repaired += diff["repaired"]
-        # Delivery failures are dead letters too; publish them in the same run.
-        summary.dead_letters_published = dead_published + publish_task(settings)[1]
-        summary.credits_awarded = stages.credits_awarded(settings)
-        status = "succeeded"
-    finally:
-        ledger.finish_run(run_id, status, summary.counts())
-        ledger.close()
+    # One run at a time per ledger: a second one (cron overlapping a manual run) fails here, naming the first.
+    with run_lock(settings.ledger_url, run_id, "nightly"):
+        stages.prepare(settings)
+        ledger = Ledger(settings.ledger_url)
+        ledger.start_run(run_id, "nightly")
+        summary = RunSummary()
+        status = "failed"
+        try:
+            for source in settings.sources:
+                pulled = pull_task(settings, source.name)
+                summary.records_read += pulled.records
+                summary.events_published += pulled.events
+                summary.rejected_at_normalise += pulled.rejected
+            intake = reconcile_task(settings)
+            summary.duplicates = intake.duplicates
+            summary.rejected_at_reconcile = intake.rejected
+            summary.credit_versions = intake.credit_versions
+            summary.credits_published, dead_published = publish_task(settings)
+            for registry in settings.registries:
+                delivered = deliver_task(settings, registry.name)
+                summary.delivered += delivered.delivered
+                summary.delivery_failed += delivered.failed
+            for registry in settings.registries:
+                diff = registry_diff_task(settings, registry.name, run_id)
+                summary.registry_drift += diff["drift"]
+                summary.registry_repaired += diff["repaired"]
+            # Delivery failures are dead letters too; publish them in the same run.
+            summary.dead_letters_published = dead_published + publish_task(settings)[1]
+            summary.credits_awarded = stages.credits_awarded(settings)
+            status = "succeeded"
+        finally:
+            ledger.finish_run(run_id, status, summary.counts())
+            ledger.close()
     title = "Nightly reconciliation"
     compliance = compliance_section(settings, utcnow().date())
     markdown, html_report = publish_run_report(

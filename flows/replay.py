@@ -3,14 +3,18 @@ selection as `cmesync replay`. The work is in `pipeline.replay`."""
 
 from __future__ import annotations
 
+import uuid
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
 
 from flows.nightly import load_settings
 from ledger.queries import DeliverySelection
+from ledger.run_lock import run_lock
 from pipeline.replay import ReplayResult, replay
 
 
@@ -38,7 +42,9 @@ def replay_failed_syncs(
         reason_codes=tuple(reason_codes or ()),
         learner_ids=tuple(learner_ids or ()),
     )
-    result = replay(settings, selection, dry_run=dry_run)
+    # A replay writes deliveries as the nightly run does, so it holds the run lock; a dry run only reads.
+    with nullcontext() if dry_run else run_lock(settings.ledger_url, flow_run.get_id() or str(uuid.uuid4()), "replay"):
+        result = replay(settings, selection, dry_run=dry_run)
     create_markdown_artifact(
         key="replay-failed-syncs", markdown=replay_markdown(result), description="What a replay selected and delivered"
     )

@@ -221,6 +221,32 @@ def delivery_reasons(ledger: Ledger, keys: Sequence[DeliveryKey]) -> dict[Delive
     return reasons
 
 
+def unavailable_deliveries(ledger: Ledger, registry: str) -> list[tuple[DeliveryKey, str, int, datetime]]:
+    """Deliveries to `registry` still failed (or requeued, pending) whose latest open dead letter says the
+    registry was unavailable: (delivery, state, failures so far, latest failure). REGISTRY_REJECTED ones are left out:
+    the data has to change, or an operator decide, before sending them again helps."""
+    dl = t.dead_letters.c
+    latest: dict[DeliveryKey, tuple[datetime, str, int]] = {}
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(
+            select(dl.source_ref, dl.payload, dl.reason_code, dl.attempts, dl.last_seen).where(
+                (dl.stage == DELIVER_STAGE) & (dl.registry == registry) & dl.resolved_at.is_(None)
+            )
+        )
+        for row in rows:
+            pair = delivery_key_of(row.source_ref, row.payload)
+            seen = as_utc(row.last_seen)
+            if pair and ((key := (pair[0], pair[1], registry)) not in latest or latest[key][0] < seen):
+                latest[key] = (seen, row.reason_code, int(row.attempts))
+    unavailable = {key: v for key, v in latest.items() if v[1] == "REGISTRY_UNAVAILABLE"}
+    states = delivery_states(ledger, list(unavailable))
+    return [
+        (key, states[key], attempts, seen)
+        for key, (seen, _, attempts) in sorted(unavailable.items())
+        if states.get(key) in ("failed", "pending")
+    ]
+
+
 def delivery_dead_letter_ids(
     ledger: Ledger, keys: Sequence[DeliveryKey], seen_since: datetime | None = None
 ) -> list[str]:

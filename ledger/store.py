@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -501,29 +502,43 @@ class Ledger:
             )
 
     def _upsert_dead_letters(self, conn: Connection, entries: Sequence[DeadLetterEntry], now: datetime) -> None:
+        """New dead letters inserted, known ones seen again (one more attempt): one upsert, so two writers
+        failing the same item at once both count instead of one hitting the primary key."""
+        if not entries:
+            return
         d = t.dead_letters.c
-        for entry in entries:
-            bumped = conn.execute(
-                update(t.dead_letters)
-                .where(d.dead_letter_id == entry.dead_letter_id)
-                .values(attempts=d.attempts + 1, last_seen=now, reason=entry.reason, published_at=None)
-            )
-            if bumped.rowcount == 0:
-                conn.execute(
-                    insert(t.dead_letters).values(
-                        dead_letter_id=entry.dead_letter_id,
-                        stage=entry.stage,
-                        source=entry.source,
-                        source_ref=entry.source_ref,
-                        reason_code=entry.reason_code,
-                        reason=entry.reason,
-                        payload=entry.payload,
-                        attempts=1,
-                        first_seen=now,
-                        last_seen=now,
-                        registry=entry.registry,
-                    )
-                )
+        # One row per id (a statement may not touch a row twice); an id seen n times in the batch counts n.
+        seen = Counter(entry.dead_letter_id for entry in entries)
+        unique = {entry.dead_letter_id: entry for entry in entries}.values()
+        rows = [
+            {
+                "dead_letter_id": entry.dead_letter_id,
+                "stage": entry.stage,
+                "source": entry.source,
+                "source_ref": entry.source_ref,
+                "reason_code": entry.reason_code,
+                "reason": entry.reason,
+                "payload": entry.payload,
+                "attempts": seen[entry.dead_letter_id],
+                "first_seen": now,
+                "last_seen": now,
+                "registry": entry.registry,
+            }
+            for entry in unique
+        ]
+        statement = _upsert_statement(conn, t.dead_letters)
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["dead_letter_id"],
+                set_={
+                    "attempts": d.attempts + statement.excluded.attempts,
+                    "last_seen": statement.excluded.last_seen,
+                    "reason": statement.excluded.reason,
+                    "published_at": None,
+                },
+            ),
+            rows,
+        )
 
     def unpublished_dead_letters(self, limit: int) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -630,13 +645,13 @@ class Ledger:
             "counts": json.dumps(dict(counts), sort_keys=True),
             "record_ids": json.dumps({k: sorted(v) for k, v in record_ids.items()}, sort_keys=True),
         }
-        r = t.registry_diffs.c
         with self.engine.begin() as conn:
-            changed = conn.execute(
-                update(t.registry_diffs).where((r.run_id == run_id) & (r.registry == registry)).values(**values)
+            statement = _upsert_statement(conn, t.registry_diffs)
+            conn.execute(
+                statement.values(run_id=run_id, registry=registry, **values).on_conflict_do_update(
+                    index_elements=["run_id", "registry"], set_=values
+                )
             )
-            if changed.rowcount == 0:
-                conn.execute(insert(t.registry_diffs).values(run_id=run_id, registry=registry, **values))
 
     # -- checkpoints and runs ----------------------------------------------------------------------
     def checkpoint(self, source: str) -> str | None:
@@ -644,12 +659,12 @@ class Ledger:
             return conn.scalar(select(t.checkpoints.c.cursor).where(t.checkpoints.c.source == source))
 
     def save_checkpoint(self, source: str, cursor: str) -> None:
+        values = {"cursor": cursor, "updated_at": utcnow()}
         with self.engine.begin() as conn:
-            changed = conn.execute(
-                update(t.checkpoints).where(t.checkpoints.c.source == source).values(cursor=cursor, updated_at=utcnow())
+            statement = _upsert_statement(conn, t.checkpoints)
+            conn.execute(
+                statement.values(source=source, **values).on_conflict_do_update(index_elements=["source"], set_=values)
             )
-            if changed.rowcount == 0:
-                conn.execute(insert(t.checkpoints).values(source=source, cursor=cursor, updated_at=utcnow()))
 
     def start_run(self, run_id: str, flow: str) -> None:
         with self.engine.begin() as conn:
@@ -700,10 +715,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _upsert_statement(conn: Connection, table: Any) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT (PostgreSQL and SQLite alike): writes that two writers can
+    race on are one statement, never UPDATE-then-INSERT (the second INSERT would hit the primary key)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
 def _insert_ignore(conn: Connection, table: Any, keys: tuple[str, ...]) -> Any:
     """INSERT … ON CONFLICT DO NOTHING, so replayed events and identities are no-ops."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    return _upsert_statement(conn, table).on_conflict_do_nothing(index_elements=list(keys))
 
 
 def awarded_credits(ledger: Ledger) -> int:

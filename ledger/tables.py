@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Date,
     DateTime,
@@ -154,4 +155,17 @@ registry_diffs = Table(
     Column("counts", Text, nullable=False),
     Column("record_ids", Text, nullable=False),
     PrimaryKeyConstraint("run_id", "registry"),
+)
+
+# Who holds the PostgreSQL run lock (ledger/run_lock.py): written by the holder of the advisory lock, keyed by
+# the backend pid holding it. Created by the lock itself too, as the lock is taken before any migration runs.
+run_lock_holders = Table(
+    "run_lock_holders",
+    Column("lock_key", BigInteger, primary_key=True),
+    Column("backend_pid", Integer, nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Column("flow", String(64), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", String(32), nullable=False),
 )

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from connectors.http import TlsSettings
@@ -28,6 +30,23 @@ DEFAULT_CONFIG = Path("cmesync.toml")
 
 class ConfigError(ValueError):
     """The configuration file or environment is unusable; the message says what to fix."""
+
+
+_DELAY = re.compile(r"^(\d+)([smhd])$")
+
+
+def _delay(value: object) -> object:
+    """A delay as written in the file: `0s`, `90m`, `1h`, `3d` (or what pydantic reads as a timedelta)."""
+    if isinstance(value, str) and (match := _DELAY.match(value.strip())):
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match[2]]
+        return timedelta(**{unit: int(match[1])})
+    return value
+
+
+Delay = Annotated[timedelta, BeforeValidator(_delay)]
+# Registry unavailable: the nightly run (and the stream) sends a failed delivery again this long after its
+# latest failure, once per delay; after the last one it waits for an operator (`cmesync replay`).
+DEFAULT_RETRY_DELAYS = [timedelta(0), timedelta(hours=1), timedelta(hours=6)]
 
 
 def _secret(env_name: str | None, inline: str, what: str) -> str:
@@ -200,6 +219,9 @@ class RegistryBaseConfig(HttpTlsConfig):
     rate_limit_per_s: float | None = Field(None, gt=0, description="Most requests per second; none = unlimited.")
     max_attempts: int = Field(6, ge=1, le=20, description="HTTP attempts per call before REGISTRY_UNAVAILABLE.")
     extra_holdings: Literal["report", "revoke"] = "report"
+    retry_delays: list[Delay] | None = Field(
+        None, description="Automatic re-deliveries after REGISTRY_UNAVAILABLE; none = the global retry_delays."
+    )
 
 
 class AmaRegistryConfig(RegistryBaseConfig):
@@ -366,6 +388,11 @@ class Settings(BaseSettings):
     compliance: ComplianceConfig = Field(default_factory=ComplianceConfig)
     professions: ProfessionsConfig = Field(default_factory=ProfessionsConfig)
     deadletters: DeadLettersConfig = Field(default_factory=DeadLettersConfig)
+    retry_delays: list[Delay] = Field(
+        default_factory=lambda: list(DEFAULT_RETRY_DELAYS),
+        description="After a delivery failed with REGISTRY_UNAVAILABLE, send it again this long after each "
+        "failure (0s = the next run), once per delay; [] = only by replay.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -411,6 +438,10 @@ class Settings(BaseSettings):
                 raise ConfigError(f"unknown endpoint override {key}")
             targets[0].base_url = value
         return copy
+
+    def retry_delays_of(self, registry: str) -> list[timedelta]:
+        config = next(r for r in self.registries if r.name == registry)
+        return self.retry_delays if config.retry_delays is None else config.retry_delays
 
     def missing_endpoints(self) -> list[str]:
         keys = [k for k in ("kafka_bootstrap", "schema_registry_url") if not getattr(self, k)]

@@ -1,15 +1,22 @@
 """Delivery stage: pending credit versions to each registry that accepts them; receipts into the ledger,
-failures into dead letters (replayable), one batch at a time. A failed batch never stops the next one."""
+failures into dead letters (replayable), one batch at a time. A failed batch never stops the next one.
+
+Deliveries that failed because the registry was unavailable go again on their own: each delivery pass first
+puts back in the queue those whose next retry is due (`retry_delays` after their latest failure, once per
+delay), and afterwards resolves the dead letters of those that went through, as a replay does."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.registries.base import REGISTRY_REJECTED, REGISTRY_UNAVAILABLE, Failure, Receipt, Registry
-from ledger.store import DeadLetterEntry, DeliveryOutcome, Ledger
+from ledger.ops import requeue_deliveries, set_dead_letters_resolved
+from ledger.queries import DeliveryKey, delivery_dead_letter_ids, delivery_states, unavailable_deliveries
+from ledger.store import DeadLetterEntry, DeliveryOutcome, Ledger, utcnow
 from pipeline.faults import crash_point
 
 log = logging.getLogger(__name__)
@@ -25,6 +32,47 @@ class DeliveryStats:
     delivered: int = 0
     failed: int = 0
     skipped: int = 0
+    retried: int = 0  # earlier REGISTRY_UNAVAILABLE failures sent again by this pass
+
+
+def deliver_with_retries(
+    ledger: Ledger, registry: Registry, retry_delays: Sequence[timedelta], batch_size: int = 100
+) -> DeliveryStats:
+    """The delivery pass of the nightly run and the stream: due retries of unavailable-registry failures, then
+    everything pending, then the retried deliveries' dead letters settled."""
+    started = utcnow()
+    retried = due_retries(ledger, registry.name, retry_delays, started)
+    requeue_deliveries(ledger, retried)
+    stats = deliver_pending(ledger, registry, batch_size)
+    stats.retried = len(retried)
+    if retried:
+        sent, _ = settle_dead_letters(ledger, retried, started)
+        log.info("registry %s: %d earlier failures retried, %d went through", registry.name, len(retried), len(sent))
+    return stats
+
+
+def due_retries(ledger: Ledger, registry: str, retry_delays: Sequence[timedelta], now: datetime) -> list[DeliveryKey]:
+    """Unavailable-registry failures whose next automatic retry is due: after the n-th failure, delay n-1 from
+    it; after more failures than delays, none (an operator's replay). A requeued delivery still pending (a run
+    stopped before sending it) is due at once."""
+    due: list[DeliveryKey] = []
+    for key, state, failures, last_failed in unavailable_deliveries(ledger, registry):
+        if state == "pending" or (failures <= len(retry_delays) and now >= last_failed + retry_delays[failures - 1]):
+            due.append(key)
+    return due
+
+
+def settle_dead_letters(
+    ledger: Ledger, keys: Sequence[DeliveryKey], started: datetime
+) -> tuple[list[DeliveryKey], list[DeliveryKey]]:
+    """After sending `keys` again (a replay, an automatic retry): the dead letters of those now sent are
+    resolved, those that failed again since `started` are open again. Returns (sent, failed)."""
+    states = delivery_states(ledger, keys)
+    sent = [k for k in keys if states.get(k) == "sent"]
+    failed = [k for k in keys if states.get(k) != "sent"]
+    set_dead_letters_resolved(ledger, delivery_dead_letter_ids(ledger, sent))
+    set_dead_letters_resolved(ledger, delivery_dead_letter_ids(ledger, failed, seen_since=started), False)
+    return sent, failed
 
 
 def deliver_pending(ledger: Ledger, registry: Registry, batch_size: int = 100) -> DeliveryStats:

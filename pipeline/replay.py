@@ -13,21 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.ops import requeue_deliveries, set_dead_letters_resolved
-from ledger.queries import (
-    DeliverySelection,
-    SelectedDelivery,
-    delivery_dead_letter_ids,
-    delivery_states,
-    select_deliveries,
-)
+from ledger.ops import requeue_deliveries
+from ledger.queries import DeliverySelection, SelectedDelivery, select_deliveries
 from ledger.store import Ledger, utcnow
 from pipeline import stages
 from pipeline.config import ConfigError, Settings
+from pipeline.deliver import settle_dead_letters
 
 log = logging.getLogger(__name__)
-
-SENT = "sent"
 
 
 class ReplayError(ValueError):
@@ -150,17 +143,13 @@ def _replay_registry(
         started = utcnow()
         requeue_deliveries(ledger, keys)
         try:
-            stages.deliver(settings, registry)
+            stages.deliver(settings, registry, retry_unavailable=False)
         except Exception as err:
             # One registry's connector failing must not stop the replay of the others; the requeued
             # deliveries stay pending, so the next run picks them up.
             outcome.error = f"delivery stage failed ({type(err).__name__}); the selected deliveries stay pending"
             log.error("replay to %s failed: %s", registry, type(err).__name__)
-        states = delivery_states(ledger, keys)
-        sent = [k for k in keys if states.get(k) == SENT]
-        failed = [k for k in keys if states.get(k) != SENT]
-        set_dead_letters_resolved(ledger, delivery_dead_letter_ids(ledger, sent))
-        set_dead_letters_resolved(ledger, delivery_dead_letter_ids(ledger, failed, seen_since=started), False)
+        sent, failed = settle_dead_letters(ledger, keys, started)
     finally:
         ledger.close()
     outcome.delivered = len(sent)

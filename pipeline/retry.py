@@ -206,7 +206,7 @@ def process_downstream(settings: Settings) -> None:
     stages.reconcile(settings)
     stages.publish(settings)
     for registry in settings.registries:
-        stages.deliver(settings, registry.name)
+        stages.deliver(settings, registry.name, retry_unavailable=False)
     stages.publish(settings)
 
 

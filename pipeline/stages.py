@@ -9,7 +9,7 @@ from deploy.broker import ATTENDANCE_TOPIC, ensure_topics
 from ledger.store import Ledger, awarded_credits
 from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
-from pipeline.deliver import DeliveryStats, deliver_pending
+from pipeline.deliver import DeliveryStats, deliver_with_retries
 from pipeline.factory import build_registries, build_sources, codec_for
 from pipeline.intake import IntakeStats, reconcile_topic
 from pipeline.kafka_io import make_consumer, make_producer
@@ -84,12 +84,16 @@ def publish(settings: Settings) -> tuple[int, int]:
         ledger.close()
 
 
-def deliver(settings: Settings, registry_name: str) -> DeliveryStats:
+def deliver(settings: Settings, registry_name: str, retry_unavailable: bool = True) -> DeliveryStats:
+    """Deliver what is pending to one registry; with `retry_unavailable` (the nightly run, the stream), first
+    put back in the queue the unavailable-registry failures whose retry is due. A replay or a dead-letter retry
+    sends what the operator chose, and only that."""
     registry_config = next(r for r in settings.registries if r.name == registry_name)
     registry = next(r for r in build_registries(settings) if r.name == registry_name)
     ledger = Ledger(settings.ledger_url)
+    delays = settings.retry_delays_of(registry_name) if retry_unavailable else []
     try:
-        return deliver_pending(ledger, registry, registry_config.batch_size)
+        return deliver_with_retries(ledger, registry, delays, registry_config.batch_size)
     finally:
         ledger.close()
 

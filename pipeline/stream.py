@@ -20,11 +20,13 @@ import contextlib
 import logging
 import signal
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from types import FrameType
 
 from deploy.broker import ATTENDANCE_TOPIC
+from ledger.run_lock import RunLocked, run_lock
 from ledger.store import Ledger
 from pipeline import stages
 from pipeline.catalog import fetch_catalog
@@ -65,6 +67,7 @@ class DeliveryPump(threading.Thread):
 
     def __init__(self, settings: Settings, stats: StreamStats, interval_s: float) -> None:
         super().__init__(name="cmesync-delivery-pump", daemon=True)
+        self.run_id = f"stream-{uuid.uuid4()}"  # names this stream as the lock's holder during its passes
         self.settings = settings
         self.stats = stats
         self.interval_s = interval_s
@@ -91,13 +94,18 @@ class DeliveryPump(threading.Thread):
 
     def one_pass(self) -> None:
         try:
-            credits, _ = stages.publish(self.settings)
-            delivered = failed = 0
-            for registry in self.settings.registries:
-                result = stages.deliver(self.settings, registry.name)
-                delivered += result.delivered
-                failed += result.failed
-            stages.publish(self.settings)  # the dead letters of failed deliveries
+            # A nightly run or a replay delivers too: while one holds the ledger, this pass waits for the next.
+            with run_lock(self.settings.ledger_url, self.run_id, "stream delivery pass"):
+                credits, _ = stages.publish(self.settings)
+                delivered = failed = 0
+                for registry in self.settings.registries:
+                    result = stages.deliver(self.settings, registry.name)
+                    delivered += result.delivered
+                    failed += result.failed
+                stages.publish(self.settings)  # the dead letters of failed deliveries
+        except RunLocked as err:
+            log.info("delivery pass deferred: %s", err)
+            return
         except Exception as err:
             # A broker or ledger hiccup must not end the stream: the work stays in the outbox and the pending
             # deliveries, and the next pass takes it up. Only the type is logged (messages can quote data).

@@ -5,6 +5,11 @@ How a batch goes out (each step one batched call, each item idempotent on `<reco
 2. records cannot be edited, so a later version of an award first deletes whatever older version is held
    (delete-then-add; when re-delivering for the nightly repair, the same version too);
 3. revocations go to their own call; 4. awards are added.
+
+Which activities are registered is remembered per process, but the registry is the judge: a registry restored
+from an old backup, or restarted empty, answers "activity is not registered" for an activity we registered.
+Those awards are not rejected on the spot: the activities are forgotten, registered again, and the awards sent
+once more; only what is still refused then is a rejection.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ from connectors.registries.base import (
 )
 
 Outcomes = dict[str, Receipt | Failure]
+
+# What the registry says when a credit names an activity it does not know (PARS: "activity not found").
+UNREGISTERED_ACTIVITY = "activity is not registered"
 
 
 def _batch_key(keys: Sequence[str]) -> str:
@@ -82,6 +90,14 @@ class AmaPraRegistry:
         awards = [r for r in pending if r["status"] == AWARDED]
         outcomes |= self._post("/v1/revocations", "revocations", revocations, _revocation)
         outcomes |= self._post("/v1/credits", "credits", awards, _award)
+        forgotten = [r for r in awards if _unregistered(outcomes[idempotency_key(r)])]
+        if forgotten:
+            self._registered -= {r["activity_id"] for r in forgotten}
+            again = self._register_activities(forgotten)
+            outcomes |= again
+            resend = [r for r in forgotten if idempotency_key(r) not in again]
+            # Another batch key: a registry that replays answers by Idempotency-Key must not replay the refusal.
+            outcomes |= self._post("/v1/credits", "credits", resend, _award, batch_salt="re-registered")
         return [outcomes[idempotency_key(r)] for r in batch]
 
     def _register_activities(self, awards: Sequence[CreditRecord]) -> Outcomes:
@@ -124,14 +140,20 @@ class AmaPraRegistry:
         return outcomes
 
     def _post(
-        self, path: str, field: str, records: Sequence[CreditRecord], item: Callable[[CreditRecord], dict[str, Any]]
+        self,
+        path: str,
+        field: str,
+        records: Sequence[CreditRecord],
+        item: Callable[[CreditRecord], dict[str, Any]],
+        batch_salt: str = "",
     ) -> Outcomes:
         if not records:
             return {}
         keys = [idempotency_key(r) for r in records]
+        batch_key = _batch_key([*keys, batch_salt] if batch_salt else keys)
         try:
             body = self.client.post_json(
-                path, {field: [item(r) for r in records]}, headers={"Idempotency-Key": _batch_key(keys)}
+                path, {field: [item(r) for r in records]}, headers={"Idempotency-Key": batch_key}
             )
         except APIError as err:
             return dict(zip(keys, failures(records, err), strict=True))
@@ -146,6 +168,10 @@ class AmaPraRegistry:
             else:
                 outcomes[key] = rejected(record, str(result.get("error")))
         return outcomes
+
+
+def _unregistered(outcome: Receipt | Failure) -> bool:
+    return isinstance(outcome, Failure) and UNREGISTERED_ACTIVITY in outcome.message
 
 
 def _deletion(record_id: str, versions_below: int) -> dict[str, Any]:

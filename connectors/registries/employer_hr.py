@@ -9,10 +9,12 @@ event id, so a retried webhook is a duplicate, and the export holds each event i
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import hmac
 import io
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -134,6 +136,14 @@ class CsvExport:
 
     def add(self, rows: Sequence[Mapping[str, Any]]) -> None:
         path = self.path()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        # Read, merge and replace under an exclusive lock on a file beside it: two writers (the stream's
+        # delivery pump and a nightly run, say) would otherwise each drop the other's new rows.
+        with open(path.with_name(f"{path.name}.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._merge(path, rows)
+
+    def _merge(self, path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
         existing: list[dict[str, str]] = []
         if path.exists():
             existing = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
@@ -144,14 +154,20 @@ class CsvExport:
                 fresh.setdefault(row["event_id"], row)
         if not fresh and path.exists():
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=self.columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows([*existing, *({c: row[c] for c in self.columns} for row in fresh.values())])
-        temporary = path.with_suffix(".csv.tmp")
-        temporary.write_text(out.getvalue(), encoding="utf-8")
-        os.replace(temporary, path)
+        # A temporary name of this writer's own, so no other writer can replace or remove it under us.
+        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(handle, 0o644)  # mkstemp makes it private; the HR import reads it as the old file was read
+            with os.fdopen(handle, "w", encoding="utf-8") as tmp:
+                tmp.write(out.getvalue())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
 
 
 class EmployerHrRegistry:
@@ -211,7 +227,8 @@ class EmployerHrRegistry:
     def _exported(
         self, batch: Sequence[CreditRecord], events: list[dict[str, Any]], outcomes: list[Receipt | Failure]
     ) -> list[Receipt | Failure]:
-        """Receipts stand only once the export file holds the event too; a failed write leaves them to a rerun."""
+        """Receipts stand only once the export file holds the event too; a failed write makes them
+        REGISTRY_UNAVAILABLE, which the next run sends again by itself (`retry_delays`, pipeline/deliver.py)."""
         if self.export is None:
             return outcomes
         delivered = [event for event, outcome in zip(events, outcomes, strict=True) if isinstance(outcome, Receipt)]

@@ -229,6 +229,16 @@ class AmaPraRegistry(SandboxServer):
         with self._lock:
             return {activity_id: dict(activity) for activity_id, activity in self._activities.items()}
 
+    def lose_everything(self) -> None:
+        """Come back from a restart empty (no backup restored): activities, holdings and receipts are gone, so
+        are the test's records of what was accepted (nothing accepted before counts twice after)."""
+        with self._lock:
+            self.accepted.clear()
+            self._activities.clear()
+            self._holdings.clear()
+            self._receipts.clear()
+            self._keys_by_record.clear()
+
     def remove(self, record_id: str) -> None:
         """Delete a holding as a registry operator would: its keys are forgotten, so a resubmission is accepted."""
         with self._lock:

@@ -38,6 +38,7 @@ class Faults:
     slow_s: float = 0.5
     seed: int | None = None
     storm: int = 0  # the next `storm` requests are all answered 429 with Retry-After, before any rate applies
+    down: int = 0  # the next `down` requests are all answered 503: the system is down for that long
     injected: Counter[str] = field(default_factory=Counter)  # what was injected, for tests to prove it happened
     _rng: random.Random = field(default_factory=random.Random, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -54,6 +55,9 @@ class Faults:
             return fault
 
     def _draw(self) -> str | None:
+        if self.down > 0:
+            self.down -= 1
+            return "unavailable"
         if self.storm > 0:
             self.storm -= 1
             return "rate_limited"
@@ -156,6 +160,7 @@ class SandboxServer:
             do_GET = do_POST = do_PUT = do_DELETE = _dispatch
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self._port), _Handler)
+        self._port = self._server.server_address[1]  # a restart (stop, start) comes back on the same port
         self._server.daemon_threads = True
         if self._tls is not None:
             # The handshake runs on accept; a client refusing our certificate just fails its own connection.
@@ -199,6 +204,9 @@ class SandboxServer:
             return
         if fault == "server_error":
             self._send(raw, Response(500, {"error": "injected server error"}))
+            return
+        if fault == "unavailable":
+            self._send(raw, Response(503, {"error": "service unavailable"}))
             return
         split = urlsplit(raw.path)
         params = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}

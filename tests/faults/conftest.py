@@ -9,6 +9,7 @@ reduced to what must not depend on how the run got there, for comparison with th
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,9 @@ class Outcome:
     credits: dict[NaturalKey, Content]
     held: dict[str, dict[NaturalKey, Content]]  # registry → its active holdings
     open_dead_letters: frozenset[tuple[str, str, str, str]]  # stage, source, source_ref, reason code
+    # The HR export files' rows without record ids, sorted (a row twice shows twice); compared where a scenario
+    # touches the export: `outcome.exported == reference.exported`.
+    exported: tuple[tuple[str, ...], ...] = field(default=(), compare=False)
 
 
 class World:
@@ -187,7 +191,15 @@ class World:
             credits={natural[rid]: content(r) for rid, r in latest.items()},
             held=held,
             open_dead_letters=frozenset((d.stage, d.source, d.source_ref, d.reason_code) for d in dead),
+            exported=self.exported(),
         )
+
+    def exported(self) -> tuple[tuple[str, ...], ...]:
+        rows = [row for path in sorted((self.tmp / "exports").glob("*.csv")) for row in read_csv(path)]
+        event_ids = [row["event_id"] for row in rows]
+        assert len(event_ids) == len(set(event_ids)), "an HR export holds one event twice"
+        columns = ("employee_id", "activity_id", "credit_type", "version", "status", "amount", "completed_on")
+        return tuple(sorted(tuple(row[c] for c in columns) for row in rows))
 
     def assert_nothing_held_twice(self) -> None:
         """No registry holds one credit twice, nor took one submission twice (receipts are per submission)."""
@@ -220,6 +232,11 @@ class World:
 
     def close(self) -> None:
         self.ledger.close()
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
 
 
 def summary(record: dict[str, Any]) -> tuple[Any, ...]:

@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from deploy.sandbox.base import Faults
 from ledger import tables as t
+from ledger.run_lock import run_lock
 from ledger.store import Ledger
 from pipeline import stages
 from pipeline.config import Settings
@@ -106,4 +107,33 @@ def test_given_a_running_stream_when_sigterm_arrives_mid_delivery_then_the_batch
     assert set(accepted(ops)) == deliveries_by_state(ledger)["sent"]
     assert max(accepted(ops).values()) == 1
     assert all(p.lag == 0 for p in consumer_lag(ops.kafka_bootstrap, "reconciler"))
+    ledger.close()
+
+
+def test_given_a_nightly_run_holding_the_ledger_when_the_stream_reconciles_then_it_delivers_only_once_released(
+    ops: Ops,
+) -> None:
+    ops.batch_size = 5  # several poll batches, each waking the delivery pump
+    ops.write_config()
+    ledger = Ledger(ops.ledger_url)
+    stream = ops.start("stream", "--delivery-interval", "0.2", "--json")
+    try:
+        wait_for(lambda: stream_runs(ledger) == ["running"], "the stream to start")
+        with run_lock(ops.ledger_url, "run-nightly-elsewhere", "nightly"):
+            published = stages.pull(Settings.load(ops.config_path), "lms-xapi").events
+            wait_for(lambda: messages_accounted_for(ledger) == published, "every published event to be reconciled")
+            wait_for(lambda: deliveries_by_state(ledger).get("pending"), "credits waiting for delivery")
+            requests_while_held = ops.sandboxes.ama.requests_seen
+        wait_for(lambda: not {"pending", "failed"} & set(deliveries_by_state(ledger)), "every credit to be delivered")
+        stream.send_signal(signal.SIGTERM)
+        stdout, stderr = stream.communicate(timeout=120)
+    finally:
+        if stream.poll() is None:
+            stream.kill()
+            stream.communicate()
+
+    assert stream.returncode == 0, stderr
+    assert requests_while_held == 0, "the stream delivered while another writer held the ledger"
+    assert set(accepted(ops)) == deliveries_by_state(ledger)["sent"]
+    assert json.loads(stdout)["delivered"] == len(deliveries_by_state(ledger)["sent"])
     ledger.close()

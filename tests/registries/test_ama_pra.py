@@ -46,6 +46,21 @@ def test_given_activity_registered_by_an_earlier_run_when_a_new_connector_delive
     assert list(ama_sandbox.activities()) == ["ACT-001"]
 
 
+def test_given_the_registry_restarted_empty_when_the_same_connector_delivers_and_redelivers_then_it_registers_again(
+    ama_sandbox: AmaSandbox, ama: AmaPraRegistry, credits: Credits
+) -> None:
+    first = credits.record()
+    ama.deliver([first])
+    ama_sandbox.lose_everything()  # the connector still remembers ACT-001 as registered
+
+    delivered = ama.deliver([credits.record(amount="0.75")])
+    repaired = ama.redeliver([first])
+
+    assert all(isinstance(r, Receipt) for r in [*delivered, *repaired]), [*delivered, *repaired]
+    assert list(ama_sandbox.activities()) == ["ACT-001"]
+    assert len(ama_sandbox.holdings()) == 2
+
+
 def test_given_a_delivered_batch_when_delivered_again_then_same_receipts_and_nothing_accepted_twice(
     ama: AmaPraRegistry, ama_sandbox: AmaSandbox, credits: Credits
 ) -> None:
