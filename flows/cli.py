@@ -40,6 +40,13 @@ from pipeline.preflight import ComponentDown, preflight_ledger, preflight_run
 
 # The demo's ledger is the one the default configuration reads, so `cmesync status` after `make demo` sees it.
 EMBEDDED_LEDGER = Path("var/cmesync.db")
+NEXT_COMMANDS = (
+    ".venv/bin/cmesync status",
+    ".venv/bin/cmesync deadletters list --unresolved",
+    ".venv/bin/cmesync replay --dry-run",
+)
+# What the sandbox registries hold after a demo night, so the next night's diff finds it (`--fresh` forgets it).
+EMBEDDED_REGISTRIES = Path("var/demo-registries.pickle")
 CONFLICTING_FLAGS = "--json prints JSON; drop it or --format"
 STAGES = ("normalise", "reconcile", "deliver")
 TRANSCRIPT_FORMATS = ("table", "json", "html", "csv")
@@ -150,7 +157,9 @@ def _parser() -> argparse.ArgumentParser:
         [common],
     )
     run.add_argument("--embedded", action="store_true", help="start the embedded broker and sandboxes for this run")
-    run.add_argument("--fresh", action="store_true", help=f"with --embedded: delete {EMBEDDED_LEDGER} first")
+    run.add_argument(
+        "--fresh", action="store_true", help="with --embedded: forget the ledger and the sandbox registries first"
+    )
     run.add_argument(
         "--log-level",
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
@@ -393,6 +402,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.fresh:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{EMBEDDED_LEDGER}{suffix}").unlink(missing_ok=True)
+            EMBEDDED_REGISTRIES.unlink(missing_ok=True)
         EMBEDDED_LEDGER.parent.mkdir(parents=True, exist_ok=True)
         os.environ["CMESYNC_LEDGER_URL"] = f"sqlite:///{EMBEDDED_LEDGER}"
         settings = Settings.load(args.config)
@@ -410,7 +420,7 @@ def _run(args: argparse.Namespace) -> int:
     from deploy.embedded import EmbeddedStack
 
     console.print("[bold]starting[/] embedded broker and sandboxes")
-    with EmbeddedStack() as stack:
+    with EmbeddedStack(registry_state=EMBEDDED_REGISTRIES) as stack:
         endpoints = stack.endpoints(settings)
         console.print(f"broker {endpoints['kafka_bootstrap']}, schema registry {endpoints['schema_registry_url']}")
         state = nightly_reconciliation(config_path=config_path, endpoints=endpoints, return_state=True)
@@ -421,10 +431,9 @@ def _run(args: argparse.Namespace) -> int:
     reports = sorted(settings.reports_dir.glob("nightly-*.html"), key=lambda p: p.stat().st_mtime)
     if reports:
         console.print(f"report: {reports[-1]}")
-    console.print(
-        "next: [bold]cmesync status[/]  ·  [bold]cmesync deadletters list --unresolved[/]  ·  "
-        "[bold]cmesync replay --dry-run[/]   (run [bold]make demo[/] again for the second night)"
-    )
+    console.print("next, in this shell (`make demo` again is the second night; `make demo-reset` starts over):")
+    for command in NEXT_COMMANDS:
+        console.print(f"  {command}", markup=False, highlight=False)
     return code
 
 
