@@ -642,8 +642,12 @@ def _status(args: argparse.Namespace) -> int:
         _emit_json(report.as_dict())
     else:
         render.status(report)
-    last = next((r.status for r in report.runs if r.status != RUNNING), None)
-    return status_exit_code(last, (states.get("failed", 0) for states in report.backlog.values()))
+    last = next((r for r in report.runs if r.status != RUNNING), None)
+    return status_exit_code(
+        last.status if last else None,
+        last.counts.get("delivery_failed", 0) if last else 0,
+        (states.get("failed", 0) for states in report.backlog.values()),
+    )
 
 
 def _config(args: argparse.Namespace) -> int:

@@ -91,8 +91,11 @@ def outcome_of(
     return RunOutcome(dict(delivery_failed), unavailable, error, config_path)
 
 
-def status_exit_code(last_run_status: str | None, failed_backlog: Iterable[int]) -> int:
-    """`cmesync status`: 1 when the last finished run did not succeed or deliveries await a replay, else 0."""
-    if last_run_status in (PARTIAL, FAILED):
+def status_exit_code(last_run_status: str | None, last_run_delivery_failed: int, failed_backlog: Iterable[int]) -> int:
+    """`cmesync status`: 1 while something still needs a person — deliveries awaiting a replay, a last run that
+    stopped part-way, or one that was partial for another reason than failed deliveries (an unreadable
+    registry: its diff waits for the next night); a partial run whose failed deliveries were all replayed is
+    dealt with. Else 0."""
+    if any(n for n in failed_backlog) or last_run_status == FAILED:
         return 1
-    return 1 if any(n for n in failed_backlog) else 0
+    return 1 if last_run_status == PARTIAL and not last_run_delivery_failed else 0

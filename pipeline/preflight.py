@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy import create_engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
@@ -51,7 +52,12 @@ def preflight_ledger(url: str, waiting: Callable[[str], None], budget_s: float =
     check_ledger_url(url)
     url_obj = make_url(url)
     where = masked(url)
-    connect_args = {"connect_timeout": max(1, int(budget_s / 2))} if url_obj.get_backend_name() == "postgresql" else {}
+    connect_args = {}
+    if url_obj.get_backend_name() == "postgresql":
+        connect_args = {"connect_timeout": max(1, int(budget_s / 2))}
+    elif url_obj.database and url_obj.database != ":memory:":
+        # As the ledger itself does: the first run creates the file, and its directory.
+        Path(url_obj.database).parent.mkdir(parents=True, exist_ok=True)
     try:
         engine = create_engine(url_obj, connect_args=connect_args)
     except (ArgumentError, NoSuchModuleError) as err:
