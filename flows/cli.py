@@ -388,6 +388,8 @@ def _progress() -> Progress:
 
 def _prefect_quiet() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Without PREFECT_API_URL, Prefect starts a temporary server, allowed 20 s: too little on a busy machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
 # -- run ---------------------------------------------------------------------------------------------------------
@@ -642,6 +644,8 @@ def _status(args: argparse.Namespace) -> int:
         _emit_json(report.as_dict())
     else:
         render.status(report)
+    if settings.kafka_bootstrap and report.lag_error:
+        return 1  # the broker is down: a component that is down is exit code 1
     last = next((r for r in report.runs if r.status != RUNNING), None)
     return status_exit_code(
         last.status if last else None,

@@ -187,6 +187,14 @@ def test_given_a_ledger_problem_when_an_ops_command_runs_then_one_masked_line_an
         assert "waiting for the ledger at" in result.stderr and "(up to 10 s)" in result.stderr
 
 
+def test_given_an_unreachable_broker_when_asking_status_then_it_says_it_waits_and_exits_1(tmp_path: Path) -> None:
+    status = cmesync(tmp_path, "status", CMESYNC_KAFKA_BOOTSTRAP="127.0.0.1:1")
+
+    assert status.returncode == 1, status.stderr
+    assert "waiting for the broker at 127.0.0.1:1 (up to 10 s)" in status.stderr
+    assert "broker 127.0.0.1:1 did not answer" in status.stdout
+
+
 @pytest.mark.parametrize("command", [("deadletters", "list", "--json"), ("config", "check", "--json")])
 def test_given_a_closed_stdout_when_a_command_prints_then_it_ends_quietly(
     tmp_path: Path, command: tuple[str, ...]
@@ -230,6 +238,7 @@ def test_given_the_demo_at_debug_when_run_twice_then_ops_commands_see_it_and_the
 
     assert first.returncode == 0, first.stderr[-3000:]
     assert "| DEBUG   | Flow run" in first.stderr and "| DEBUG   | Task run" in first.stderr
+    assert "aiosqlite" not in first.stderr  # the temporary server's database set-up stays at its own level
     counts = first.json()
     assert counts["delivered"] > 0
     [report] = (tmp_path / "var" / "reports").glob("nightly-*.html")
