@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from ledger.ops import set_dead_letters_resolved
@@ -456,14 +457,14 @@ def _run_ended(args: argparse.Namespace, state: Any, render: Any) -> int:
     if isinstance(result, BaseException):
         if isinstance(result, ConfigError | ComponentDown):
             raise result
-        console.print(f"[red]run failed:[/] {type(result).__name__}: {result}")
+        _error("run failed", f"{type(result).__name__}: {result}")
         return 1
     if args.json:
         _emit_json(result)
     else:
         render.counts_table("nightly reconciliation", result)
     if state.is_failed():
-        console.print(f"[red]{state.message}[/]")
+        console.print(f"[red]{escape(state.message or 'run failed')}[/]", highlight=False, soft_wrap=True)
         return 1
     return 0
 
@@ -802,7 +803,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _error(label: str, message: object) -> None:
-    console.print(f"[red]{label}:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    console.print(f"[red]{label}:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 
 def _stdout_closed() -> int:
