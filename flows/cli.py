@@ -9,6 +9,7 @@ messages go to stderr. Every failure ends as one line on stderr (`main`), never 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import logging
@@ -704,7 +705,9 @@ def _serve(args: argparse.Namespace) -> int:
         sys.stdout.flush()
     console.print(f"serving {', '.join(names)} from {args.prefect_file or PREFECT_FILE}")
     try:
-        serve(*deployments)
+        # Prefect's serve prints its banner on stdout, which belongs to --json: it goes to stderr instead.
+        with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+            serve(*deployments)
     except KeyboardInterrupt:
         console.print("stopped")
     return 0

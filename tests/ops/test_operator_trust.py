@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from importlib.metadata import version
 from pathlib import Path
@@ -257,3 +258,22 @@ def test_given_the_demo_at_debug_when_run_twice_then_ops_commands_see_it_and_the
     assert len(cmesync(tmp_path, "status", "--json").json()["runs"]) == 2
     fresh = cmesync(tmp_path, "run", "--embedded", "--fresh", "--json")
     assert fresh.returncode == 0 and fresh.json()["delivered"] == counts["delivered"]
+
+
+def test_given_serve_with_a_prefect_api_when_ctrl_c_then_it_stops_without_a_traceback(ops: Ops) -> None:
+    from tests.ops.conftest import wait_for
+    from tests.ops.test_deployments import NIGHTLY, read_deployment
+
+    serve = ops.start("serve", "--only", "nightly", "--json")
+    try:
+        wait_for(lambda: read_deployment(NIGHTLY), "serve to register the nightly deployment")
+        serve.send_signal(signal.SIGINT)
+        stdout, stderr = serve.communicate(timeout=60)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.communicate()
+
+    assert serve.returncode == 0, stderr
+    assert "Traceback" not in stderr, stderr
+    assert json.loads(stdout)["serving"] == ["nightly"]
