@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME := $(CURDIR)/var/prefect
 
-.PHONY: demo test lint venv chromium
+.PHONY: demo demo-reset test lint venv chromium
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
@@ -16,8 +16,13 @@ $(STAMP): pyproject.toml requirements.lock
 
 venv: $(STAMP)
 
+# Each `make demo` is the next night on the same ledger (var/cmesync.db, the default config's) and sandbox
+# registries; `make demo-reset` starts over from an empty ledger.
 demo: $(STAMP)
 	$(VENV)/bin/cmesync run --embedded
+
+demo-reset: $(STAMP)
+	$(VENV)/bin/cmesync run --embedded --fresh
 
 # Headless Chromium for the HTML transcript test (Debian's package; the browser is never downloaded by a test).
 chromium:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -13,15 +14,26 @@ from pipeline.config import SAMPLE_DIR, Settings
 class EmbeddedStack:
     """Starts what `Settings` leaves empty: a broker and the sandboxes, and says where they listen."""
 
-    def __init__(self, statements_path: Path = SAMPLE_DIR / "xapi_statements.json") -> None:
+    def __init__(
+        self, statements_path: Path = SAMPLE_DIR / "xapi_statements.json", registry_state: Path | None = None
+    ) -> None:
+        """`registry_state`: a file the sandbox registries' holdings are kept in between runs (the demo's second
+        night); None = they start empty."""
         self.statements_path = statements_path
+        self.registry_state = registry_state
         self.broker = EmbeddedBroker()
         self.sandboxes: SandboxStack | None = None
 
     def start(self) -> EmbeddedStack:
         try:
             self.broker.start()
-            self.sandboxes = SandboxStack(self.statements_path).start()
+            sandboxes = SandboxStack(self.statements_path)
+            if self.registry_state is not None and self.registry_state.exists():
+                # Our own file, written by `stop` below.
+                saved = pickle.loads(self.registry_state.read_bytes())
+                for kind, server in sandboxes.by_kind().items():
+                    server.restore(saved.get(kind, {}))
+            self.sandboxes = sandboxes.start()
         except BaseException:
             self.stop()
             raise
@@ -29,6 +41,10 @@ class EmbeddedStack:
 
     def stop(self) -> None:
         if self.sandboxes is not None:
+            if self.registry_state is not None:
+                state = {kind: server.snapshot() for kind, server in self.sandboxes.by_kind().items()}
+                self.registry_state.parent.mkdir(parents=True, exist_ok=True)
+                self.registry_state.write_bytes(pickle.dumps(state))
             self.sandboxes.stop()
             self.sandboxes = None
         self.broker.stop()

@@ -1,14 +1,18 @@
 """`cmesync`: the operator's command line (DESIGN §8).
 
 Exit codes, for scripts: 0 done (everything delivered / resolved / reachable), 1 done but something still
-failed, 2 bad arguments or configuration. `--json` prints machine-readable output on stdout; progress and
-messages go to stderr.
+failed, or a component (ledger, broker, registry) is down, 2 bad arguments or configuration. How a run's
+outcome maps to them is `pipeline/outcome.py`. `--json` prints machine-readable output on stdout; progress and
+messages go to stderr. Every failure ends as one line on stderr (`main`), never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
+import logging
 import os
 import re
 import sys
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from ledger.ops import set_dead_letters_resolved
@@ -36,8 +41,18 @@ from ledger.queries import (
 from ledger.run_lock import RunLocked, run_lock
 from ledger.store import Ledger
 from pipeline.config import ConfigError, Settings
+from pipeline.preflight import ComponentDown, preflight_ledger, preflight_run
 
-EMBEDDED_LEDGER = Path("var/embedded.db")
+# The demo's ledger is the one the default configuration reads, so `cmesync status` after `make demo` sees it.
+EMBEDDED_LEDGER = Path("var/cmesync.db")
+NEXT_COMMANDS = (
+    ".venv/bin/cmesync status",
+    ".venv/bin/cmesync deadletters list --unresolved",
+    ".venv/bin/cmesync replay --dry-run",
+)
+# What the sandbox registries hold after a demo night, so the next night's diff finds it (`--fresh` forgets it).
+EMBEDDED_REGISTRIES = Path("var/demo-registries.pickle")
+CONFLICTING_FLAGS = "--json prints JSON; drop it or --format"
 STAGES = ("normalise", "reconcile", "deliver")
 TRANSCRIPT_FORMATS = ("table", "json", "html", "csv")
 T = TypeVar("T")
@@ -126,8 +141,10 @@ def _parser() -> argparse.ArgumentParser:
         "  cmesync replay --registry ama-pra --dry-run\n"
         "  cmesync config check --config prod.toml\n"
         "  cmesync serve                       # nightly, replay and stream deployments of deploy/prefect.yaml\n"
-        "exit codes: 0 done, 1 done but something still failed, 2 bad arguments or configuration",
+        "exit codes: 0 done, 1 done but something still failed (or a component is down), 2 bad arguments or "
+        "configuration",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = _common()
 
@@ -137,16 +154,22 @@ def _parser() -> argparse.ArgumentParser:
         "run the nightly reconciliation once, now",
         "Pull new attendance from every source, reconcile it into the ledger, publish the credit stream and "
         "deliver to the registries; print what was done.\n\nWith --embedded, endpoints left empty in the config "
-        f"are served by an embedded Kafka broker and local sandboxes, and the ledger is a fresh {EMBEDDED_LEDGER} "
-        "(the embedded broker and sandboxes keep nothing between runs, so neither does the ledger).",
-        "  cmesync run --embedded\n  cmesync run --config prod.toml --json",
+        f"are served by an embedded Kafka broker and local sandboxes, and the ledger is {EMBEDDED_LEDGER} (the one "
+        "the default configuration reads, so `cmesync status` works after it); --fresh starts it over.\n"
+        "Exit code 0: the run succeeded; 1: a delivery failed, a registry was unavailable or the run stopped "
+        "(the Prefect flow run ends Failed); 2: bad configuration, found before Prefect starts.",
+        "  cmesync run --embedded\n  cmesync run --embedded --fresh\n  cmesync run --config prod.toml --json",
         [common],
     )
     run.add_argument("--embedded", action="store_true", help="start the embedded broker and sandboxes for this run")
     run.add_argument(
+        "--fresh", action="store_true", help="with --embedded: forget the ledger and the sandbox registries first"
+    )
+    run.add_argument(
         "--log-level",
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        help="log level of our loggers, Prefect's and every library's (stderr); default: Prefect's settings",
+        help="log level of our loggers, the flow's and every library's in this process (stderr), never Prefect's "
+        "temporary server's; default: Prefect's settings",
     )
 
     replay = _command(
@@ -269,10 +292,16 @@ def _parser() -> argparse.ArgumentParser:
         "serve",
         "serve the Prefect deployments (nightly, replay, stream) in this process",
         "Serve the deployments of deploy/prefect.yaml with Prefect's `serve`: schedules fire and on-demand runs "
-        "execute in this process, without a work pool or worker. Needs a Prefect API (PREFECT_API_URL); stop "
-        "with Ctrl-C or SIGTERM.",
-        "  PREFECT_API_URL=http://127.0.0.1:4200/api cmesync serve\n  cmesync serve --only nightly --only replay",
-        [],
+        "execute in this process, without a work pool or worker. Needs a Prefect API (PREFECT_API_URL) that "
+        "keeps schedules and history; without one it refuses, unless --temporary-server asks for a throwaway "
+        "server that forgets everything on exit. --config is passed to the served flows (as CMESYNC_CONFIG). "
+        "Stop with Ctrl-C or SIGTERM.",
+        "  PREFECT_API_URL=http://127.0.0.1:4200/api cmesync serve --config prod.toml\n"
+        "  cmesync serve --only nightly --only replay --temporary-server",
+        [common],
+    )
+    serve.add_argument(
+        "--temporary-server", action="store_true", help="without PREFECT_API_URL: a throwaway Prefect server"
     )
     serve.add_argument("--prefect-file", type=Path, help="deployments file (default: deploy/prefect.yaml)")
     serve.add_argument("--only", action="append", default=[], metavar="NAME", help="serve only this deployment")
@@ -321,6 +350,15 @@ def _parser() -> argparse.ArgumentParser:
 # -- helpers -----------------------------------------------------------------------------------------------------
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cme-credit-sync")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def _emit_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
@@ -333,6 +371,7 @@ def _ledger_settings(args: argparse.Namespace) -> Settings:
     """Settings for a command that reads or repairs the ledger, whose schema is brought up to date first
     (idempotent), so the ops commands work on a fresh install and after an upgrade alike."""
     settings = _settings(args)
+    preflight_ledger(settings.ledger_url, _waiting)
     _with_ledger(settings, Ledger.migrate)
     return settings
 
@@ -342,6 +381,10 @@ def _writer_lock(settings: Settings, command: str, read_only: bool = False) -> A
     if read_only:
         return nullcontext()
     return run_lock(settings.ledger_url, f"cli-{uuid.uuid4()}", command)
+
+
+def _waiting(message: str) -> None:
+    console.print(f"[yellow]{message}[/]")
 
 
 def _progress() -> Progress:
@@ -357,6 +400,8 @@ def _progress() -> Progress:
 
 def _prefect_quiet() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Without PREFECT_API_URL, Prefect starts a temporary server, allowed 20 s: too little on a busy machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
 # -- run ---------------------------------------------------------------------------------------------------------
@@ -364,40 +409,74 @@ def _prefect_quiet() -> None:
 
 def _run(args: argparse.Namespace) -> int:
     _prefect_quiet()
-    if args.log_level:
-        # Prefect reads these when it configures logging on import, which has not happened yet.
-        os.environ["PREFECT_LOGGING_LEVEL"] = args.log_level
-        os.environ["PREFECT_LOGGING_ROOT_LEVEL"] = args.log_level
+    if args.fresh and not args.embedded:
+        raise UsageError("--fresh starts the embedded ledger over: use it with --embedded")
+    settings = Settings.load(args.config)
+    if args.embedded:
+        if args.fresh:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{EMBEDDED_LEDGER}{suffix}").unlink(missing_ok=True)
+            EMBEDDED_REGISTRIES.unlink(missing_ok=True)
+        EMBEDDED_LEDGER.parent.mkdir(parents=True, exist_ok=True)
+        os.environ["CMESYNC_LEDGER_URL"] = f"sqlite:///{EMBEDDED_LEDGER}"
+        settings = Settings.load(args.config)
+    # Before Prefect (and its temporary server) starts: a bad config or catalog costs a second, not eleven.
+    preflight_run(settings, args.embedded, _waiting)
     from flows import cli_render as render
     from flows.nightly import nightly_reconciliation
 
+    if args.log_level:
+        _set_log_level(args.log_level)
     config_path = str(args.config) if args.config else None
     if not args.embedded:
-        counts = nightly_reconciliation(config_path=config_path)
-        if args.json:
-            _emit_json(counts)
-        else:
-            render.counts_table("nightly reconciliation", counts)
-        return 0
+        state = nightly_reconciliation(config_path=config_path, return_state=True)
+        return _run_ended(args, state, render)
     from deploy.embedded import EmbeddedStack
 
-    settings = Settings.load(args.config)
-    EMBEDDED_LEDGER.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{EMBEDDED_LEDGER}{suffix}").unlink(missing_ok=True)
-    os.environ["CMESYNC_LEDGER_URL"] = f"sqlite:///{EMBEDDED_LEDGER}"
     console.print("[bold]starting[/] embedded broker and sandboxes")
-    with EmbeddedStack() as stack:
+    with EmbeddedStack(registry_state=EMBEDDED_REGISTRIES) as stack:
         endpoints = stack.endpoints(settings)
         console.print(f"broker {endpoints['kafka_bootstrap']}, schema registry {endpoints['schema_registry_url']}")
-        counts = nightly_reconciliation(config_path=config_path, endpoints=endpoints)
+        state = nightly_reconciliation(config_path=config_path, endpoints=endpoints, return_state=True)
         assert stack.sandboxes is not None
         holdings = len(stack.sandboxes.ama.holdings())
-    if args.json:
-        _emit_json(counts)
-    else:
-        render.counts_table("nightly reconciliation", counts)
+    code = _run_ended(args, state, render)
     console.print(f"AMA PRA sandbox registry now holds {holdings} credit records; ledger: {EMBEDDED_LEDGER}")
+    reports = sorted(settings.reports_dir.glob("nightly-*.html"), key=lambda p: p.stat().st_mtime)
+    if reports:
+        console.print(f"report: {reports[-1]}")
+    console.print("next, in this shell (`make demo` again is the second night; `make demo-reset` starts over):")
+    for command in NEXT_COMMANDS:
+        console.print(f"  {command}", markup=False, highlight=False)
+    return code
+
+
+def _set_log_level(level: str) -> None:
+    """Our loggers, Prefect's flow and task loggers and every library's in this process, at `level`. Set on the
+    loggers, not through PREFECT_LOGGING_* variables, which Prefect's temporary server would inherit: at DEBUG
+    its database set-up logs megabytes and misses its start-up limit."""
+    logging.getLogger().setLevel(level)
+    logging.getLogger("prefect").setLevel(level)
+    for handler in logging.getLogger().handlers + logging.getLogger("prefect").handlers:
+        if handler.level > logging.getLevelName(level):
+            handler.setLevel(level)
+
+
+def _run_ended(args: argparse.Namespace, state: Any, render: Any) -> int:
+    """Counts on stdout whatever the outcome; the outcome (pipeline/outcome.py) as the exit code and one line."""
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        if isinstance(result, ConfigError | ComponentDown):
+            raise result
+        _error("run failed", f"{type(result).__name__}: {result}")
+        return 1
+    if args.json:
+        _emit_json(result)
+    else:
+        render.counts_table("nightly reconciliation", result)
+    if state.is_failed():
+        console.print(f"[red]{escape(state.message or 'run failed')}[/]", highlight=False, soft_wrap=True)
+        return 1
     return 0
 
 
@@ -566,15 +645,26 @@ def _row_dict(row: DeadLetterRow) -> dict[str, Any]:
 
 def _status(args: argparse.Namespace) -> int:
     from flows import cli_render as render
+    from pipeline.outcome import RUNNING, status_exit_code
     from pipeline.status import collect_status
 
+    settings = _ledger_settings(args)
+    if settings.kafka_bootstrap:
+        _waiting(f"waiting for the broker at {settings.kafka_bootstrap} (up to 10 s)")
     with console.status("reading the ledger and the broker"):
-        report = collect_status(_ledger_settings(args), args.runs)
+        report = collect_status(settings, args.runs)
     if args.json:
         _emit_json(report.as_dict())
     else:
         render.status(report)
-    return 0
+    if settings.kafka_bootstrap and report.lag_error:
+        return 1  # the broker is down: a component that is down is exit code 1
+    last = next((r for r in report.runs if r.status != RUNNING), None)
+    return status_exit_code(
+        last.status if last else None,
+        last.counts.get("delivery_failed", 0) if last else 0,
+        (states.get("failed", 0) for states in report.backlog.values()),
+    )
 
 
 def _config(args: argparse.Namespace) -> int:
@@ -582,6 +672,9 @@ def _config(args: argparse.Namespace) -> int:
     from pipeline.check import FAILED, check_settings
 
     settings = _settings(args)
+    from pipeline.preflight import check_ledger_url
+
+    check_ledger_url(settings.ledger_url)
     default = "cmesync.toml" if Path("cmesync.toml").exists() else "the embedded sample deploy/sample/cmesync.toml"
     console.print(f"configuration {args.config or os.environ.get('CMESYNC_CONFIG') or default}: valid")
     with console.status("checking every configured part"):
@@ -598,6 +691,17 @@ def _config(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     _prefect_quiet()
+    if not os.environ.get("PREFECT_API_URL") and not args.temporary_server:
+        raise UsageError(
+            "serve needs a Prefect API that keeps schedules and history: set PREFECT_API_URL "
+            "(e.g. http://127.0.0.1:4200/api, from `prefect server start`), or pass --temporary-server for a "
+            "throwaway one"
+        )
+    settings = _settings(args)
+    preflight_run(settings, embedded=True, waiting=_waiting)
+    if args.config:
+        # The served flows load their configuration themselves, at each run.
+        os.environ["CMESYNC_CONFIG"] = str(args.config.resolve())
     from prefect import serve
 
     from flows.deployments import PREFECT_FILE, DeploymentFileError, runner_deployments
@@ -606,8 +710,17 @@ def _serve(args: argparse.Namespace) -> int:
         deployments = runner_deployments(args.prefect_file or PREFECT_FILE, tuple(args.only))
     except DeploymentFileError as err:
         raise UsageError(str(err)) from None
-    console.print(f"serving {', '.join(d.name for d in deployments)} from {args.prefect_file or PREFECT_FILE}")
-    serve(*deployments)
+    names = [d.name for d in deployments]
+    if args.json:
+        _emit_json({"serving": names, "prefect_file": str(args.prefect_file or PREFECT_FILE)})
+        sys.stdout.flush()
+    console.print(f"serving {', '.join(names)} from {args.prefect_file or PREFECT_FILE}")
+    try:
+        # Prefect's serve prints its banner on stdout, which belongs to --json: it goes to stderr instead.
+        with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+            serve(*deployments)
+    except KeyboardInterrupt:
+        console.print("stopped")
     return 0
 
 
@@ -673,19 +786,72 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "json", False) and getattr(args, "format", "table") != "table":
+        parser.error(f"--json with --format {args.format}: {CONFLICTING_FLAGS}")
     from pipeline.replay import ReplayError
 
     try:
-        return HANDLERS[args.command](args)
+        code = HANDLERS[args.command](args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except ConfigError as err:
-        console.print(f"[red]configuration error:[/] {err}")
+        _error("configuration error", err)
     except (UsageError, ReplayError, DeadLetterNotFound) as err:
-        console.print(f"[red]error:[/] {err}")
+        _error("error", err)
     except RunLocked as err:
-        console.print(f"[red]refused:[/] {err}", soft_wrap=True)
+        _error("refused", err)
+    except ComponentDown as err:
+        _error("unavailable", err)
+        return err.exit_code
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return 130
+    except Exception as err:
+        if (line := _component_failure(err)) is None:
+            raise
+        _error("unavailable", line)
         return 1
     return 2
+
+
+def _error(label: str, message: object) -> None:
+    console.print(f"[red]{label}:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+
+
+def _stdout_closed() -> int:
+    """The reader went away (`| head`): stop quietly. Python would report the pipe again when it flushes
+    stdout at exit, so stdout is pointed at /dev/null first."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError as err:
+        if err.errno != errno.EBADF:
+            raise
+    return 1
+
+
+def _component_failure(err: Exception) -> str | None:
+    """One line for a component that failed mid-command (after the preflight): the ledger, the broker or an
+    HTTP endpoint. Only the driver's first line: SQLAlchemy's own text carries the statement and its values."""
+    from kafka.errors import KafkaError
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    from connectors.http import APIError
+
+    if isinstance(err, DBAPIError):
+        first = str(err.orig).strip().splitlines()[0] if err.orig else type(err).__name__
+        return f"ledger: {first}"
+    if isinstance(err, SQLAlchemyError):
+        return f"ledger: {type(err).__name__}"
+    if isinstance(err, KafkaError):
+        return f"kafka broker: {type(err).__name__}: {err}"
+    if isinstance(err, APIError):
+        return str(err)
+    return None
 
 
 if __name__ == "__main__":

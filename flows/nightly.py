@@ -11,6 +11,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
+from prefect.states import Failed, State
 
 from ledger.run_lock import run_lock
 from ledger.store import Ledger, utcnow
@@ -18,6 +19,7 @@ from pipeline import stages
 from pipeline.config import ConfigError, Settings
 from pipeline.deliver import DeliveryStats
 from pipeline.intake import IntakeStats
+from pipeline.outcome import RunOutcome, outcome_of
 from pipeline.pull import PullStats
 from pipeline.report import compliance_section, publish_run_report
 from pipeline.summary import RunSummary
@@ -61,53 +63,85 @@ def registry_diff_task(settings: Settings, registry_name: str, run_id: str) -> d
 
 
 @flow(name="nightly-reconciliation")
-def nightly_reconciliation(config_path: str | None = None, endpoints: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run every stage once over what is new since the last run; return the run's counts."""
-    logger = get_run_logger()
+def nightly_reconciliation(
+    config_path: str | None = None, endpoints: dict[str, str] | None = None
+) -> dict[str, Any] | State:
+    """Run every stage once over what is new since the last run; return the run's counts, or a Failed state
+    carrying them (and naming what failed, pipeline/outcome.py) when a delivery or a registry diff failed."""
     settings = load_settings(config_path, endpoints)
     run_id = flow_run.get_id() or str(uuid.uuid4())
     # One run at a time per ledger: a second one (cron overlapping a manual run) fails here, naming the first.
     with run_lock(settings.ledger_url, run_id, "nightly"):
         stages.prepare(settings)
-        ledger = Ledger(settings.ledger_url)
-        ledger.start_run(run_id, "nightly")
-        summary = RunSummary()
-        status = "failed"
+        return _run(settings, run_id, config_path)
+
+
+def _run(settings: Settings, run_id: str, config_path: str | None) -> dict[str, Any] | State:
+    logger = get_run_logger()
+    ledger = Ledger(settings.ledger_url)
+    ledger.start_run(run_id, "nightly")
+    summary = RunSummary()
+    delivery_failed: dict[str, int] = {}
+    diffs: dict[str, dict[str, int]] = {}
+    try:
+        for source in settings.sources:
+            pulled = pull_task(settings, source.name)
+            summary.records_read += pulled.records
+            summary.events_published += pulled.events
+            summary.rejected_at_normalise += pulled.rejected
+        intake = reconcile_task(settings)
+        summary.duplicates = intake.duplicates
+        summary.rejected_at_reconcile = intake.rejected
+        summary.credit_versions = intake.credit_versions
+        summary.credits_published, dead_published = publish_task(settings)
+        for registry in settings.registries:
+            delivered = deliver_task(settings, registry.name)
+            summary.delivered += delivered.delivered
+            summary.delivery_failed += delivered.failed
+            delivery_failed[registry.name] = delivered.failed
+        for registry in settings.registries:
+            diff = registry_diff_task(settings, registry.name, run_id)
+            diffs[registry.name] = diff
+            summary.registry_drift += diff["drift"]
+            summary.registry_repaired += diff["repaired"]
+        # Delivery failures are dead letters too; publish them in the same run.
+        summary.dead_letters_published = dead_published + publish_task(settings)[1]
+        summary.credits_awarded = stages.credits_awarded(settings)
+    except BaseException as err:
+        # Recorded as failed, then re-raised: Prefect marks the flow run Failed with the error itself.
+        failed = outcome_of(delivery_failed, diffs, f"{type(err).__name__}: {err}", config_path)
+        ledger.finish_run(run_id, failed.status, summary.counts())
+        ledger.close()
         try:
-            for source in settings.sources:
-                pulled = pull_task(settings, source.name)
-                summary.records_read += pulled.records
-                summary.events_published += pulled.events
-                summary.rejected_at_normalise += pulled.rejected
-            intake = reconcile_task(settings)
-            summary.duplicates = intake.duplicates
-            summary.rejected_at_reconcile = intake.rejected
-            summary.credit_versions = intake.credit_versions
-            summary.credits_published, dead_published = publish_task(settings)
-            for registry in settings.registries:
-                delivered = deliver_task(settings, registry.name)
-                summary.delivered += delivered.delivered
-                summary.delivery_failed += delivered.failed
-            for registry in settings.registries:
-                diff = registry_diff_task(settings, registry.name, run_id)
-                summary.registry_drift += diff["drift"]
-                summary.registry_repaired += diff["repaired"]
-            # Delivery failures are dead letters too; publish them in the same run.
-            summary.dead_letters_published = dead_published + publish_task(settings)[1]
-            summary.credits_awarded = stages.credits_awarded(settings)
-            status = "succeeded"
-        finally:
-            ledger.finish_run(run_id, status, summary.counts())
-            ledger.close()
-    title = "Nightly reconciliation"
+            _report(settings, run_id, failed)
+        except Exception as report_error:
+            # The run's own error matters more; the missing report is named, not hidden.
+            logger.error("run %s: its report could not be written: %s", run_id, report_error)
+        raise
+    outcome = outcome_of(delivery_failed, diffs, config_path=config_path)
+    ledger.finish_run(run_id, outcome.status, summary.counts())
+    ledger.close()
+    _report(settings, run_id, outcome)
+    logger.info("run %s %s: %s", run_id, outcome.status, summary.counts())
+    if not outcome.ok:
+        # A Failed state (with the counts as its result) so a Prefect automation on failed runs fires.
+        logger.error("%s", outcome.message)
+        return Failed(message=outcome.message, data=summary.counts())
+    return summary.counts()
+
+
+def _report(settings: Settings, run_id: str, outcome: RunOutcome) -> None:
     compliance = compliance_section(settings, utcnow().date())
     markdown, html_report = publish_run_report(
-        settings.ledger_url, run_id, title, settings.reports_dir, compliance=compliance
+        settings.ledger_url,
+        run_id,
+        "Nightly reconciliation",
+        settings.reports_dir,
+        compliance=compliance,
+        outcome=outcome,
     )
     create_markdown_artifact(
         key="nightly-reconciliation-summary",
         markdown=markdown,
         description=f"Report of one nightly reconciliation run (HTML copy: {html_report})",
     )
-    logger.info("run %s %s: %s", run_id, status, summary.counts())
-    return summary.counts()

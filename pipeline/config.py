@@ -7,15 +7,17 @@ its secret (`password_env`, `token_env`); the inline value is only a fallback fo
 from __future__ import annotations
 
 import codecs
+import difflib
 import os
 import re
 import tomllib
+import typing
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from connectors.http import TlsSettings
@@ -61,6 +63,9 @@ def _secret(env_name: str | None, inline: str, what: str) -> str:
 
 class HttpTlsConfig(BaseModel):
     """How an HTTPS connector trusts its endpoint, and the client certificate it shows when asked."""
+
+    # Every connector table inherits this: a misspelt key is refused, not silently left at its default.
+    model_config = ConfigDict(extra="forbid")
 
     verify: bool | Path = Field(True, description="true = system CAs, false = no check, or a PEM CA bundle path.")
     client_cert: Path | None = Field(None, description="PEM client certificate, for mutual TLS.")
@@ -409,7 +414,8 @@ class Settings(BaseSettings):
     @classmethod
     def load(cls, path: Path | None = None) -> Settings:
         """Read `path` (or ./cmesync.toml, or $CMESYNC_CONFIG); with no file at all, the embedded defaults."""
-        chosen = path or Path(os.environ.get("CMESYNC_CONFIG", DEFAULT_CONFIG))
+        named = path or (Path(os.environ["CMESYNC_CONFIG"]) if os.environ.get("CMESYNC_CONFIG") else None)
+        chosen = named or DEFAULT_CONFIG
         data: dict[str, object] = {}
         if chosen.exists():
             try:
@@ -418,10 +424,14 @@ class Settings(BaseSettings):
                 raise ConfigError(f"{chosen}: {err}") from err
         elif path is not None:
             raise ConfigError(f"config file {path} does not exist")
+        elif named is not None:
+            raise ConfigError(f"config file {named} (from CMESYNC_CONFIG) does not exist")
         else:
             data = tomllib.loads((SAMPLE_DIR / "cmesync.toml").read_text())
         try:
             return cls(**data)
+        except ValidationError as err:
+            raise ConfigError(f"{chosen}: " + "; ".join(_explain(e) for e in err.errors())) from None
         except ValueError as err:
             raise ConfigError(f"{chosen}: {err}") from err
 
@@ -447,3 +457,62 @@ class Settings(BaseSettings):
         keys = [k for k in ("kafka_bootstrap", "schema_registry_url") if not getattr(self, k)]
         keys += [f"{c.name}.base_url" for c in [*self.sources, *self.registries] if not c.base_url]
         return keys
+
+
+def _explain(error: Any) -> str:
+    """One validation error as `path: what`, an unknown key with the nearest valid key of its table."""
+    loc = tuple(error["loc"])
+    path = _key_path(loc)
+    if error["type"] != "extra_forbidden":
+        return f"{path}: {error['msg']}" if path else str(error["msg"])
+    known = sorted(_model_at(loc[:-1]).model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    hint = f"; did you mean `{close[0]}`?" if close else f"; valid keys: {', '.join(known)}"
+    return f"{path}: unknown key{hint}"
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    """`sources[0].pasword_env` from pydantic's location (which also holds the discriminator tag)."""
+    text = ""
+    model: type[BaseModel] | None = Settings
+    choices: list[type[BaseModel]] = []
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif model is None and any(_kind(m) == part for m in choices):
+            model = next(m for m in choices if _kind(m) == part)
+        else:
+            text += f".{part}" if text else str(part)
+            field = model.model_fields.get(str(part)) if model else None
+            choices = _models_in(field.annotation) if field else []
+            model = choices[0] if len(choices) == 1 else None
+    return text
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel]:
+    """The model of the table at `loc` (a pydantic location), through lists and `kind`-tagged unions."""
+    model: type[BaseModel] = Settings
+    choices: list[type[BaseModel]] = []
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        tagged = [m for m in choices if _kind(m) == part]
+        if tagged:
+            model, choices = tagged[0], []
+            continue
+        field = model.model_fields.get(str(part))
+        choices = _models_in(field.annotation) if field else []
+        if len(choices) == 1:
+            model, choices = choices[0], []
+    return model
+
+
+def _kind(model: type[BaseModel]) -> object:
+    field = model.model_fields.get("kind")
+    return field.default if field else None
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]

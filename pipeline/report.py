@@ -7,6 +7,9 @@ run succeeded or not and can be rebuilt later for any run id. Only ids, names an
 The "Registry diff" section shows the counts the nightly diff stored for the run (`registry_diffs`), one row per
 registry; a run that never reached the diff says so.
 
+The headline says how the run ended (pipeline/outcome.py): green when it succeeded; amber (partial) or red
+(failed) with the failing registries and the exact `cmesync replay …` commands that re-deliver what failed.
+
 Licence-cycle compliance: `compliance_section` evaluates the compliance roster (pipeline/transcript.py) and lists
 the learners at risk per employer, soonest deadline first, by employee id and ledger learner id (no PII); the
 nightly flow passes it as `compliance`.
@@ -32,6 +35,7 @@ from ledger.queries import (
 )
 from ledger.store import Ledger, utcnow
 from pipeline.config import Settings
+from pipeline.outcome import FAILED, RUNNING, RunOutcome, outcome_of
 from pipeline.summary import LABELS
 from pipeline.transcript import ComplianceSummary, compliance_summary, load_inputs
 from reconcile.catalog import CatalogError
@@ -59,6 +63,7 @@ class RunReport:
     registries: Table
     dead_letters: Table
     registry_diff: Table
+    outcome: RunOutcome
     compliance: Table | None = None  # the at-risk list of `compliance_section`
 
     @property
@@ -70,11 +75,18 @@ class RunReport:
         return [self.totals, self.sources, self.registries, self.dead_letters, diff, compliance]
 
 
-def build_run_report(ledger: Ledger, run_id: str, title: str, compliance: Table | None = None) -> RunReport:
+def build_run_report(
+    ledger: Ledger, run_id: str, title: str, compliance: Table | None = None, outcome: RunOutcome | None = None
+) -> RunReport:
+    """`outcome`: how the run ended, as the flow decided it; rebuilt from the ledger when not given."""
     run = run_by_id(ledger, run_id)
     if run is None:
         raise LookupError(f"no run {run_id} in the ledger")
     window = Window(run.started_at, run.finished_at or utcnow())
+    if outcome is None:
+        failed = {registry: states.get("failed", 0) for registry, states in deliveries_touched(ledger, window).items()}
+        error = "the run stopped part-way (see its Prefect logs)" if run.status == FAILED else None
+        outcome = outcome_of(failed, registry_diffs_of(ledger, run_id), error)
     return RunReport(
         title,
         run,
@@ -83,8 +95,22 @@ def build_run_report(ledger: Ledger, run_id: str, title: str, compliance: Table 
         _registries(ledger, window),
         _dead_letters(ledger, window),
         _registry_diff(ledger, run_id),
+        outcome,
         compliance,
     )
+
+
+def _headline_status(report: RunReport) -> str:
+    return RUNNING if report.run.status == RUNNING else report.outcome.status
+
+
+def _next_steps(outcome: RunOutcome) -> list[str]:
+    """What to do about a run that did not succeed: the replay per registry, else a reachability check."""
+    steps = [f"re-deliver: `{command}`" for command in outcome.replay_commands]
+    if outcome.diff_unavailable or outcome.error is not None:
+        config = f" --config {outcome.config_path}" if outcome.config_path else ""
+        steps.append(f"check what is reachable: `cmesync config check{config}`")
+    return steps
 
 
 DIFF_COLUMNS = ("expected", "drift", "repaired", "repair_failed", "reported", "held", "unavailable")
@@ -191,11 +217,15 @@ def _duration(run: RunRow) -> str:
 
 def render_markdown(report: RunReport, html_path: Path | None = None) -> str:
     run = report.run
+    status = _headline_status(report)
     lines = [
         f"# {report.title}",
         "",
-        f"Run `{run.run_id}` **{run.status}**, started {run.started_at:%Y-%m-%d %H:%M:%S} UTC, {_duration(run)}.",
+        f"Run `{run.run_id}` **{status}**, started {run.started_at:%Y-%m-%d %H:%M:%S} UTC, {_duration(run)}.",
     ]
+    if not report.outcome.ok:
+        lines += ["", *(f"- **{problem}**" for problem in report.outcome.problems)]
+        lines += [f"- {step}" for step in _next_steps(report.outcome)]
     if html_path:
         lines.append(f"HTML copy of this report: `{html_path}`.")
     for table in report.tables:
@@ -218,7 +248,9 @@ body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; 
 table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; min-width: 24rem; }
 th, td { border-bottom: 1px solid #d8dde6; padding: 0.35rem 0.8rem; text-align: left; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
-.status-succeeded { color: #17803d; } .status-failed { color: #b42318; }
+.status-succeeded { color: #17803d; } .status-partial { color: #b54708; } .status-failed { color: #b42318; }
+.outcome { border-left: 0.3rem solid; padding: 0.4rem 1rem; margin: 1rem 0; }
+.outcome.status-partial { background: #fffaeb; } .outcome.status-failed { background: #fef3f2; }
 .empty { color: #667085; font-style: italic; }
 """
 
@@ -226,14 +258,19 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 def render_html(report: RunReport) -> str:
     run = report.run
     e = html.escape
+    status = _headline_status(report)
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{e(report.title)} — {e(run.run_id)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{e(report.title)}</h1>",
-        f'<p>Run <code>{e(run.run_id)}</code> <strong class="status-{e(run.status)}">{e(run.status)}</strong>, '
+        f'<p>Run <code>{e(run.run_id)}</code> <strong class="status-{e(status)}">{e(status)}</strong>, '
         f"started {run.started_at:%Y-%m-%d %H:%M:%S} UTC, {e(_duration(run))}.</p>",
     ]
+    if not report.outcome.ok:
+        items = [f"<li><strong>{e(problem)}</strong></li>" for problem in report.outcome.problems]
+        items += [f"<li>{_code_spans(step)}</li>" for step in _next_steps(report.outcome)]
+        parts.append(f'<div class="outcome status-{e(status)}"><ul>{"".join(items)}</ul></div>')
     for table in report.tables:
         parts.append(f"<h2>{e(table.title)}</h2>")
         if not table.rows:
@@ -252,6 +289,12 @@ def render_html(report: RunReport) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _code_spans(text: str) -> str:
+    """Escape `text`, rendering its `backquoted` parts as <code>."""
+    pieces = html.escape(text).split("`")
+    return "".join(f"<code>{piece}</code>" if i % 2 else piece for i, piece in enumerate(pieces))
+
+
 def write_html(report: RunReport, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     stamp = f"{report.run.started_at:%Y%m%dT%H%M%SZ}"
@@ -266,11 +309,12 @@ def publish_run_report(
     title: str,
     reports_dir: Path,
     compliance: Table | None = None,
+    outcome: RunOutcome | None = None,
 ) -> tuple[str, Path]:
     """Build the report of one run, write its HTML copy and return (markdown, html path)."""
     ledger = Ledger(ledger_url)
     try:
-        report = build_run_report(ledger, run_id, title, compliance)
+        report = build_run_report(ledger, run_id, title, compliance, outcome)
     finally:
         ledger.close()
     path = write_html(report, reports_dir)

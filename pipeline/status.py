@@ -3,6 +3,7 @@ what is waiting for each registry, and the oldest dead letter nobody has dealt w
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,8 @@ from ledger.queries import (
 from ledger.store import Ledger
 from pipeline.config import Settings
 from pipeline.kafka_security import kafka_python_options
+
+BROKER_ANSWER_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -98,12 +101,25 @@ def collect_status(settings: Settings, runs: int = 5) -> Status:
     if not settings.kafka_bootstrap:
         status.lag_error = "no kafka_bootstrap configured"
         return status
-    try:
-        status.lag = consumer_lag(
-            settings.kafka_bootstrap, settings.consumer_group, options=kafka_python_options(settings.kafka_security)
-        )
-    except (KafkaError, OSError, TimeoutError) as err:
-        status.lag_error = f"broker {settings.kafka_bootstrap} did not answer: {type(err).__name__}"
+    options = kafka_python_options(settings.kafka_security)
+    answers: list[list[PartitionLag] | Exception] = []
+
+    def measure() -> None:
+        try:
+            answers.append(consumer_lag(settings.kafka_bootstrap, settings.consumer_group, options=options))
+        except (KafkaError, OSError, TimeoutError) as err:
+            answers.append(err)
+
+    # kafka-python keeps retrying an unreachable bootstrap for ~30 s: a daemon thread bounds the wait.
+    probe = threading.Thread(target=measure, name="cmesync-status-lag", daemon=True)
+    probe.start()
+    probe.join(BROKER_ANSWER_S)
+    if not answers:
+        status.lag_error = f"broker {settings.kafka_bootstrap} did not answer within {BROKER_ANSWER_S:.0f} s"
+    elif isinstance(answers[0], Exception):
+        status.lag_error = f"broker {settings.kafka_bootstrap} did not answer: {type(answers[0]).__name__}"
+    else:
+        status.lag = answers[0]
     return status
 
 

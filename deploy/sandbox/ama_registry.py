@@ -194,6 +194,7 @@ class AmaPraRegistry(SandboxServer):
     """Activities, credits, revocations and deletions (batched, bearer token) and paged holdings."""
 
     name = "ama-pra-registry"
+    state_attrs = ("accepted", "_activities", "_holdings", "_receipts", "_keys_by_record")
 
     def __init__(
         self,

@@ -129,6 +129,7 @@ class AnccRegistry(SandboxServer):
     """Roster rows reported, withdrawn and listed per provider, behind an API key."""
 
     name = "ancc-registry"
+    state_attrs = ("reported", "_rows", "_active", "_ids")
 
     def __init__(
         self,

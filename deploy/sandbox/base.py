@@ -113,6 +113,18 @@ class SandboxServer:
     """Serve `routes` on 127.0.0.1 in a background thread; subclasses register routes in __init__."""
 
     name = "sandbox"
+    # What a registry sandbox holds, by attribute: `snapshot`/`restore` carry it from one demo night to the
+    # next (deploy/embedded.py), so the second night's diff finds what the first delivered.
+    state_attrs: tuple[str, ...] = ()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {attr: getattr(self, attr) for attr in self.state_attrs}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Before `start()`: hold again what `snapshot` returned."""
+        for attr in self.state_attrs:
+            if attr in state:
+                setattr(self, attr, state[attr])
 
     def __init__(self, port: int = 0) -> None:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []

@@ -80,6 +80,7 @@ class HrEndpoint(SandboxServer):
     """Signed webhook in, signed holdings listing out; per-record holdings kept in memory."""
 
     name = "hr-endpoint"
+    state_attrs = ("applied", "_holdings", "_receipts", "_events_by_record")
 
     def __init__(
         self,

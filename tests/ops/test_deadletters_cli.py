@@ -22,8 +22,9 @@ UNKNOWN_ACTIVITY_NAME = "Haddad"
 
 
 def night(ops: Ops) -> dict[str, Any]:
+    """A night's counts; exit code 1 when a delivery failed (the registry faults some tests set), else 0."""
     result = ops.cli("run", "--json")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == (1 if ops.sandboxes.ama.faults.server_error else 0), result.stderr
     counts: dict[str, Any] = result.json()
     return counts
 

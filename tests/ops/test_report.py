@@ -141,3 +141,30 @@ def test_given_a_run_when_its_report_is_published_then_an_html_file_is_written_u
 def test_given_an_unknown_run_when_a_report_is_asked_for_then_it_says_so(ledger: Ledger) -> None:
     with pytest.raises(LookupError, match="no run nope"):
         build_run_report(ledger, "nope", "Nightly")
+
+
+def test_given_a_night_with_a_failed_delivery_when_reported_later_then_the_headline_is_partial_with_the_replay(
+    ledger: Ledger,
+) -> None:
+    a_night(ledger)  # one ancc delivery failed in the run's window
+    ledger.save_registry_diff("run-1", "ama-pra", {"expected": 1, "drift": 0, "unavailable": 1}, {})
+
+    report = build_run_report(ledger, "run-1", "Nightly")
+    markdown, page = render_markdown(report), render_html(report)
+
+    assert report.outcome.status == "partial" and report.outcome.failing_registries == ["ama-pra", "ancc"]
+    assert "Run `run-1` **partial**" in markdown
+    assert "- **ancc: 1 deliveries failed**" in markdown
+    assert "- **ama-pra: registry diff unavailable (holdings not read)**" in markdown
+    assert "- re-deliver: `cmesync replay --registry ancc`" in markdown
+    assert '<strong class="status-partial">partial</strong>' in page
+    assert "<code>cmesync replay --registry ancc</code>" in page
+
+
+def test_given_a_run_that_stopped_when_reported_then_the_headline_is_red(ledger: Ledger) -> None:
+    ledger.start_run("run-2", "nightly")
+    ledger.finish_run("run-2", "failed", {"records_read": 0})
+
+    page = render_html(build_run_report(ledger, "run-2", "Nightly"))
+
+    assert '<strong class="status-failed">failed</strong>' in page and "run stopped:" in page
