@@ -628,13 +628,17 @@ class Ledger:
         with self.engine.connect() as conn:
             return conn.scalar(select(t.checkpoints.c.cursor).where(t.checkpoints.c.source == source))
 
-    def save_checkpoint(self, source: str, cursor: str) -> None:
-        with self.engine.begin() as conn:
-            changed = conn.execute(
-                update(t.checkpoints).where(t.checkpoints.c.source == source).values(cursor=cursor, updated_at=utcnow())
-            )
-            if changed.rowcount == 0:
-                conn.execute(insert(t.checkpoints).values(source=source, cursor=cursor, updated_at=utcnow()))
+    def save_checkpoint(self, source: str, cursor: str, conn: Connection | None = None) -> None:
+        """Save `source`'s cursor, in `conn`'s transaction when given (with the page's history row)."""
+        if conn is None:
+            with self.engine.begin() as own:
+                self.save_checkpoint(source, cursor, own)
+            return
+        changed = conn.execute(
+            update(t.checkpoints).where(t.checkpoints.c.source == source).values(cursor=cursor, updated_at=utcnow())
+        )
+        if changed.rowcount == 0:
+            conn.execute(insert(t.checkpoints).values(source=source, cursor=cursor, updated_at=utcnow()))
 
     def start_run(self, run_id: str, flow: str) -> None:
         with self.engine.begin() as conn:
