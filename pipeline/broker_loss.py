@@ -125,7 +125,7 @@ class Assessment:
 def _attendance_losses(
     marks: Mapping[int, Watermark], held: Mapping[int, PartitionLag]
 ) -> tuple[list[Loss], dict[int, tuple[int, int]]]:
-    """Losses on the attendance topic and, per partition that starts a new epoch, its (produced, reconciled)."""
+    """Losses on the attendance topic and, per partition whose marks restart, its new (produced, reconciled)."""
     losses: list[Loss] = []
     epochs: dict[int, tuple[int, int]] = {}
     for partition, mark in sorted(marks.items()):
@@ -141,7 +141,9 @@ def _attendance_losses(
             losses.append(
                 Loss(ATTENDANCE_TOPIC, partition, LOG_START_PAST_LEDGER, mark.reconciled_end, lost_to, start, end)
             )
-        elif committed is None and mark.reconciled_end > 0:
+            # The window below the log start is pulled again, at new offsets: the marks go on from the log start.
+            epochs[partition] = (mark.produced_end, start)
+        elif committed is None and mark.reconciled_end > start:  # the group would re-read start..reconciled
             losses.append(
                 Loss(
                     ATTENDANCE_TOPIC,
@@ -200,7 +202,8 @@ def assess(settings: Settings, ledger: Ledger) -> Assessment:
     if lost or epochs:
         pages = pulled_pages(ledger)
         assessment.rewinds, stale = _rewinds(pages, attendance, lost)
-        # A new epoch renumbers the partition: history rows of the old numbering could only mislead later.
+        # Marks that restart make the partition's history rows stale: every row past the old reconciled offset
+        # belongs to a rewound source, and the rows before it are reconciled.
         forget = set(stale) | {page.page_id for page in pages if set(page.ends) & set(epochs)}
         assessment._pages = [page for page in pages if page.page_id in forget]
     if assessment.credit_stream_behind:

@@ -13,9 +13,12 @@ import sys
 import pytest
 from sqlalchemy import select
 
+from deploy.broker import ATTENDANCE_TOPIC
 from ledger import tables as t
-from pipeline.broker_loss import REASON_CODES
+from ledger.watermarks import Watermark
+from pipeline.broker_loss import REASON_CODES, _attendance_losses
 from pipeline.config import Settings
+from pipeline.status import PartitionLag
 from tests.faults.conftest import REPO, Outcome, RunResult, World
 from tests.final_state import latest_per_key, ledger_latest, stream_messages
 
@@ -141,3 +144,21 @@ def test_republish_rebuilds_the_credit_stream_from_the_ledger(world: World) -> N
     assert {rid: r["version"] for rid, r in latest_per_key(stream).items()} == {
         rid: r["version"] for rid, r in latest.items()
     }
+
+
+@pytest.mark.parametrize(
+    ("held", "expected"),
+    [
+        (PartitionLag(ATTENDANCE_TOPIC, 0, 100, 0, 120), []),  # intact, reconciler at the ledger's offset
+        (PartitionLag(ATTENDANCE_TOPIC, 0, 90, 0, 120), []),  # killed between ledger commit and offset commit
+        (PartitionLag(ATTENDANCE_TOPIC, 0, None, 0, 0), [("TOPIC_BEHIND", 100, 120)]),  # restarted empty
+        (PartitionLag(ATTENDANCE_TOPIC, 0, 100, 110, 120), [("LOG_START_PAST_LEDGER", 100, 110)]),  # retention
+        (PartitionLag(ATTENDANCE_TOPIC, 0, None, 0, 120), [("GROUP_OFFSETS_GONE", 100, 100)]),  # group expired
+        (PartitionLag(ATTENDANCE_TOPIC, 0, None, 120, 120), [("LOG_START_PAST_LEDGER", 100, 120)]),  # all expired
+    ],
+)
+def test_broker_loss_rules(held: PartitionLag, expected: list[tuple[str, int, int]]) -> None:
+    """The ledger produced offsets 0..119 and reconciled 0..99 of partition 0; the broker now holds `held`."""
+    losses, _ = _attendance_losses({0: Watermark(produced_end=120, reconciled_end=100)}, {0: held})
+
+    assert [(loss.reason_code, loss.lost_from, loss.lost_to) for loss in losses] == expected
