@@ -40,6 +40,7 @@ from ledger.watermarks import (
 )
 from pipeline.config import Settings
 from pipeline.kafka_security import kafka_python_options
+from pipeline.republish import count_latest_published
 from pipeline.status import PartitionLag, consumer_lag
 
 # Findings are dead letters of the reconcile stage (the dead-letter schema's stages are an Avro enum that
@@ -99,8 +100,8 @@ class Assessment:
     losses: list[Loss] = field(default_factory=list)
     rewinds: list[Rewind] = field(default_factory=list)
     credits_to_republish: int = 0
-    _pages: list[PulledPage] = field(default_factory=list, repr=False)
-    _new_epochs: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict, repr=False)
+    stale_pages: list[PulledPage] = field(default_factory=list, repr=False)
+    restarted_marks: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict, repr=False)
 
     @property
     def lost(self) -> bool:
@@ -189,7 +190,7 @@ def assess(settings: Settings, ledger: Ledger) -> Assessment:
     }
     losses, epochs = _attendance_losses(attendance, {p: lag for (tp, p), lag in held.items() if tp == ATTENDANCE_TOPIC})
     assessment = Assessment(losses)
-    assessment._new_epochs = {(ATTENDANCE_TOPIC, p): e for p, e in epochs.items()}
+    assessment.restarted_marks = {(ATTENDANCE_TOPIC, p): e for p, e in epochs.items()}
     for partition, mark in sorted(credits.items()):
         now = held.get((CREDITS_TOPIC, partition))
         start, end = (now.start, now.end) if now else (0, 0)
@@ -197,7 +198,7 @@ def assess(settings: Settings, ledger: Ledger) -> Assessment:
             assessment.losses.append(
                 Loss(CREDITS_TOPIC, partition, CREDIT_STREAM_BEHIND, end, mark.produced_end, start, end)
             )
-            assessment._new_epochs[(CREDITS_TOPIC, partition)] = (end, 0)
+            assessment.restarted_marks[(CREDITS_TOPIC, partition)] = (end, 0)
     lost = {loss.partition for loss in losses if loss.lost_to > loss.lost_from}
     if lost or epochs:
         pages = pulled_pages(ledger)
@@ -205,10 +206,8 @@ def assess(settings: Settings, ledger: Ledger) -> Assessment:
         # Marks that restart make the partition's history rows stale: every row past the old reconciled offset
         # belongs to a rewound source, and the rows before it are reconciled.
         forget = set(stale) | {page.page_id for page in pages if set(page.ends) & set(epochs)}
-        assessment._pages = [page for page in pages if page.page_id in forget]
+        assessment.stale_pages = [page for page in pages if page.page_id in forget]
     if assessment.credit_stream_behind:
-        from pipeline.republish import count_latest_published
-
         assessment.credits_to_republish = count_latest_published(ledger, None)
     return assessment
 
@@ -219,8 +218,8 @@ def apply_recovery(ledger: Ledger, assessment: Assessment) -> None:
     with ledger.transaction() as conn:
         for rewind in assessment.rewinds:
             rewind_checkpoint(ledger, conn, rewind.source, rewind.to_cursor)
-        forget_pages(conn, [page.page_id for page in assessment._pages])
-        for (topic, partition), (produced, reconciled) in assessment._new_epochs.items():
+        forget_pages(conn, [page.page_id for page in assessment.stale_pages])
+        for (topic, partition), (produced, reconciled) in assessment.restarted_marks.items():
             set_watermark(conn, topic, partition, produced, reconciled)
         ledger.write_events(conn, [], {}, [loss.dead_letter() for loss in assessment.losses])
 
