@@ -2,6 +2,9 @@
 
 Tansu keeps everything in memory, so a broker lives exactly as long as the demo run or test session
 that started it. Production points `kafka.bootstrap` (or CMESYNC_KAFKA_BOOTSTRAP) at a real cluster.
+The shipped binary is built without Tansu's durable engines (`--storage-engine postgres://…` fails with
+`FeatureNotEnabled { feature: "postgres" }`, `sqlite://` with `feature: "libsql"`); a restarted broker is
+noticed and recovered from by `pipeline.broker_loss`.
 """
 
 from __future__ import annotations

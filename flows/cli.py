@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
+from flows import cli_broker
 from ledger.ops import set_dead_letters_resolved
 from ledger.queries import (
     DeadLetterFilter,
@@ -319,6 +320,8 @@ def _parser() -> argparse.ArgumentParser:
     stream.add_argument(
         "--delivery-interval", type=float, default=5.0, metavar="SECONDS", help="delivery pass at least this often"
     )
+
+    cli_broker.add_commands(commands, _command, common, moment)
 
     transcript = _command(
         commands,
@@ -782,6 +785,8 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _serve,
     "stream": _stream,
     "transcript": _transcript,
+    "recover": lambda args: cli_broker.recover(args, _ledger_settings(args)),
+    "republish": lambda args: cli_broker.republish(args, _ledger_settings(args)),
 }
 
 

@@ -16,6 +16,7 @@ from prefect.states import Failed, State
 from ledger.run_lock import run_lock
 from ledger.store import Ledger, utcnow
 from pipeline import stages
+from pipeline.broker_loss import Assessment, BrokerDataLost, resolve_findings
 from pipeline.config import ConfigError, Settings
 from pipeline.deliver import DeliveryStats
 from pipeline.intake import IntakeStats
@@ -30,6 +31,14 @@ def load_settings(config_path: str | None, endpoints: dict[str, str] | None) -> 
     if missing := settings.missing_endpoints():
         raise ConfigError(f"no endpoint configured for {', '.join(missing)}: set them or run with --embedded")
     return settings
+
+
+@task(name="check-broker", cache_policy=NO_CACHE)
+def check_broker_task(settings: Settings) -> Assessment:
+    assessment = stages.check_broker(settings)
+    for loss in assessment.losses:
+        get_run_logger().error("broker lost data: %s", loss.description)
+    return assessment
 
 
 @task(name="pull-source", cache_policy=NO_CACHE)
@@ -62,6 +71,14 @@ def registry_diff_task(settings: Settings, registry_name: str, run_id: str) -> d
     return stages.registry_diff(settings, registry_name, run_id)
 
 
+def resolve_broker_findings(settings: Settings) -> None:
+    ledger = Ledger(settings.ledger_url)
+    try:
+        resolve_findings(ledger)
+    finally:
+        ledger.close()
+
+
 @flow(name="nightly-reconciliation")
 def nightly_reconciliation(
     config_path: str | None = None, endpoints: dict[str, str] | None = None
@@ -84,6 +101,8 @@ def _run(settings: Settings, run_id: str, config_path: str | None) -> dict[str, 
     delivery_failed: dict[str, int] = {}
     diffs: dict[str, dict[str, int]] = {}
     try:
+        # Before pulling: a broker that forgot events rewinds the sources, so this run reads them again.
+        lost = check_broker_task(settings)
         for source in settings.sources:
             pulled = pull_task(settings, source.name)
             summary.records_read += pulled.records
@@ -107,6 +126,11 @@ def _run(settings: Settings, run_id: str, config_path: str | None) -> dict[str, 
         # Delivery failures are dead letters too; publish them in the same run.
         summary.dead_letters_published = dead_published + publish_task(settings)[1]
         summary.credits_awarded = stages.credits_awarded(settings)
+        # Whatever a recovery rewound (this run's check or a `cmesync recover`) has now been pulled and reconciled.
+        resolve_broker_findings(settings)
+        if lost.lost:
+            # Recovered in this run (re-pulled, reconciled, stream rebuilt), and still a failure: never silent.
+            raise BrokerDataLost("; ".join(loss.description for loss in lost.losses))
     except BaseException as err:
         # Recorded as failed, then re-raised: Prefect marks the flow run Failed with the error itself.
         failed = outcome_of(delivery_failed, diffs, f"{type(err).__name__}: {err}", config_path)

@@ -25,8 +25,15 @@ def _v3_delivery_queue_index(conn: Connection) -> None:
     queue.create(conn, checkfirst=True)
 
 
+def _v4_broker_watermarks(conn: Connection) -> None:
+    """Produced and reconciled offsets, and the pull's cursor history: what broker-loss detection compares."""
+    t.kafka_watermarks.create(conn, checkfirst=True)
+    t.pulled_pages.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1_initial),
     (2, _v2_registry_diffs),
     (3, _v3_delivery_queue_index),
+    (4, _v4_broker_watermarks),
 ]

@@ -658,13 +658,18 @@ class Ledger:
         with self.engine.connect() as conn:
             return conn.scalar(select(t.checkpoints.c.cursor).where(t.checkpoints.c.source == source))
 
-    def save_checkpoint(self, source: str, cursor: str) -> None:
+    def save_checkpoint(self, source: str, cursor: str, conn: Connection | None = None) -> None:
+        """Save `source`'s cursor, in `conn`'s transaction when given (with the page's history row); one upsert, so
+        two writers never race between an UPDATE and an INSERT."""
+        if conn is None:
+            with self.engine.begin() as own:
+                self.save_checkpoint(source, cursor, own)
+            return
         values = {"cursor": cursor, "updated_at": utcnow()}
-        with self.engine.begin() as conn:
-            statement = _upsert_statement(conn, t.checkpoints)
-            conn.execute(
-                statement.values(source=source, **values).on_conflict_do_update(index_elements=["source"], set_=values)
-            )
+        statement = _upsert_statement(conn, t.checkpoints)
+        conn.execute(
+            statement.values(source=source, **values).on_conflict_do_update(index_elements=["source"], set_=values)
+        )
 
     def start_run(self, run_id: str, flow: str) -> None:
         with self.engine.begin() as conn:

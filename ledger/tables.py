@@ -169,3 +169,28 @@ run_lock_holders = Table(
     Column("pid", Integer, nullable=False),
     Column("started_at", String(32), nullable=False),
 )
+
+# What the ledger knows of each Kafka partition it writes or reads, to notice a broker that forgot it
+# (`pipeline.broker_loss`): the end of what it produced there (acknowledged) and of what it reconciled.
+kafka_watermarks = Table(
+    "kafka_watermarks",
+    Column("topic", String(249), nullable=False),
+    Column("kafka_partition", Integer, nullable=False),
+    Column("produced_end", Integer, nullable=False, default=0),
+    Column("reconciled_end", Integer, nullable=False, default=0),
+    Column("updated_at", TS, nullable=False),
+    PrimaryKeyConstraint("topic", "kafka_partition"),
+)
+
+# The cursor history of the pull: each page acknowledged on the attendance topic, the cursor it was read from
+# (NULL: the source's beginning) and where its events ended per partition (JSON {partition: end}). A broker that
+# lost events rewinds a source to the first page not wholly reconciled; pages wholly reconciled are pruned.
+pulled_pages = Table(
+    "pulled_pages",
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(128), nullable=False),
+    Column("from_cursor", Text),
+    Column("ends", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Index("ix_pulled_pages_source", "source", "id"),
+)

@@ -13,7 +13,9 @@ from connectors.registries.base import Registry
 from connectors.sources.base import RecordError
 from connectors.sources.event_check import check_event
 from connectors.sources.fields import text
+from deploy.broker import ATTENDANCE_TOPIC
 from ledger.store import DeadLetterEntry, Ledger, StoredEvent, utcnow
+from ledger.watermarks import record_reconciled
 from pipeline.faults import crash_point
 from pipeline.kafka_io import Consumed, Consumer
 from reconcile.catalog import Catalog
@@ -225,6 +227,10 @@ def reconcile_messages(
         ledger.write_events(conn, [], {}, held)  # only dead letters: the held-back credits'
         ledger.resolve_dead_letters(conn, _settled_ids(outcome.settled))
         ledger.write_credits(conn, {lid: profiles[lid] for lid in learner_ids if lid in profiles}, credits, deliveries)
+        reconciled: dict[int, int] = {}
+        for message in messages:
+            reconciled[message.partition] = max(reconciled.get(message.partition, 0), message.offset + 1)
+        record_reconciled(conn, ATTENDANCE_TOPIC, reconciled)
         crash_point("intake.before_commit")
     return IntakeStats(
         consumed=len(messages),

@@ -14,7 +14,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
-from pipeline.kafka_io import STALL_TIMEOUT_S, Consumed, ConsumerStalled, Message, PublishError
+from pipeline.kafka_io import STALL_TIMEOUT_S, Consumed, ConsumerStalled, Ends, Message, PublishError
 
 
 class ConfluentProducer:
@@ -32,12 +32,15 @@ class ConfluentProducer:
             }
         )
 
-    def publish(self, topic: str, messages: Sequence[Message], timeout_s: float) -> None:
+    def publish(self, topic: str, messages: Sequence[Message], timeout_s: float) -> Ends:
         failures: list[str] = []
+        ends: Ends = {}
 
-        def delivered(err: Any, _msg: Any) -> None:
+        def delivered(err: Any, msg: Any) -> None:
             if err is not None:
                 failures.append(err.name())
+            else:
+                ends[msg.partition()] = max(ends.get(msg.partition(), 0), msg.offset() + 1)
 
         for key, value in messages:
             while True:
@@ -51,6 +54,7 @@ class ConfluentProducer:
         if remaining or failures:
             reason = failures[0] if failures else f"{remaining} messages unacknowledged after {timeout_s} s"
             raise PublishError(f"{topic}: broker did not acknowledge a message: {reason}")
+        return ends
 
     def close(self) -> None:
         self._producer.flush(30)

@@ -16,6 +16,7 @@ from pipeline.config import KafkaSecurityConfig
 from pipeline.kafka_security import kafka_python_options, librdkafka_options
 
 Message = tuple[bytes | None, bytes]
+Ends = dict[int, int]  # partition → the offset after the last message acknowledged there
 KafkaBackend = Literal["kafka-python", "confluent-kafka"]
 
 
@@ -33,8 +34,10 @@ class PublishError(RuntimeError):
 class Producer(Protocol):
     """What the stages need from a producer; `make_producer` picks the backend."""
 
-    def publish(self, topic: str, messages: Sequence[Message], timeout_s: float = 30.0) -> None:
-        """Send and wait until the broker acknowledged every message; raise PublishError otherwise."""
+    def publish(self, topic: str, messages: Sequence[Message], timeout_s: float = 30.0) -> Ends:
+        """Send and wait until the broker acknowledged every message; raise PublishError otherwise. Returns
+        where the acknowledged messages ended, per partition (the ledger keeps it to notice a broker that
+        later forgets them, `pipeline.broker_loss`)."""
 
     def close(self) -> None: ...
 
@@ -58,15 +61,18 @@ class KafkaPythonProducer:
     def __init__(self, bootstrap: str, client_id: str = "cmesync", options: dict[str, Any] | None = None) -> None:
         self.client = kafka_python_producer(bootstrap, client_id, options)
 
-    def publish(self, topic: str, messages: Sequence[Message], timeout_s: float = 30.0) -> None:
+    def publish(self, topic: str, messages: Sequence[Message], timeout_s: float = 30.0) -> Ends:
         # A failed send shows only on its future (kafka-python #1667): check every one.
         futures = [self.client.send(topic, key=key, value=value) for key, value in messages]
         self.client.flush(timeout=timeout_s)
+        ends: Ends = {}
         for future in futures:
             try:
-                future.get(timeout=timeout_s)
+                acked = future.get(timeout=timeout_s)
             except KafkaError as err:
                 raise PublishError(f"{topic}: broker did not acknowledge a message: {type(err).__name__}") from err
+            ends[acked.partition] = max(ends.get(acked.partition, 0), acked.offset + 1)
+        return ends
 
     def close(self) -> None:
         self.client.close()
@@ -85,9 +91,9 @@ def make_producer(
     return KafkaPythonProducer(bootstrap, client_id, kafka_python_options(security))
 
 
-def publish(producer: Producer, topic: str, messages: Sequence[Message], timeout_s: float = 30.0) -> None:
-    """Send and wait for every acknowledgement, on whichever backend."""
-    producer.publish(topic, messages, timeout_s)
+def publish(producer: Producer, topic: str, messages: Sequence[Message], timeout_s: float = 30.0) -> Ends:
+    """Send and wait for every acknowledgement, on whichever backend; where they ended, per partition."""
+    return producer.publish(topic, messages, timeout_s) if messages else {}
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from deploy.broker import CREDITS_TOPIC, DEADLETTER_TOPIC
 from ledger.store import Ledger
+from ledger.watermarks import record_produced
 from pipeline.faults import crash_point
 from pipeline.kafka_io import Producer, publish
 from schemas.codec import AvroCodec
@@ -13,7 +14,10 @@ from schemas.codec import AvroCodec
 def publish_credits(ledger: Ledger, producer: Producer, codec: AvroCodec, batch_size: int = 500) -> int:
     published = 0
     while rows := ledger.unpublished_credits(batch_size):
-        publish(producer, CREDITS_TOPIC, [(record["record_id"].encode(), codec.encode(record)) for _, record in rows])
+        ends = publish(
+            producer, CREDITS_TOPIC, [(record["record_id"].encode(), codec.encode(record)) for _, record in rows]
+        )
+        record_produced(ledger, CREDITS_TOPIC, ends)
         crash_point("publish.sent")
         ledger.mark_credits_published([outbox_id for outbox_id, _ in rows])
         crash_point("publish.marked")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from connectors.sources.base import SCHEMA_INVALID, Page, Rejection, Source
 from deploy.broker import ATTENDANCE_TOPIC
 from ledger.store import DeadLetterEntry, Ledger
+from ledger.watermarks import record_page
 from pipeline.faults import crash_point
 from pipeline.kafka_io import Message, Producer, publish
 from reconcile.identity import identity_keys
@@ -68,15 +69,16 @@ def pull_source(
     on_page: Callable[[PullStats], None] | None = None,
 ) -> PullStats:
     stats = PullStats()
-    for page in source.pages(ledger.checkpoint(source.name)):
+    cursor = ledger.checkpoint(source.name)
+    for page in source.pages(cursor):
         messages, dead = normalise_page(source, page, codec)
         crash_point("pull.page_pulled")
-        publish(producer, ATTENDANCE_TOPIC, messages)
+        ends = publish(producer, ATTENDANCE_TOPIC, messages)
         crash_point("pull.produced")
         if dead:
             ledger.add_dead_letters(dead)
-        if page.next_cursor:
-            ledger.save_checkpoint(source.name, page.next_cursor)
+        record_page(ledger, source.name, cursor, page.next_cursor, ATTENDANCE_TOPIC, ends)
+        cursor = page.next_cursor or cursor
         crash_point("pull.cursor_saved")
         stats.pages += 1
         stats.records += len(page.records)

@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 from deploy.broker import ATTENDANCE_TOPIC, ensure_topics
 from ledger.store import Ledger, awarded_credits
+from ledger.watermarks import prune_pages
+from pipeline.broker_loss import Assessment, apply_recovery, assess
 from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
 from pipeline.deliver import DeliveryStats, deliver_with_retries
@@ -17,6 +19,7 @@ from pipeline.kafka_security import kafka_python_options
 from pipeline.publish import publish_credits, publish_dead_letters
 from pipeline.pull import PullStats, pull_source
 from pipeline.registry_diff import diff_and_repair
+from pipeline.republish import republish_credits
 
 
 def prepare(settings: Settings) -> None:
@@ -27,6 +30,32 @@ def prepare(settings: Settings) -> None:
     finally:
         ledger.close()
     ensure_topics(settings.kafka_bootstrap, options=kafka_python_options(settings.kafka_security))
+
+
+def check_broker(settings: Settings, dry_run: bool = False) -> Assessment:
+    """Before anything is pulled or reconciled: what the broker lost against the ledger's watermarks, and
+    (unless `dry_run`) the recovery — sources rewound, the credit stream rebuilt from the ledger."""
+    ledger = Ledger(settings.ledger_url)
+    try:
+        assessment = assess(settings, ledger)
+        if dry_run or not assessment.lost:
+            if not dry_run:
+                prune_pages(ledger, ATTENDANCE_TOPIC)
+            return assessment
+        apply_recovery(ledger, assessment)
+        if assessment.credit_stream_behind:
+            producer = make_producer(
+                settings.kafka_bootstrap, backend=settings.kafka_backend, security=settings.kafka_security
+            )
+            try:
+                republish_credits(
+                    ledger, producer, codec_for(settings, "credit_record"), batch_size=settings.batch_size
+                )
+            finally:
+                producer.close()
+        return assessment
+    finally:
+        ledger.close()
 
 
 def pull(settings: Settings, source_name: str, on_page: Callable[[PullStats], None] | None = None) -> PullStats:
