@@ -35,8 +35,10 @@ from ledger.queries import (
     DeadLetterNotFound,
     DeadLetterRow,
     DeliverySelection,
+    count_dead_letters,
     dead_letter,
     dead_letter_payload,
+    dead_letter_reason_codes,
     dead_letters,
 )
 from ledger.run_lock import RunLocked, run_lock
@@ -56,6 +58,7 @@ EMBEDDED_REGISTRIES = Path("var/demo-registries.pickle")
 CONFLICTING_FLAGS = "--json prints JSON; drop it or --format"
 STAGES = ("normalise", "reconcile", "deliver")
 TRANSCRIPT_FORMATS = ("table", "json", "html", "csv")
+TABLE_FORMATS = ("plain", "tsv", "json")
 T = TypeVar("T")
 
 console = Console(stderr=True)
@@ -119,6 +122,15 @@ def _common() -> argparse.ArgumentParser:
     )
     common.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
     return common
+
+
+def _table_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=TABLE_FORMATS,
+        default="plain",
+        help="plain: tables for 80 columns, ids as unique prefixes; tsv: full values for scripts; json: as --json",
+    )
 
 
 def _dead_letter_filters(parser: argparse.ArgumentParser) -> None:
@@ -195,6 +207,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--reason-code", action="append", default=[], metavar="CODE", help="dead letter reason code")
     replay.add_argument("--learner", action="append", default=[], metavar="LEARNER_ID", help="ledger learner id")
     replay.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
+    _table_format(replay)
 
     deadletters = commands.add_parser(
         "deadletters",
@@ -219,6 +232,7 @@ def _parser() -> argparse.ArgumentParser:
     _dead_letter_filters(listing)
     listing.add_argument("--unresolved", action="store_true", help="only dead letters not resolved yet")
     listing.add_argument("--limit", type=int, default=200, help="at most this many (default %(default)s)")
+    _table_format(listing)
     show = _command(
         actions,
         "show",
@@ -244,6 +258,9 @@ def _parser() -> argparse.ArgumentParser:
         [common],
     )
     retry.add_argument("ids", nargs="*", metavar="ID", help="dead letter ids or unique prefixes")
+    retry.add_argument(
+        "--dry-run", action="store_true", help="list the dead letters a retry would take; change nothing"
+    )
     _dead_letter_filters(retry)
     resolve = _command(
         actions,
@@ -255,6 +272,9 @@ def _parser() -> argparse.ArgumentParser:
         [common],
     )
     resolve.add_argument("ids", nargs="*", metavar="ID", help="dead letter ids or unique prefixes")
+    resolve.add_argument(
+        "--dry-run", action="store_true", help="list the dead letters it would resolve; change nothing"
+    )
     _dead_letter_filters(resolve)
 
     status = _command(
@@ -267,6 +287,7 @@ def _parser() -> argparse.ArgumentParser:
         [common],
     )
     status.add_argument("--runs", type=int, default=5, help="how many recent runs (default %(default)s)")
+    _table_format(status)
 
     config = commands.add_parser(
         "config",
@@ -330,17 +351,22 @@ def _parser() -> argparse.ArgumentParser:
         "Credits by type and topic within each licence cycle of the learner (one per row of the compliance roster, "
         "profile from the roster or by licence state and profession), what is still missing per requirement, "
         "days to the deadline and whether the learner is at risk (a requirement unmet and the deadline within "
-        "compliance.at_risk_days). LEARNER is the ledger learner id, an NPI, an e-mail or a licence STATE:NUMBER. "
+        "compliance.at_risk_days) or overdue (the deadline passed). LEARNER is the ledger learner id or the prefix "
+        "reports print, the roster's employee id, an NPI, an e-mail or a licence STATE:NUMBER. "
         "Profiles are examples: check them against the board's current rules.\n"
         "Exit code 0: no cycle at risk; 1: some cycle at risk or overdue; 2: unknown learner or profile, bad "
         "arguments or configuration.",
         "  cmesync transcript b2c4bbaa-5eec-56cf-ba9f-e6a976654b17\n"
         "  cmesync transcript 1493027167 --as-of 2026-12-31\n"
-        "  cmesync transcript noah.fischer@example.org --format html > transcript.html\n"
+        "  cmesync transcript b2c4bbaa --format html > transcript.html\n"
+        "  cmesync transcript amelia.hart@example.org --json\n"
+        "  cmesync transcript EH-0001\n"
         "  cmesync transcript TX:MD-77812 --profile tx-md-do --expires 2027-02-28 --format csv",
         [common],
     )
-    transcript.add_argument("learner", metavar="LEARNER", help="learner id, NPI, e-mail or licence STATE:NUMBER")
+    transcript.add_argument(
+        "learner", metavar="LEARNER", help="learner id (or prefix), employee id, NPI, e-mail or licence STATE:NUMBER"
+    )
     transcript.add_argument("--profile", metavar="ID", help="only this requirement profile (deploy/profiles/ID.toml)")
     transcript.add_argument("--as-of", type=day, metavar="DATE", help="evaluate as of DATE (default: today, UTC)")
     transcript.add_argument("--expires", type=day, metavar="DATE", help="licence expiry, instead of the roster's")
@@ -469,18 +495,26 @@ def _run_ended(args: argparse.Namespace, state: Any, render: Any) -> int:
     """Counts on stdout whatever the outcome; the outcome (pipeline/outcome.py) as the exit code and one line."""
     result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):
-        if isinstance(result, ConfigError | ComponentDown):
+        if isinstance(result, ConfigError | ComponentDown | RunLocked):
             raise result
         _error("run failed", f"{type(result).__name__}: {result}")
         return 1
     if args.json:
-        _emit_json(result)
+        _emit_json(_run_document(Settings.load(args.config), result))
     else:
         render.counts_table("nightly reconciliation", result)
     if state.is_failed():
         console.print(f"[red]{escape(state.message or 'run failed')}[/]", highlight=False, soft_wrap=True)
         return 1
     return 0
+
+
+def _run_document(settings: Settings, counts: dict[str, Any]) -> dict[str, Any]:
+    """`run --json`: the run's counts, then its id, status, report path and per-registry breakdown."""
+    from pipeline.report import latest_run_summary
+
+    summary = _with_ledger(settings, lambda ledger: latest_run_summary(ledger, "nightly", settings.reports_dir))
+    return {**counts, **(summary or {})}
 
 
 # -- replay ------------------------------------------------------------------------------------------------------
@@ -499,6 +533,7 @@ def _replay(args: argparse.Namespace) -> int:
         learner_ids=tuple(args.learner),
     )
     settings = _ledger_settings(args)
+    _check_reason_codes(settings, args.reason_code)
     with _progress() as progress:
         tasks: dict[str, TaskID] = {}
 
@@ -510,10 +545,10 @@ def _replay(args: argparse.Namespace) -> int:
 
         with _writer_lock(settings, "replay", read_only=args.dry_run):
             result = replay(settings, selection, dry_run=args.dry_run, on_start=started, on_done=done)
-    if args.json:
+    if args.json or args.format == "json":
         _emit_json(result.as_dict())
     else:
-        render.replay_result(result)
+        render.replay_result(result, args.format)
     return 0 if result.dry_run or result.all_delivered else 1
 
 
@@ -561,17 +596,34 @@ def _selected_dead_letters(args: argparse.Namespace, settings: Settings) -> list
     return _with_ledger(settings, select)
 
 
+def _check_reason_codes(settings: Settings, codes: list[str]) -> None:
+    """An unknown --reason-code is refused (exit 2) with the known ones, instead of matching nothing."""
+    from pipeline.reason_codes import UnknownReasonCode, check_reason_codes
+
+    if not codes:
+        return
+    try:
+        check_reason_codes(codes, _with_ledger(settings, dead_letter_reason_codes))
+    except UnknownReasonCode as err:
+        raise UsageError(str(err)) from None
+
+
 def _deadletters(args: argparse.Namespace) -> int:
     from flows import cli_render as render
 
     settings = _ledger_settings(args)
+    if args.action != "show":
+        _check_reason_codes(settings, args.reason_code)
     if args.action == "list":
         where = _dead_letter_filter(args, unresolved_only=args.unresolved, limit=args.limit)
         rows = _with_ledger(settings, lambda ledger: dead_letters(ledger, where))
-        if args.json:
+        if args.json or args.format == "json":
             _emit_json([_row_dict(r) for r in rows])
         else:
-            render.dead_letters_table(rows)
+            total = _with_ledger(settings, lambda ledger: count_dead_letters(ledger, where))
+            render.dead_letters_table(rows, total, args.format)
+            if total > len(rows):
+                console.print(f"{len(rows)} of {total} matching dead letters shown: raise --limit to see more")
         return 0
     if args.action == "show":
         row = _with_ledger(settings, lambda ledger: dead_letter(ledger, args.id))
@@ -590,6 +642,14 @@ def _deadletters(args: argparse.Namespace) -> int:
             render.out.print(payload, markup=False, highlight=False)
         return 0
     rows = _selected_dead_letters(args, settings)
+    if args.dry_run:
+        verb = "resolve" if args.action == "resolve" else "retry"
+        if args.json:
+            _emit_json({"dry_run": True, "would_" + verb: [_row_dict(r) for r in rows]})
+        else:
+            render.dead_letters_table(rows)
+            render.out.print(f"--dry-run: would {verb} {len(rows)} dead letters; nothing was changed")
+        return 0
     if args.action == "resolve":
         changed = _with_ledger(
             settings, lambda ledger: set_dead_letters_resolved(ledger, [r.dead_letter_id for r in rows])
@@ -611,18 +671,30 @@ def _deadletters(args: argparse.Namespace) -> int:
 
 
 def _readable_payload(settings: Settings, row: DeadLetterRow, payload: bytes) -> str:
-    """A reconcile-stage payload is an Avro message: decoded through the schema registry when it can be."""
+    """A reconcile-stage payload is an Avro message: decoded through the schema registry (the writer's schema by
+    the id in its header), else — the registry unreachable, as after `run --embedded` — with the shipped schema,
+    which says so. Source records (normalise stage) are JSON or text already."""
     from flows import cli_render as render
 
-    if row.stage == "reconcile" and payload[:1] == b"\x00" and settings.schema_registry_url:
+    if row.stage != "reconcile" or payload[:1] != b"\x00":
+        return render.payload_text(payload)
+    if settings.schema_registry_url:
         from pipeline.factory import codec_for
 
         try:
             event = codec_for(settings, "attendance_event").decode(payload)
             return json.dumps(event, indent=2, sort_keys=True, default=str)
         except Exception as err:
-            console.print(f"[yellow]could not decode the Avro payload ({type(err).__name__}); showing it raw[/]")
-    return render.payload_text(payload)
+            console.print(f"[yellow]the schema registry could not decode the payload ({type(err).__name__})[/]")
+    from schemas.codec import decode_with_shipped_schema
+
+    try:
+        event = decode_with_shipped_schema("attendance_event", payload)
+    except Exception as err:
+        console.print(f"[yellow]could not decode the Avro payload ({type(err).__name__}); showing it raw[/]")
+        return render.payload_text(payload)
+    console.print("[yellow]decoded with the shipped schemas/attendance_event.avsc, not the writer's schema[/]")
+    return json.dumps(event, indent=2, sort_keys=True, default=str)
 
 
 def _row_dict(row: DeadLetterRow) -> dict[str, Any]:
@@ -656,10 +728,10 @@ def _status(args: argparse.Namespace) -> int:
         _waiting(f"waiting for the broker at {settings.kafka_bootstrap} (up to 10 s)")
     with console.status("reading the ledger and the broker"):
         report = collect_status(settings, args.runs)
-    if args.json:
+    if args.json or args.format == "json":
         _emit_json(report.as_dict())
     else:
-        render.status(report)
+        render.status(report, args.format)
     if settings.kafka_bootstrap and report.lag_error:
         return 1  # the broker is down: a component that is down is exit code 1
     last = next((r for r in report.runs if r.status != RUNNING), None)

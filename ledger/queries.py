@@ -107,7 +107,8 @@ def delivery_backlog(ledger: Ledger) -> dict[str, dict[str, int]]:
 @dataclass(frozen=True)
 class DeliverySelection:
     """Which deliveries a replay takes: failed ones by default; with `record_ids`, those records' current
-    deliveries whatever their state. Every other field narrows the selection; empty means "any"."""
+    deliveries whatever their state. Every other field narrows the selection; empty means "any". Record and
+    learner ids may be given as prefixes, as the tables print them."""
 
     registries: tuple[str, ...] = ()
     since: datetime | None = None
@@ -154,13 +155,13 @@ def select_deliveries(ledger: Ledger, selection: DeliverySelection) -> list[Sele
         .order_by(d.registry, d.updated_at, d.record_id)
     )
     if selection.record_ids:
-        query = query.where(d.record_id.in_(selection.record_ids))
+        query = query.where(or_(*[d.record_id.startswith(i, autoescape=True) for i in selection.record_ids]))
     else:
         query = query.where(d.state == "failed")
     if selection.registries:
         query = query.where(d.registry.in_(selection.registries))
     if selection.learner_ids:
-        query = query.where(c.learner_id.in_(selection.learner_ids))
+        query = query.where(or_(*[c.learner_id.startswith(i, autoescape=True) for i in selection.learner_ids]))
     if selection.since:
         query = query.where(d.updated_at >= utc(selection.since))
     if selection.until:
@@ -343,27 +344,59 @@ def _dead_letter_row(row: Any) -> DeadLetterRow:
     )
 
 
+def _dead_letter_conditions(where: DeadLetterFilter) -> list[Any]:
+    dl = t.dead_letters.c
+    conditions: list[Any] = []
+    if where.ids:
+        conditions.append(or_(*[dl.dead_letter_id.startswith(i, autoescape=True) for i in where.ids]))
+    if where.stages:
+        conditions.append(dl.stage.in_(where.stages))
+    if where.reason_codes:
+        conditions.append(dl.reason_code.in_(where.reason_codes))
+    if where.sources:
+        conditions.append(dl.source.in_(where.sources))
+    if where.registries:
+        conditions.append(dl.registry.in_(where.registries))
+    if where.since:
+        conditions.append(dl.last_seen >= utc(where.since))
+    if where.unresolved_only:
+        conditions.append(dl.resolved_at.is_(None))
+    return conditions
+
+
 def dead_letters(ledger: Ledger, where: DeadLetterFilter) -> list[DeadLetterRow]:
     dl = t.dead_letters.c
-    query = select(*_DEAD_LETTER_COLUMNS).order_by(dl.last_seen.desc(), dl.dead_letter_id)
-    if where.ids:
-        query = query.where(or_(*[dl.dead_letter_id.startswith(i, autoescape=True) for i in where.ids]))
-    if where.stages:
-        query = query.where(dl.stage.in_(where.stages))
-    if where.reason_codes:
-        query = query.where(dl.reason_code.in_(where.reason_codes))
-    if where.sources:
-        query = query.where(dl.source.in_(where.sources))
-    if where.registries:
-        query = query.where(dl.registry.in_(where.registries))
-    if where.since:
-        query = query.where(dl.last_seen >= utc(where.since))
-    if where.unresolved_only:
-        query = query.where(dl.resolved_at.is_(None))
+    query = select(*_DEAD_LETTER_COLUMNS).where(*_dead_letter_conditions(where))
+    query = query.order_by(dl.last_seen.desc(), dl.dead_letter_id)
     if where.limit:
         query = query.limit(where.limit)
     with ledger.engine.connect() as conn:
         return [_dead_letter_row(r) for r in conn.execute(query)]
+
+
+def count_dead_letters(ledger: Ledger, where: DeadLetterFilter) -> int:
+    """How many dead letters match the filter, whatever its `limit` (for "5 of 29")."""
+    query = select(func.count()).select_from(t.dead_letters).where(*_dead_letter_conditions(where))
+    with ledger.engine.connect() as conn:
+        return int(conn.scalar(query) or 0)
+
+
+def dead_letter_reason_codes(ledger: Ledger) -> set[str]:
+    """Every reason code the ledger's dead letters carry."""
+    with ledger.engine.connect() as conn:
+        return set(conn.scalars(select(t.dead_letters.c.reason_code).distinct()))
+
+
+def dead_letter_reasons(ledger: Ledger, dead_letter_ids: Sequence[str]) -> dict[str, int]:
+    """The "REASON_CODE: reason" texts of the given dead letters, with how many share it (what a replay failed on)."""
+    dl = t.dead_letters.c
+    found: dict[str, int] = {}
+    with ledger.engine.connect() as conn:
+        for chunk in chunks(sorted(set(dead_letter_ids))):
+            for row in conn.execute(select(dl.reason_code, dl.reason).where(dl.dead_letter_id.in_(chunk))):
+                text = f"{row.reason_code}: {row.reason}"
+                found[text] = found.get(text, 0) + 1
+    return found
 
 
 class DeadLetterNotFound(LookupError):

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.ops import requeue_deliveries
-from ledger.queries import DeliverySelection, SelectedDelivery, select_deliveries
+from ledger.queries import (
+    DeliverySelection,
+    SelectedDelivery,
+    dead_letter_reasons,
+    delivery_dead_letter_ids,
+    select_deliveries,
+)
 from ledger.store import Ledger, utcnow
 from pipeline import stages
 from pipeline.config import ConfigError, Settings
@@ -35,6 +41,8 @@ class RegistryOutcome:
     failed: int = 0
     error: str | None = None
     failed_records: list[tuple[str, int]] = field(default_factory=list)
+    # Why the failed ones failed this time: "REASON_CODE: the registry's answer" → how many (from dead letters).
+    reasons: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +52,7 @@ class RegistryOutcome:
             "failed": self.failed,
             "error": self.error,
             "failed_records": [f"{record_id}:{version}" for record_id, version in self.failed_records],
+            "reasons": self.reasons,
         }
 
 
@@ -150,6 +159,7 @@ def _replay_registry(
             outcome.error = f"delivery stage failed ({type(err).__name__}); the selected deliveries stay pending"
             log.error("replay to %s failed: %s", registry, type(err).__name__)
         sent, failed = settle_dead_letters(ledger, keys, started)
+        outcome.reasons = dead_letter_reasons(ledger, delivery_dead_letter_ids(ledger, failed, seen_since=started))
     finally:
         ledger.close()
     outcome.delivered = len(sent)

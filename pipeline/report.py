@@ -21,6 +21,7 @@ import html
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from connectors.http import APIError
 from ledger.queries import (
@@ -30,6 +31,7 @@ from ledger.queries import (
     deliveries_touched,
     delivery_backlog,
     events_by_source,
+    recent_runs,
     registry_diffs_of,
     run_by_id,
 )
@@ -39,11 +41,12 @@ from pipeline.outcome import FAILED, RUNNING, RunOutcome, outcome_of
 from pipeline.summary import LABELS
 from pipeline.transcript import ComplianceSummary, compliance_summary, load_inputs
 from reconcile.catalog import CatalogError
+from reconcile.compliance.evaluate import OVERDUE, CycleTranscript
 from reconcile.compliance.profiles import ProfileError
 from reconcile.compliance.roster import RosterError
 
 REGISTRY_DIFF_TITLE = "Registry diff"
-COMPLIANCE_TITLE = "Licence-cycle compliance: learners at risk"
+COMPLIANCE_TITLE = "Licence-cycle compliance: learners at risk or overdue"
 
 
 @dataclass(frozen=True)
@@ -113,17 +116,43 @@ def _next_steps(outcome: RunOutcome) -> list[str]:
     return steps
 
 
-DIFF_COLUMNS = ("expected", "drift", "repaired", "repair_failed", "reported", "held", "unavailable")
+DIFF_HEADERS = (
+    "registry",
+    "records in step",
+    "missing there",
+    "older version or other amount",
+    "extra there",
+    "repaired tonight",
+    "outcome",
+)
 
 
 def _registry_diff(ledger: Ledger, run_id: str) -> Table:
-    """Per registry: what the ledger expected it to hold, how many records differed, and what became of them;
-    the findings behind `drift` (missing, stale, altered, extra) follow as further columns."""
-    diffs = registry_diffs_of(ledger, run_id)
-    findings = sorted({key for counts in diffs.values() for key in counts} - set(DIFF_COLUMNS))
-    columns = (*DIFF_COLUMNS[:2], *findings, *DIFF_COLUMNS[2:])
-    rows = [(registry, *(str(counts.get(c, 0)) for c in columns)) for registry, counts in diffs.items()]
-    return Table(REGISTRY_DIFF_TITLE, ("registry", *columns), rows, "this run did not reach the registry diff")
+    """Per registry, in words: how many records the registry holds as the ledger has them, how many it lacks,
+    holds in another version (stale) or with another amount or date (altered), holds beyond the ledger
+    (duplicates, revoked in the ledger, unknown), what was repaired, and whether the registry could be compared
+    at all. An unavailable registry shows no counts, so it never reads as "in step"."""
+    rows = [_diff_row(registry, counts) for registry, counts in registry_diffs_of(ledger, run_id).items()]
+    return Table(REGISTRY_DIFF_TITLE, DIFF_HEADERS, rows, "this run did not reach the registry diff")
+
+
+def _diff_row(registry: str, counts: dict[str, int]) -> tuple[str, ...]:
+    if counts.get("unavailable"):
+        return (registry, "-", "-", "-", "-", "-", "unavailable: its holdings could not be read, not compared")
+    n = counts.get
+    missing, differing = n("missing", 0), n("stale", 0) + n("altered", 0)
+    extra = n("duplicate", 0) + n("revoked_in_ledger", 0) + n("unknown", 0)
+    in_step = max(n("expected", 0) - missing - differing, 0)
+    outcome = ["in step with the ledger"] if not (missing or differing or extra) else []
+    if n("repair_failed", 0):
+        outcome.append(f"{n('repair_failed', 0)} repairs failed (see dead letters)")
+    if n("reported", 0):
+        outcome.append(f"{n('reported', 0)} extra reported only (extra_holdings = report)")
+    if n("unsettled", 0):
+        outcome.append(f"{n('unsettled', 0)} awaiting delivery, not compared")
+    if not outcome:
+        outcome.append("repaired")
+    return (registry, str(in_step), str(missing), str(differing), str(extra), str(n("repaired", 0)), "; ".join(outcome))
 
 
 def _totals(run: RunRow) -> Table:
@@ -177,8 +206,18 @@ def _dead_letters(ledger: Ledger, window: Window) -> Table:
     return Table("Dead letters by reason", ("stage", "reason code", "count"), rows, "no dead letters in this run")
 
 
+def _standing(transcript: CycleTranscript) -> str:
+    """Overdue (the deadline has passed with a requirement unmet) apart from at risk (it is still ahead)."""
+    days = transcript.days_to_deadline
+    if transcript.status == OVERDUE:
+        return f"OVERDUE, {-days} days past the deadline"
+    return f"at risk, {days} days left"
+
+
 def compliance_table(summary: ComplianceSummary) -> Table:
-    """Learners at risk per employer, soonest deadline first; roster rows without a profile after them."""
+    """Learners at risk or overdue per employer, soonest deadline first (overdue ones come first in each
+    employer, the deadline having passed); roster rows without a profile after them. The learner column is
+    an id prefix `cmesync transcript` accepts."""
     rows = [
         (
             a.entry.employer or "(no employer)",
@@ -186,13 +225,13 @@ def compliance_table(summary: ComplianceSummary) -> Table:
             a.learner_id[:8] if a.learner_id else "not in ledger",
             a.transcript.profile.id,
             a.transcript.cycle.end.isoformat(),
-            str(a.transcript.days_to_deadline),
+            _standing(a.transcript),
             "; ".join(f"{r.requirement.name}: {r.missing:.2f}" for r in a.transcript.missing),
         )
         for a in summary.at_risk
     ]
     rows += [("(no profile)", "", "", "", "", "", problem) for problem in summary.unassigned]
-    headers = ("employer", "employee", "learner", "profile", "deadline", "days left", "missing")
+    headers = ("employer", "employee", "learner", "profile", "deadline", "standing", "missing")
     note = f"no learner at risk: {summary.evaluated} licences evaluated as of {summary.as_of.isoformat()}"
     return Table(COMPLIANCE_TITLE, headers, rows, note)
 
@@ -295,12 +334,47 @@ def _code_spans(text: str) -> str:
     return "".join(f"<code>{piece}</code>" if i % 2 else piece for i, piece in enumerate(pieces))
 
 
+def html_path(run: RunRow, directory: Path) -> Path:
+    """Where the HTML copy of a run's report is written."""
+    return directory / f"{run.flow}-{run.started_at:%Y%m%dT%H%M%SZ}-{run.run_id[:8]}.html"
+
+
 def write_html(report: RunReport, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    stamp = f"{report.run.started_at:%Y%m%dT%H%M%SZ}"
-    path = directory / f"{report.run.flow}-{stamp}-{report.run.run_id[:8]}.html"
+    path = html_path(report.run, directory)
     path.write_text(render_html(report), encoding="utf-8")
     return path
+
+
+def latest_run_summary(ledger: Ledger, flow: str, reports_dir: Path) -> dict[str, Any] | None:
+    """The latest run of `flow` for `run --json`: its id, status, report path and, per registry, what was
+    delivered and failed in the run, what is still pending or failed, and the registry diff's counts."""
+    run = next((r for r in recent_runs(ledger, 20) if r.flow == flow), None)
+    if run is None:
+        return None
+    window = Window(run.started_at, run.finished_at or utcnow())
+    touched, backlog, diffs = (
+        deliveries_touched(ledger, window),
+        delivery_backlog(ledger),
+        registry_diffs_of(ledger, run.run_id),
+    )
+    path = html_path(run, reports_dir)
+    registries = {
+        registry: {
+            "delivered": touched.get(registry, {}).get("sent", 0),
+            "failed": touched.get(registry, {}).get("failed", 0),
+            "pending_now": backlog.get(registry, {}).get("pending", 0),
+            "failed_awaiting_replay": backlog.get(registry, {}).get("failed", 0),
+            "registry_diff": diffs.get(registry),
+        }
+        for registry in sorted(set(touched) | set(backlog) | set(diffs))
+    }
+    return {
+        "run_id": run.run_id,
+        "status": run.status,
+        "report_path": str(path) if path.exists() else None,
+        "registries": registries,
+    }
 
 
 def publish_run_report(

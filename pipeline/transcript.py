@@ -9,6 +9,7 @@ logs or puts in an error message an identifier's value (NPI, licence number, e-m
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,7 +23,7 @@ from ledger import tables as t
 from ledger.store import Ledger, chunks, latest_credit_versions
 from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
-from reconcile.compliance.evaluate import CycleTranscript, EarnedCredit, evaluate
+from reconcile.compliance.evaluate import OVERDUE, CycleTranscript, EarnedCredit, evaluate
 from reconcile.compliance.profiles import Profile, ProfileError, default_profile, index_profiles, parse_profile
 from reconcile.compliance.roster import RosterEntry, RosterError, parse_roster
 from reconcile.credit_types import PROFESSIONS
@@ -112,11 +113,35 @@ def earned_credits(
     return dict(earned)
 
 
-def _known_learner(ledger: Ledger, learner_id: str) -> bool:
-    """Whether `learner_id` is a ledger learner id: every learner holds at least one identity key."""
+# A prefix shorter than this would match half the ledger; reports print eight characters.
+MIN_ID_PREFIX = 4
+_ID_PREFIX = re.compile(r"^[0-9a-f-]+$")
+
+
+def _known_learner(ledger: Ledger, learner_id: str) -> str | None:
+    """The ledger learner id `learner_id` is, or is the unique prefix of (as reports print it), else None: every
+    learner holds at least one identity key. A prefix two learners share is refused naming neither."""
+    text = learner_id.lower()
+    if len(text) < MIN_ID_PREFIX or not _ID_PREFIX.match(text):
+        return None
     ids = t.learner_ids.c
     with ledger.engine.connect() as conn:
-        return conn.scalar(select(ids.learner_id).where(ids.learner_id == learner_id).limit(1)) is not None
+        if conn.scalar(select(ids.learner_id).where(ids.learner_id == text).limit(1)) is not None:
+            return text
+        found = conn.scalars(
+            select(ids.learner_id).where(ids.learner_id.startswith(text, autoescape=True)).distinct().limit(2)
+        ).all()
+    if len(found) > 1:
+        raise TranscriptError(f"learner id prefix {text!r} matches several learners: give more characters")
+    return found[0] if found else None
+
+
+def learner_name(ledger: Ledger, learner_id: str) -> str | None:
+    """The learner's name as the ledger's profile has it (PII: for the transcript page, never for a log)."""
+    with ledger.engine.connect() as conn:
+        profile = ledger.profiles(conn, [learner_id]).get(learner_id, {})
+    name = " ".join(str(profile[k]) for k in ("given_name", "family_name") if profile.get(k))
+    return name or None
 
 
 # -- one learner -----------------------------------------------------------------------------------------------
@@ -134,18 +159,25 @@ class LicenceTranscript:
 class LearnerTranscripts:
     learner_id: str | None  # None: on the roster but never seen by the ledger (no credits yet)
     cycles: list[LicenceTranscript] = field(default_factory=list)
+    name: str | None = None  # from the ledger's learner profile (PII: the page's reader is the learner/employer)
 
     @property
     def at_risk(self) -> bool:
         return any(c.transcript.at_risk for c in self.cycles)
 
+    @property
+    def overdue(self) -> bool:
+        return any(c.transcript.status == OVERDUE for c in self.cycles)
+
 
 def _matches(entry: RosterEntry, learner: str) -> bool:
-    """Whether a roster row is the learner named by an NPI, an e-mail or a licence `STATE:NUMBER`."""
+    """Whether a roster row is the learner named by an NPI, an e-mail, the employer's employee id or a licence
+    `STATE:NUMBER`."""
     text = learner.strip()
     state, _, number = text.rpartition(":")
     return (
         entry.npi == text
+        or (bool(entry.employee_id) and entry.employee_id.lower() == text.lower())
         or (entry.email or "").lower() == text.lower()
         or (bool(state) and entry.licence_state == state.upper() and entry.licence_number == number)
     )
@@ -153,7 +185,7 @@ def _matches(entry: RosterEntry, learner: str) -> bool:
 
 def _identify(ledger: Ledger, inputs: ComplianceInputs, learner: str) -> tuple[str | None, list[RosterEntry]]:
     text = learner.strip()
-    learner_id: str | None = text if _known_learner(ledger, text) else None
+    learner_id = _known_learner(ledger, text)
     if learner_id is None:
         keys: list[IdentityKey] = []
         if npi_is_valid(text):
@@ -220,7 +252,7 @@ def learner_transcripts(
         )
         for entry, profile, expiry in todo
     ]
-    return LearnerTranscripts(learner_id, cycles)
+    return LearnerTranscripts(learner_id, cycles, learner_name(ledger, learner_id) if learner_id else None)
 
 
 # -- everyone on the roster: the nightly at-risk list -------------------------------------------------------------

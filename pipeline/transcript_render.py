@@ -1,7 +1,8 @@
 """A learner's transcript for people and programs: a terminal table, JSON, CSV (one row per requirement) and a
 single self-contained HTML page (inline CSS, no script, no external resource) with a progress bar per
 requirement. Every value that reaches the HTML is escaped. No identifier but the ledger's learner id and the
-employer's employee id is shown (NPI, licence number and e-mail are PII)."""
+employer's employee id is shown (NPI, licence number and e-mail are PII); the learner's name is, as the page is
+for the learner and their employer (it never goes to a log)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.transcript import LearnerTranscripts, LicenceTranscript
@@ -123,8 +125,10 @@ def as_dict(learner: LearnerTranscripts) -> dict[str, Any]:
     as_of = learner.cycles[0].transcript.as_of.isoformat() if learner.cycles else None
     return {
         "learner_id": learner.learner_id,
+        "name": learner.name,
         "as_of": as_of,
         "at_risk": learner.at_risk,
+        "overdue": learner.overdue,
         "cycles": [_cycle_dict(c) for c in learner.cycles],
     }
 
@@ -171,7 +175,8 @@ def _text_bar(fraction: float) -> str:
 
 
 def print_table(learner: LearnerTranscripts, out: Console) -> None:
-    out.print(f"[bold]learner[/] {learner.learner_id or '(not in the ledger yet: no credits)'}")
+    name = f"{escape(learner.name)} — " if learner.name else ""
+    out.print(f"[bold]learner[/] {name}{learner.learner_id or '(not in the ledger yet: no credits)'}")
     for licence in learner.cycles:
         cycle, profile = licence.transcript, licence.transcript.profile
         style = STATUS_STYLE.get(cycle.status, "")
@@ -310,14 +315,15 @@ def _html_cycle(licence: LicenceTranscript) -> list[str]:
 
 def as_html(learner: LearnerTranscripts) -> str:
     e = html.escape
-    learner_name = learner.learner_id or "learner not in the ledger yet"
+    learner_id = learner.learner_id or "learner not in the ledger yet"
+    heading = f"CME transcript — {learner.name}" if learner.name else "CME transcript"
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>CME transcript — {e(learner_name)}</title><style>{_STYLE}</style></head><body>",
-        "<h1>CME transcript</h1>",
-        f'<p class="meta">Learner <code>{e(learner_name)}</code></p>',
+        f"<title>{e(heading)} — {e(learner_id)}</title><style>{_STYLE}</style></head><body>",
+        f'<h1 class="learner-name">{e(heading)}</h1>',
+        f'<p class="meta">Learner <code>{e(learner_id)}</code></p>',
     ]
     for licence in learner.cycles:
         parts += _html_cycle(licence)

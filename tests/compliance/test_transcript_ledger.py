@@ -188,8 +188,8 @@ def test_given_a_run_when_reported_then_the_compliance_section_lists_the_at_risk
     markdown, page = render_markdown(report), render_html(report)
 
     assert f"## {COMPLIANCE_TITLE}" in markdown
-    assert f"| Acme Health | E-1 | {world.learner_a[:8]} | ca-md | 2027-01-31 | 69 |" in markdown
-    assert "| Beta Clinics | B-1 | not in ledger | fl-md | 2026-12-15 | 22 |" in markdown
+    assert f"| Acme Health | E-1 | {world.learner_a[:8]} | ca-md | 2027-01-31 | at risk, 69 days left |" in markdown
+    assert "| Beta Clinics | B-1 | not in ledger | fl-md | 2026-12-15 | at risk, 22 days left |" in markdown
     assert markdown.index("Acme Health") < markdown.index("Beta Clinics")
     for pii in (NPI_A, NPI_C, EMAIL_B, "someone@example.org"):
         assert pii not in markdown and pii not in page

@@ -261,9 +261,16 @@ def test_given_the_demo_at_debug_when_run_twice_then_ops_commands_see_it_and_the
 
 
 def test_given_serve_with_a_prefect_api_when_ctrl_c_then_it_stops_without_a_traceback(ops: Ops) -> None:
+    from prefect import get_client
+
     from tests.ops.conftest import wait_for
     from tests.ops.test_deployments import NIGHTLY, read_deployment
 
+    # The session's Prefect server may hold the deployment from an earlier test: only a fresh registration
+    # says this serve got as far as serving (a signal during its imports would test nothing).
+    if earlier := read_deployment(NIGHTLY):
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(earlier.id)
     serve = ops.start("serve", "--only", "nightly", "--json")
     try:
         wait_for(lambda: read_deployment(NIGHTLY), "serve to register the nightly deployment")

@@ -121,9 +121,23 @@ def test_given_a_stored_registry_diff_when_reported_then_it_fills_the_registry_d
     with_diff = render_markdown(build_run_report(ledger, "run-1", "Nightly"))
 
     assert f"## {REGISTRY_DIFF_TITLE}\n\n_this run did not reach the registry diff_" in without
-    assert "| registry | expected | drift | missing | stale | repaired | repair_failed | reported | held |" in with_diff
-    assert "| ama-pra | 9 | 3 | 2 | 1 | 3 | 0 | 0 | 0 | 0 |" in with_diff
-    assert "| ancc | 4 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 |" in with_diff
+    assert (
+        "| registry | records in step | missing there | older version or other amount | extra there "
+        "| repaired tonight | outcome |" in with_diff
+    )
+    assert "| ama-pra | 6 | 2 | 1 | 0 | 3 | repaired |" in with_diff
+    assert "| ancc | 4 | 0 | 0 | 0 | 0 | in step with the ledger |" in with_diff
+
+
+def test_given_an_unavailable_registry_when_reported_then_its_row_says_so_instead_of_zero_counts(
+    ledger: Ledger,
+) -> None:
+    a_night(ledger)
+    ledger.save_registry_diff("run-1", "ama-pra", {"expected": 0, "drift": 0, "unavailable": 1}, {})
+
+    markdown = render_markdown(build_run_report(ledger, "run-1", "Nightly"))
+
+    assert "| ama-pra | - | - | - | - | - | unavailable: its holdings could not be read, not compared |" in markdown
 
 
 def test_given_a_run_when_its_report_is_published_then_an_html_file_is_written_under_the_reports_dir(
