@@ -128,9 +128,11 @@ def _table_format(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
         choices=TABLE_FORMATS,
-        default="plain",
-        help="plain: tables for 80 columns, ids as unique prefixes; tsv: full values for scripts; json: as --json",
+        help="plain (default): tables for 80 columns, ids as unique prefixes; tsv: full values for scripts; "
+        "json: as --json",
     )
+    # The default is applied in main() so that an explicit --format can be told from the default.
+    parser.set_defaults(format_default="plain")
 
 
 def _dead_letter_filters(parser: argparse.ArgumentParser) -> None:
@@ -370,9 +372,8 @@ def _parser() -> argparse.ArgumentParser:
     transcript.add_argument("--profile", metavar="ID", help="only this requirement profile (deploy/profiles/ID.toml)")
     transcript.add_argument("--as-of", type=day, metavar="DATE", help="evaluate as of DATE (default: today, UTC)")
     transcript.add_argument("--expires", type=day, metavar="DATE", help="licence expiry, instead of the roster's")
-    transcript.add_argument(
-        "--format", choices=TRANSCRIPT_FORMATS, default="table", help="output on stdout (default %(default)s)"
-    )
+    transcript.add_argument("--format", choices=TRANSCRIPT_FORMATS, help="output on stdout (default table)")
+    transcript.set_defaults(format_default="table")
     return parser
 
 
@@ -865,8 +866,10 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if getattr(args, "json", False) and getattr(args, "format", "table") != "table":
-        parser.error(f"--json with --format {args.format}: {CONFLICTING_FLAGS}")
+    if hasattr(args, "format_default"):
+        if getattr(args, "json", False) and args.format not in (None, "json"):
+            parser.error(f"--json with --format {args.format}: {CONFLICTING_FLAGS}")
+        args.format = args.format or args.format_default
     from pipeline.replay import ReplayError
 
     try:
@@ -881,6 +884,7 @@ def main(argv: list[str] | None = None) -> int:
         _error("error", err)
     except RunLocked as err:
         _error("refused", err)
+        return 1
     except ComponentDown as err:
         _error("unavailable", err)
         return err.exit_code
