@@ -102,9 +102,23 @@ def plan(settings: Settings, selection: DeliverySelection) -> list[SelectedDeliv
     validate(settings, selection)
     ledger = Ledger(settings.ledger_url)
     try:
-        return select_deliveries(ledger, selection)
+        selected = select_deliveries(ledger, selection)
     finally:
         ledger.close()
+    _refuse_ambiguous_prefixes(selection.record_ids, selected)
+    return selected
+
+
+def _refuse_ambiguous_prefixes(prefixes: tuple[str, ...], selected: list[SelectedDelivery]) -> None:
+    """A shortened record id (as the tables print it) must name one record: replaying every record that
+    happens to share the prefix would re-send credits the operator did not mean."""
+    for prefix in prefixes:
+        matches = sorted({d.record_id for d in selected if d.record_id.startswith(prefix)})
+        if len(matches) > 1:
+            shown = ", ".join(matches[:3]) + (", …" if len(matches) > 3 else "")
+            raise ReplayError(
+                f"--record-id {prefix} matches {len(matches)} records ({shown}); give more of the id"
+            )
 
 
 def replay(

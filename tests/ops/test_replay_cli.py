@@ -101,6 +101,12 @@ def test_given_a_night_when_the_registry_failed_every_call_then_replay_delivers_
     assert [(o["selected"], o["delivered"]) for o in one.json()["outcomes"]] == [(1, 1)]
     assert accepted_keys(ops) == keys  # the registry answered "duplicate": nothing was added twice
 
+    shared = Counter(rid[0] for rid in {p["record_id"] for p in planned}).most_common(1)[0]
+    assert shared[1] > 1, "more than 16 record ids always share a first hex digit"
+    ambiguous = ops.cli("replay", "--record-id", shared[0], "--dry-run", "--json")
+    assert ambiguous.returncode == 2
+    assert f"--record-id {shared[0]} matches {shared[1]} records" in ambiguous.stderr
+
 
 def test_given_the_registry_still_fails_when_replaying_then_exit_code_1_and_the_dead_letters_stay_open(
     ops: Ops,
