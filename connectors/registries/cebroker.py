@@ -227,7 +227,26 @@ class CeBrokerRegistry:
             self.on_message_accepted()
             for record in sent:
                 outcomes[idempotency_key(record)] = _outcome(record, nodes.get(idempotency_key(record)))
+            outcomes |= self._own_earlier_attempts(part, outcomes)
         return outcomes
+
+    def _own_earlier_attempts(self, sent: Sequence[Attendee], outcomes: Outcomes) -> Outcomes:
+        """Receipts for refused entries the board holds under this very reference: an attempt of ours whose
+        answer was lost (a dropped connection, then the HTTP retry) took effect, so the entry is delivered."""
+        refused = [a for a in sent if isinstance(outcomes[a.external_ref], Failure)]
+        if not refused:
+            return {}
+        try:
+            held = self._lookup([attendee.key() for attendee in refused])
+        except (APIError, MalformedReceipt):
+            return {}  # the refusals stand; the next delivery looks up what the board holds first
+        receipts: Outcomes = {}
+        for attendee in refused:
+            holding = held.get(_key_of(attendee.key()))
+            if holding is not None and holding.get("external_ref") == attendee.external_ref:
+                failure = outcomes[attendee.external_ref]
+                receipts[attendee.external_ref] = Receipt(failure.record_id, failure.version, holding["id_attendee"])
+        return receipts
 
     def _delete(self, held: Sequence[tuple[Mapping[str, Any], Mapping[str, str]]]) -> Outcomes:
         """Delete the roster entries `held` (record, entry key); nothing held is fine (a receipt all the same)."""

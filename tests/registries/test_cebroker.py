@@ -213,3 +213,16 @@ def test_given_wrong_key_or_provider_when_checked_then_credentials_refused(
 
 def test_given_right_key_when_checked_then_it_passes(cebroker: CeBrokerRegistry) -> None:
     cebroker.check()
+
+
+def test_given_the_answer_to_a_roster_lost_when_the_retry_is_refused_as_reported_then_it_is_delivered_once(
+    cebroker: CeBrokerRegistry, cebroker_sandbox: CeBroker, credits: Credits
+) -> None:
+    record = credits.record("ANCC_CH", learner=credits.nurse)
+    cebroker_sandbox.lost_responses["/ws/rosters"] = 1
+
+    [result] = cebroker.deliver([record])
+
+    [held] = cebroker_sandbox.active_rows().values()
+    assert result == Receipt(record["record_id"], 1, held["id_attendee"])
+    assert (len(cebroker_sandbox.reported), cebroker_sandbox.refused_duplicates) == (1, 1)
