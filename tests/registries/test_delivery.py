@@ -12,7 +12,7 @@ from sqlalchemy import select
 from connectors.http import HttpClient, RetryPolicy
 from connectors.registries.ama_pra import AmaPraRegistry
 from connectors.registries.base import REGISTRY_REJECTED, REGISTRY_UNAVAILABLE
-from connectors.registries.cebroker import CeBrokerRegistry
+from connectors.registries.cebroker import LICENCE_INVALID, CeBrokerRegistry
 from connectors.registries.employer_hr import EmployerHrRegistry, HmacSigner, Roster
 from deploy.sandbox.ama_registry import AmaPraRegistry as AmaSandbox
 from deploy.sandbox.base import Faults
@@ -87,6 +87,27 @@ def test_given_a_record_the_registry_rejects_when_delivered_then_dead_letter_wit
     assert dead["source_ref"] == f"credit {too_old['record_id']} v1"
     assert dead["payload"] == f"{too_old['record_id']}:1".encode()
     assert not any(value in dead["reason"] or value in rejected["last_error"] for value in PII)
+
+
+def test_given_a_licence_cebroker_calls_invalid_when_delivered_then_a_licence_invalid_dead_letter_never_sent(
+    ledger: Ledger, cebroker: CeBrokerRegistry, cebroker_sandbox: CeBroker, credits: Credits
+) -> None:
+    cebroker_sandbox.unlisted.add(credits.nurse["licence_number"])
+    invalid = credits.record("ANCC_CH", learner=credits.nurse)
+    valid = credits.record("ANCC_CH", learner=credits.nurse_practitioner)
+    credits.seed(ledger, [invalid, valid], [cebroker])
+
+    stats = deliver_pending(ledger, cebroker)
+    again = deliver_pending(ledger, cebroker)
+
+    assert (stats.delivered, stats.failed, again.delivered, again.failed) == (1, 1, 0, 0)
+    assert set(cebroker_sandbox.active_rows()) == {f"{valid['record_id']}:1"}
+    assert credits.nurse["licence_number"] not in {row["license"] for row in cebroker_sandbox.reported}
+    [dead] = dead_letters(ledger)
+    assert (dead["stage"], dead["reason_code"], dead["registry"]) == ("deliver", LICENCE_INVALID, "cebroker")
+    assert dead["reason"] == "CE Broker License Validation: ErrorCode 80: Invalid license Number"
+    assert deliveries(ledger, "cebroker")[(invalid["record_id"], 1)]["state"] == "failed"
+    assert not any(value in dead["reason"] for value in PII)
 
 
 def test_given_one_registry_down_when_delivering_then_it_is_dead_lettered_as_unavailable_and_the_other_delivers(
