@@ -106,26 +106,18 @@ class CeBrokerRegistry:
 
     def _send(self, batch: Sequence[CreditRecord], replace: bool) -> list[Receipt | Failure]:
         revocations = [r for r in batch if r["status"] == REVOKED]
-        awards = [r for r in batch if r["status"] == AWARDED]
-        outcomes: Outcomes = {}
-        if revocations:
-            course_ids, outcomes = self._courses(revocations)
-            held = [
-                (r, self._attendee(r, course_ids[r["activity_id"]]).key())
-                for r in revocations
-                if r["activity_id"] in course_ids
-            ]
-            outcomes |= self._delete(held)
-        valid, refused = self._validate(awards)
+        valid, outcomes = self._validate([r for r in batch if r["status"] == AWARDED])
+        course_ids, refused = self._courses([*revocations, *valid])
         outcomes |= refused
-        course_ids, course_failures = self._courses(valid)
-        outcomes |= course_failures
-        attendees = [
-            (r, self._attendee(r, course_ids[r["activity_id"]])) for r in valid if r["activity_id"] in course_ids
-        ]
-        to_report, settled = self._not_yet_held(attendees, replace)
-        outcomes |= settled
-        outcomes |= self._report(to_report)
+
+        def entries(records: Sequence[CreditRecord]) -> list[tuple[CreditRecord, Attendee]]:
+            return [
+                (r, self._attendee(r, course_ids[r["activity_id"]])) for r in records if r["activity_id"] in course_ids
+            ]
+
+        outcomes |= self._delete([(record, attendee.key()) for record, attendee in entries(revocations)])
+        to_report, settled = self._not_yet_held(entries(valid), replace)
+        outcomes |= settled | self._report(to_report)
         return [outcomes[idempotency_key(r)] for r in batch]
 
     def _validate(self, records: Sequence[CreditRecord]) -> tuple[list[CreditRecord], Outcomes]:
