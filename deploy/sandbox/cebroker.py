@@ -52,7 +52,7 @@ ACTIVE = "ACTIVE"
 DELETED = "DELETED"
 # The state databases list a licence in full, with its profession prefix (a 2021 change made CE Broker take
 # exactly that string): "RN4488120" is a licence, "4488120" is not.
-FULL_LICENCE = re.compile(r"(?P<prefix>[A-Z]{2,4})[0-9]{4,10}")
+FULL_LICENCE = re.compile(r"[A-Z]{2,4}[0-9]{4,10}")
 INVALID_LICENSE = ("80", "Invalid license Number")
 INVALID_PROFESSION = ("81", "Invalid profession")
 INVALID_STATE = ("82", "Invalid state")
@@ -331,8 +331,7 @@ def _licence_error(profession: str, state: str, number: str, unlisted: set[str])
         return INVALID_PROFESSION
     if state not in STATES:
         return INVALID_STATE
-    match = FULL_LICENCE.fullmatch(number)
-    if match is None or number in unlisted:
+    if FULL_LICENCE.fullmatch(number) is None or number in unlisted:
         return INVALID_LICENSE
     return None
 
