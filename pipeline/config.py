@@ -238,14 +238,22 @@ class AmaRegistryConfig(RegistryBaseConfig):
         return _secret(self.token_env, self.token, f"registry {self.name} token")
 
 
-class AnccRegistryConfig(RegistryBaseConfig):
-    kind: Literal["ancc"] = "ancc"
-    provider_id: str
-    api_key: str = ""
-    api_key_env: str | None = None
+class CeBrokerRegistryConfig(RegistryBaseConfig):
+    """CE Broker's XML web services (domain/registries.md §2)."""
+
+    kind: Literal["cebroker"] = "cebroker"
+    parent_provider_id: str = Field(pattern=r"^50-[0-9]+$", description="The parent provider, 50-…")
+    provider_id: str | None = Field(None, pattern=r"^50-[0-9]+$", description="The course provider; unset = parent.")
+    upload_key: str = ""
+    upload_key_env: str | None = None
+    max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=16 * 1024 * 1024, description="Per XML message.")
+    subject_areas: dict[str, str] = Field(
+        {"ANCC_CH": "GENERAL", "ANCC_PHARM": "PHARMACOLOGY"},
+        description="Credit type → CE Broker subject-area code (partial credit); other credit types are not sent.",
+    )
 
     def secret(self) -> str:
-        return _secret(self.api_key_env, self.api_key, f"registry {self.name} API key")
+        return _secret(self.upload_key_env, self.upload_key, f"registry {self.name} upload key")
 
 
 class EmployerHrConfig(RegistryBaseConfig):
@@ -261,7 +269,7 @@ class EmployerHrConfig(RegistryBaseConfig):
         return _secret(self.hmac_secret_env, self.hmac_secret, f"registry {self.name} HMAC secret")
 
 
-RegistryConfig = Annotated[AmaRegistryConfig | AnccRegistryConfig | EmployerHrConfig, Field(discriminator="kind")]
+RegistryConfig = Annotated[AmaRegistryConfig | CeBrokerRegistryConfig | EmployerHrConfig, Field(discriminator="kind")]
 
 
 class ComplianceConfig(BaseModel):

@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 
 from connectors.http import HttpClient, RateLimiter, RetryPolicy
 from connectors.registries.ama_pra import AmaPraRegistry
-from connectors.registries.ancc import AnccRegistry
 from connectors.registries.base import Registry
+from connectors.registries.cebroker import CeBrokerRegistry
+from connectors.registries.cebroker_xml import Envelope
 from connectors.registries.employer_hr import CsvExport, EmployerHrRegistry, HmacSigner, Roster, RosterError
 from connectors.sources.base import Source
 from connectors.sources.csv_drop import CsvDropSource, DirectoryDrop, DropLocation, HttpDrop
@@ -23,7 +24,7 @@ from connectors.sources.xapi import XapiSource
 from deploy.broker import ATTENDANCE_TOPIC, CREDITS_TOPIC, DEADLETTER_TOPIC
 from pipeline.config import (
     AmaRegistryConfig,
-    AnccRegistryConfig,
+    CeBrokerRegistryConfig,
     ConfigError,
     CsvDropSourceConfig,
     RegistryConfig,
@@ -32,6 +33,7 @@ from pipeline.config import (
     WebinarSourceConfig,
     XapiSourceConfig,
 )
+from pipeline.faults import crash_point
 from schemas.codec import AvroCodec, SchemaRegistryClient, subject_for
 
 TOPIC_OF = {"attendance_event": ATTENDANCE_TOPIC, "credit_record": CREDITS_TOPIC, "dead_letter": DEADLETTER_TOPIC}
@@ -112,9 +114,17 @@ def build_registry(config: RegistryConfig) -> Registry:
     if isinstance(config, AmaRegistryConfig):
         bearer = {"Authorization": f"Bearer {config.secret()}"}
         return AmaPraRegistry(config.name, client(headers=bearer), config.page_size)
-    if isinstance(config, AnccRegistryConfig):
-        api_key = {"X-Api-Key": config.secret()}
-        return AnccRegistry(config.name, client(headers=api_key), config.provider_id, config.page_size)
+    if isinstance(config, CeBrokerRegistryConfig):
+        provider = config.provider_id or config.parent_provider_id
+        return CeBrokerRegistry(
+            config.name,
+            client(),
+            Envelope(config.parent_provider_id, provider, config.secret()),
+            page_size=config.page_size,
+            max_message_bytes=config.max_message_bytes,
+            subject_areas=config.subject_areas,
+            on_message_accepted=lambda: crash_point("cebroker.message_accepted"),
+        )
     try:
         roster = Roster.load(config.roster_path)
     except RosterError as err:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from connectors.registries import ancc
 from connectors.registries import base as registries
+from connectors.registries import cebroker
 from connectors.sources import base as sources
 from reconcile import credit_rules, engine
 
@@ -35,7 +35,7 @@ RECONCILE = (
     credit_rules.MISSING_BOARD_IDENTITY,
     credit_rules.UNKNOWN_PROFESSION,
 )
-DELIVER = (registries.REGISTRY_REJECTED, registries.REGISTRY_UNAVAILABLE, ancc.ALREADY_REPORTED)
+DELIVER = (registries.REGISTRY_REJECTED, registries.REGISTRY_UNAVAILABLE, cebroker.LICENCE_INVALID)
 KNOWN_REASON_CODES = frozenset((*NORMALISE, *RECONCILE, *DELIVER))
 
 

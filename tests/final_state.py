@@ -65,12 +65,12 @@ def ama_active(stack: SandboxStack) -> Held:
     }
 
 
-def ancc_active(stack: SandboxStack) -> Held:
+def cebroker_active(stack: SandboxStack) -> Held:
     held: Held = {}
-    for ref, row in stack.ancc.active_rows().items():
+    for ref, row in stack.cebroker.active_rows().items():
         record_id, _, version = ref.rpartition(":")
-        hours = Decimal(str(row["hours"])).quantize(Decimal("0.01"))
-        held[record_id] = (int(version), hours, datetime.strptime(row["completion_date"], "%m/%d/%Y").date())
+        hours = Decimal(row["hours"]).quantize(Decimal("0.01"))
+        held[record_id] = (int(version), hours, datetime.strptime(row["date_completed"], "%m/%d/%Y").date())
     return held
 
 

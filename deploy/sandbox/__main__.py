@@ -15,9 +15,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m deploy.sandbox",
         description=(
-            "Start the sandbox stand-ins for systems cme-credit-sync talks to (an xAPI LRS, a webinar report API, "
-            "a CSV file drop, a provider REST API, the AMA PRA-style, ANCC and employer HR registries and a "
-            "Confluent-compatible Schema Registry) on 127.0.0.1, print their URLs and demo credentials, and "
+            "Start stand-ins for the systems cme-credit-sync talks to (an xAPI LRS, a webinar report API, "
+            "a CSV file drop, a provider REST API, the AMA PRA-style registry, CE Broker, an employer HR endpoint "
+            "and a Confluent-compatible Schema Registry) on 127.0.0.1, print their URLs and demo credentials, and "
             "serve until Ctrl-C or SIGTERM. State is kept in memory only."
         ),
     )

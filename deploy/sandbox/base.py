@@ -133,6 +133,9 @@ class SandboxServer:
         # Path → body served instead of a successful response's own (cut-off JSON, another encoding): a
         # broken proxy or server that keeps failing the same way. Auth and routing still apply first.
         self.broken_bodies: dict[str, bytes] = {}
+        # Path → how many of its next requests are handled and then lose their answer (the connection drops
+        # after the work is done): the client cannot know whether its request took effect.
+        self.lost_responses: Counter[str] = Counter()
         self._seen_lock = threading.Lock()
         self._port = port
         self._server: ThreadingHTTPServer | None = None
@@ -236,9 +239,20 @@ class SandboxServer:
                     # Only the type: exception messages can quote payload values (names, NPIs).
                     log.error("%s sandbox: %s %s failed: %s", self.name, method, pattern.pattern, type(err).__name__)
                     response = Response(500, {"error": "internal sandbox error"})
+                if self._lose_response(split.path):
+                    raw.close_connection = True
+                    raw.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 self._send(raw, response)
                 return
         self._send(raw, Response(404, {"error": f"no route {raw.command} {split.path}"}))
+
+    def _lose_response(self, path: str) -> bool:
+        with self._seen_lock:
+            if self.lost_responses[path] <= 0:
+                return False
+            self.lost_responses[path] -= 1
+            return True
 
     @staticmethod
     def _send(raw: BaseHTTPRequestHandler, response: Response) -> None:

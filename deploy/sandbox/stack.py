@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Self
 
 from deploy.sandbox.ama_registry import AmaPraRegistry
-from deploy.sandbox.ancc_registry import AnccRegistry
 from deploy.sandbox.base import SandboxServer
+from deploy.sandbox.cebroker import CeBroker
 from deploy.sandbox.file_drop import FileDrop
 from deploy.sandbox.hr_endpoint import HrEndpoint
 from deploy.sandbox.lrs import XapiLrs
@@ -25,7 +25,7 @@ DEFAULT_PROVIDER_RECORDS = Path(__file__).parents[1] / "sample" / "provider_comp
 
 class SandboxStack:
     """An xAPI LRS loaded from a statements file, a webinar report API, a CSV file drop and a provider REST
-    API (sample data), the AMA PRA-style and ANCC registries, an employer HR endpoint and a Schema Registry."""
+    API (sample data), the AMA PRA-style registry, CE Broker, an employer HR endpoint and a Schema Registry."""
 
     def __init__(
         self,
@@ -39,7 +39,7 @@ class SandboxStack:
         self.statements_path = Path(statements_path)
         self.lrs = XapiLrs.from_file(self.statements_path, port=lrs_port)
         self.ama = AmaPraRegistry(port=ama_port, today=today)
-        self.ancc = AnccRegistry(today=today)
+        self.cebroker = CeBroker(today=today)
         self.hr = HrEndpoint()
         self.webinar = WebinarReports.from_file(DEFAULT_WEBINAR_REPORT)
         self.file_drop = FileDrop(DEFAULT_CSV_DROPS)
@@ -55,7 +55,7 @@ class SandboxStack:
         return {
             "xapi": self.lrs,
             "ama_pra": self.ama,
-            "ancc": self.ancc,
+            "cebroker": self.cebroker,
             "employer_hr": self.hr,
             "webinar": self.webinar,
             "csv_drop": self.file_drop,

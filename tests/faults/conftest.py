@@ -34,7 +34,7 @@ from ledger.store import Ledger
 from pipeline.config import Settings
 from tests.final_state import (
     ama_active,
-    ancc_active,
+    cebroker_active,
     hr_active,
     latest_per_key,
     ledger_expects,
@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = Path(__file__).with_name("cmesync.toml")
 TODAY = date(2026, 11, 23)
 GENERATED = 120  # xAPI statements on top of the sample's: ~30 more learners, 16 LRS pages, 8 reconcile batches
-REGISTRIES = ("ama-pra", "ancc", "employer-hr")
+REGISTRIES = ("ama-pra", "cebroker", "employer-hr")
 
 # What a credit is, independent of the run that made it: whose (the learner block), which activity and type.
 NaturalKey = tuple[str | None, ...]
@@ -109,7 +109,7 @@ class World:
             "provider_rest": s.provider_rest.url,
             "provider_pagination": provider_pagination,
             "ama": s.ama.url,
-            "ancc": s.ancc.url,
+            "cebroker": s.cebroker.url,
             "hr": s.hr.url,
             "max_attempts": str(max_attempts),
         }
@@ -177,7 +177,7 @@ class World:
         duplicated = [key for key, n in Counter(natural.values()).items() if n > 1]
         assert not duplicated, f"one credit under several record ids: {duplicated}"
 
-        readers = {"ama-pra": ama_active, "ancc": ancc_active, "employer-hr": hr_active}
+        readers = {"ama-pra": ama_active, "cebroker": cebroker_active, "employer-hr": hr_active}
         held: dict[str, dict[NaturalKey, Content]] = {}
         for registry, read in readers.items():
             active = read(self.stack)
@@ -209,22 +209,22 @@ class World:
             for h in ama
             if h["status"] == "AWARDED"
         ]
-        ancc_keys = [
-            tuple(row[f] for f in ("license_number", "license_state", "profession_code", "course_id", "subject_area"))
-            for row in self.stack.ancc.active_rows().values()
+        cebroker_keys = [
+            tuple(row[f] for f in ("license", "cebroker_state", "licensee_profession", "id_course", "cd_subject_area"))
+            for row in self.stack.cebroker.active_rows().values()
         ]
         hr_keys = [
             (h["employee_id"], h["activity_id"], h["credit_type"])
             for h in self.stack.hr.holdings().values()
             if h["status"] == "AWARDED"
         ]
-        for registry, keys in (("ama-pra", ama_keys), ("ancc", ancc_keys), ("employer-hr", hr_keys)):
+        for registry, keys in (("ama-pra", ama_keys), ("cebroker", cebroker_keys), ("employer-hr", hr_keys)):
             twice = [key for key, n in Counter(keys).items() if n > 1]
             assert not twice, f"{registry} holds a credit twice: {twice}"
         removed = self.removed_by_hand
         submissions = (
             ("ama-pra", [a["idempotency_key"] for a in self.stack.ama.accepted if a["record_id"] not in removed]),
-            ("ancc", [r["external_ref"] for r in self.stack.ancc.reported]),
+            ("cebroker", [r["external_ref"] for r in self.stack.cebroker.reported]),
             ("employer-hr", [h["event_id"] for h in self.stack.hr.applied]),
         )
         for registry, keys in submissions:
@@ -264,7 +264,7 @@ def statements_file(tmp: Path) -> Path:
 
 def nursing(statement: dict[str, Any]) -> dict[str, Any]:
     """Generated nurses get a licence, and their enduring completions a nursing activity (ANCC credit), so that
-    the ANCC registry has credits to hold as well."""
+    CE Broker has credits to hold as well."""
     extensions = statement.get("context", {}).get("extensions", {})
     profession = extensions.get(f"{EXT}profession")
     if profession not in ("RN", "NP"):

@@ -48,3 +48,21 @@ def test_given_a_run_killed_while_the_registry_diff_repairs_when_rerun_then_the_
 
     assert (rerun["registry_drift"], rerun["credit_versions"], rerun["delivered"]) == (0, 0, 0)
     assert world.settle() == reference
+
+
+def test_given_a_run_killed_after_a_cebroker_message_accepted_when_rerun_then_no_entry_is_sent_twice(
+    world: World, reference: Outcome
+) -> None:
+    assert world.run(crash_at="cebroker.message_accepted:3").killed
+    sent = {
+        f"{e.record_id}:{e.version}"
+        for e in world.ledger.registry_expectations("cebroker").values()
+        if e.delivery_state == "sent"
+    }
+    unrecorded = set(world.stack.cebroker.active_rows()) - sent
+    assert unrecorded, "the kill fell where the ledger already knew what CE Broker took"
+
+    world.run().counts()
+
+    assert world.stack.cebroker.refused_duplicates == 0, "an entry already reported was sent again"
+    assert world.settle() == reference

@@ -19,7 +19,7 @@ def test_given_registries_failing_30_percent_and_a_429_storm_when_the_run_delive
     world: World, reference: Outcome
 ) -> None:
     world.write_config(max_attempts=10)  # 0.3 ** 10: no call of this run runs out of attempts
-    registries = (world.stack.ama, world.stack.ancc, world.stack.hr)
+    registries = (world.stack.ama, world.stack.cebroker, world.stack.hr)
     for seed, sandbox in enumerate(registries):
         sandbox.faults = Faults(server_error=0.3, storm=8, retry_after_s=0.2, seed=seed)
 

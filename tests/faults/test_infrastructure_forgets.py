@@ -62,7 +62,7 @@ def test_given_the_registries_down_during_delivery_when_the_next_night_runs_then
     world: World, reference: Outcome
 ) -> None:
     world.write_config(max_attempts=2)
-    registries = (world.stack.ama, world.stack.ancc, world.stack.hr)
+    registries = (world.stack.ama, world.stack.cebroker, world.stack.hr)
     for sandbox in registries:
         sandbox.faults = Faults(down=OUTAGE_REQUESTS)
 
@@ -71,7 +71,7 @@ def test_given_the_registries_down_during_delivery_when_the_next_night_runs_then
     for sandbox in registries:
         assert sandbox.faults.injected["unavailable"] == OUTAGE_REQUESTS, f"{sandbox.name} was never down"
     unavailable = {registry for registry, reason in deliver_dead_letters(world) if reason == "REGISTRY_UNAVAILABLE"}
-    assert unavailable == {"ama-pra", "ancc", "employer-hr"}, "the outage failed no delivery"
+    assert unavailable == {"ama-pra", "cebroker", "employer-hr"}, "the outage failed no delivery"
 
     next_night = world.run().counts()
 

@@ -14,11 +14,12 @@ import pytest
 
 from connectors.http import HttpClient, RetryPolicy
 from connectors.registries.ama_pra import AmaPraRegistry
-from connectors.registries.ancc import AnccRegistry
 from connectors.registries.base import Registry
+from connectors.registries.cebroker import CeBrokerRegistry
+from connectors.registries.cebroker_xml import Envelope
 from connectors.registries.employer_hr import CsvExport, EmployerHrRegistry, HmacSigner, Roster
 from deploy.sandbox.ama_registry import AmaPraRegistry as AmaSandbox
-from deploy.sandbox.ancc_registry import AnccRegistry as AnccSandbox
+from deploy.sandbox.cebroker import CeBroker
 from deploy.sandbox.hr_endpoint import HrEndpoint
 from ledger.store import Ledger
 from reconcile.merge import CreditState
@@ -138,8 +139,8 @@ def ama_sandbox() -> Iterator[AmaSandbox]:
 
 
 @pytest.fixture
-def ancc_sandbox() -> Iterator[AnccSandbox]:
-    with AnccSandbox(today=lambda: TODAY) as sandbox:
+def cebroker_sandbox() -> Iterator[CeBroker]:
+    with CeBroker(today=lambda: TODAY) as sandbox:
         yield sandbox
 
 
@@ -162,10 +163,12 @@ def ama(ama_sandbox: AmaSandbox) -> AmaPraRegistry:
     return AmaPraRegistry("ama-pra", client, page_size=2)
 
 
+CEBROKER = Envelope("50-1001", "50-1001", "cebroker-demo-key")
+
+
 @pytest.fixture
-def ancc(ancc_sandbox: AnccSandbox) -> AnccRegistry:
-    client = HttpClient(ancc_sandbox.url, headers={"X-Api-Key": "ancc-demo-key"}, retry=FAST)
-    return AnccRegistry("ancc", client, "CEP-1001", page_size=2)
+def cebroker(cebroker_sandbox: CeBroker) -> CeBrokerRegistry:
+    return CeBrokerRegistry("cebroker", HttpClient(cebroker_sandbox.url, retry=FAST), CEBROKER, page_size=2)
 
 
 @pytest.fixture

@@ -11,16 +11,17 @@ from sqlalchemy import select
 
 from connectors.http import HttpClient, RetryPolicy
 from connectors.registries.ama_pra import AmaPraRegistry
-from connectors.registries.ancc import AnccRegistry
 from connectors.registries.base import REGISTRY_REJECTED, REGISTRY_UNAVAILABLE
+from connectors.registries.cebroker import LICENCE_INVALID, CeBrokerRegistry
 from connectors.registries.employer_hr import EmployerHrRegistry, HmacSigner, Roster
 from deploy.sandbox.ama_registry import AmaPraRegistry as AmaSandbox
-from deploy.sandbox.ancc_registry import AnccRegistry as AnccSandbox
 from deploy.sandbox.base import Faults
+from deploy.sandbox.cebroker import CeBroker
 from deploy.sandbox.hr_endpoint import HrEndpoint
 from ledger import tables as t
 from ledger.store import Ledger
 from pipeline.deliver import deliver_pending
+from tests.registries.conftest import CEBROKER
 
 Credits = Any  # the `credits` fixture: tests/registries/conftest.py Credits
 PII = ("1493027167", "RN4488120", "Amelia", "Hart", "Isabel", "Moreno", "03-14", "06-11")
@@ -41,29 +42,29 @@ def dead_letters(ledger: Ledger) -> list[dict[str, Any]]:
 def test_given_pending_deliveries_when_delivered_then_each_registry_gets_what_it_accepts_with_receipts_stored(
     ledger: Ledger,
     ama: AmaPraRegistry,
-    ancc: AnccRegistry,
+    cebroker: CeBrokerRegistry,
     hr: EmployerHrRegistry,
     ama_sandbox: AmaSandbox,
-    ancc_sandbox: AnccSandbox,
+    cebroker_sandbox: CeBroker,
     hr_sandbox: HrEndpoint,
     credits: Credits,
 ) -> None:
     physician = credits.record()
     nurse = credits.record("ANCC_CH", learner=credits.nurse)
-    credits.seed(ledger, [physician, nurse], [ama, ancc, hr])
+    credits.seed(ledger, [physician, nurse], [ama, cebroker, hr])
 
-    stats = [deliver_pending(ledger, registry, batch_size=1) for registry in (ama, ancc, hr)]
+    stats = [deliver_pending(ledger, registry, batch_size=1) for registry in (ama, cebroker, hr)]
 
     assert [(s.delivered, s.failed, s.skipped) for s in stats] == [(1, 0, 0), (1, 0, 0), (2, 0, 0)]
     assert set(ama_sandbox.holdings()) == {physician["record_id"]}
-    assert set(ancc_sandbox.active_rows()) == {f"{nurse['record_id']}:1"}
+    assert set(cebroker_sandbox.active_rows()) == {f"{nurse['record_id']}:1"}
     assert set(hr_sandbox.holdings()) == {physician["record_id"], nurse["record_id"]}
     ama_row = deliveries(ledger, "ama-pra")[(physician["record_id"], 1)]
     assert (ama_row["state"], ama_row["attempts"], ama_row["last_error"]) == ("sent", 1, None)
     assert ama_row["receipt"] == ama_sandbox.holdings()[physician["record_id"]]["receipt_id"]
     assert (
-        deliveries(ledger, "ancc")[(nurse["record_id"], 1)]["receipt"]
-        == ancc_sandbox.active_rows()[f"{nurse['record_id']}:1"]["row_id"]
+        deliveries(ledger, "cebroker")[(nurse["record_id"], 1)]["receipt"]
+        == cebroker_sandbox.active_rows()[f"{nurse['record_id']}:1"]["id_attendee"]
     )
 
 
@@ -86,6 +87,27 @@ def test_given_a_record_the_registry_rejects_when_delivered_then_dead_letter_wit
     assert dead["source_ref"] == f"credit {too_old['record_id']} v1"
     assert dead["payload"] == f"{too_old['record_id']}:1".encode()
     assert not any(value in dead["reason"] or value in rejected["last_error"] for value in PII)
+
+
+def test_given_a_licence_cebroker_calls_invalid_when_delivered_then_a_licence_invalid_dead_letter_never_sent(
+    ledger: Ledger, cebroker: CeBrokerRegistry, cebroker_sandbox: CeBroker, credits: Credits
+) -> None:
+    cebroker_sandbox.unlisted.add(credits.nurse["licence_number"])
+    invalid = credits.record("ANCC_CH", learner=credits.nurse)
+    valid = credits.record("ANCC_CH", learner=credits.nurse_practitioner)
+    credits.seed(ledger, [invalid, valid], [cebroker])
+
+    stats = deliver_pending(ledger, cebroker)
+    again = deliver_pending(ledger, cebroker)
+
+    assert (stats.delivered, stats.failed, again.delivered, again.failed) == (1, 1, 0, 0)
+    assert set(cebroker_sandbox.active_rows()) == {f"{valid['record_id']}:1"}
+    assert credits.nurse["licence_number"] not in {row["license"] for row in cebroker_sandbox.reported}
+    [dead] = dead_letters(ledger)
+    assert (dead["stage"], dead["reason_code"], dead["registry"]) == ("deliver", LICENCE_INVALID, "cebroker")
+    assert dead["reason"] == "CE Broker License Validation: ErrorCode 80: Invalid license Number"
+    assert deliveries(ledger, "cebroker")[(invalid["record_id"], 1)]["state"] == "failed"
+    assert not any(value in dead["reason"] for value in PII)
 
 
 def test_given_one_registry_down_when_delivering_then_it_is_dead_lettered_as_unavailable_and_the_other_delivers(
@@ -128,7 +150,7 @@ def test_given_a_learner_who_left_the_roster_when_delivering_then_the_delivery_i
 def test_given_faults_on_30_percent_of_requests_when_delivering_then_everything_arrives_exactly_once(
     ledger: Ledger,
     ama_sandbox: AmaSandbox,
-    ancc_sandbox: AnccSandbox,
+    cebroker_sandbox: CeBroker,
     hr_sandbox: HrEndpoint,
     roster_path: Any,
     credits: Credits,
@@ -138,16 +160,14 @@ def test_given_faults_on_30_percent_of_requests_when_delivering_then_everything_
         AmaPraRegistry(
             "ama-pra", HttpClient(ama_sandbox.url, headers={"Authorization": "Bearer ama-demo-token"}, retry=retry)
         ),
-        AnccRegistry(
-            "ancc", HttpClient(ancc_sandbox.url, headers={"X-Api-Key": "ancc-demo-key"}, retry=retry), "CEP-1001"
-        ),
+        CeBrokerRegistry("cebroker", HttpClient(cebroker_sandbox.url, retry=retry), CEBROKER),
         EmployerHrRegistry(
             "employer-hr",
             HttpClient(hr_sandbox.url, auth=HmacSigner("hr-demo-secret"), retry=retry),
             Roster.load(roster_path),
         ),
     ]
-    for seed, sandbox in enumerate((ama_sandbox, ancc_sandbox, hr_sandbox)):
+    for seed, sandbox in enumerate((ama_sandbox, cebroker_sandbox, hr_sandbox)):
         sandbox.faults = Faults(rate_limited=0.1, retry_after_s=0.01, server_error=0.1, dropped=0.1, seed=seed)
     physicians = [credits.record(activity_id=f"ACT-{n}") for n in range(20)]
     nurses = [credits.record("ANCC_CH", learner=credits.nurse, activity_id=f"ACT-{n}") for n in range(20)]
@@ -160,7 +180,7 @@ def test_given_faults_on_30_percent_of_requests_when_delivering_then_everything_
 
     assert sum(s.failed for s in stats) == 0
     assert dead_letters(ledger) == []
-    assert sum(sandbox.requests_seen for sandbox in (ama_sandbox, ancc_sandbox, hr_sandbox)) > sum(
+    assert sum(sandbox.requests_seen for sandbox in (ama_sandbox, cebroker_sandbox, hr_sandbox)) > sum(
         registry.client.stats.calls for registry in registries
     ), "faults were injected and retried"
     latest = {r["record_id"]: r for r in physicians + nurses + corrections}
@@ -168,11 +188,11 @@ def test_given_faults_on_30_percent_of_requests_when_delivering_then_everything_
     ama_held = {rid: (h["version"], h["amount"]) for rid, h in ama_sandbox.holdings().items()}
     assert ama_held == {rid: (r["version"], f"{r['amount']:.2f}") for rid, r in latest.items() if rid in physician_ids}
     assert len(ama_sandbox.accepted) == 21
-    ancc_held = {ref: row["hours"] for ref, row in ancc_sandbox.active_rows().items()}
-    assert ancc_held == {
-        f"{rid}:{r['version']}": float(r["amount"]) for rid, r in latest.items() if r["credit_type"] == "ANCC_CH"
+    cebroker_held = {ref: row["hours"] for ref, row in cebroker_sandbox.active_rows().items()}
+    assert cebroker_held == {
+        f"{rid}:{r['version']}": f"{r['amount']:.2f}" for rid, r in latest.items() if r["credit_type"] == "ANCC_CH"
     }
-    assert len(ancc_sandbox.reported) == 21
+    assert len(cebroker_sandbox.reported) == 21
     assert {rid: h["version"] for rid, h in hr_sandbox.holdings().items()} == {
         rid: r["version"] for rid, r in latest.items()
     }

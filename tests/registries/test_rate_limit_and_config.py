@@ -9,7 +9,7 @@ import pytest
 
 from connectors.http import HttpClient, RateLimiter, RetriableAPIError, RetryPolicy
 from connectors.registries.ama_pra import AmaPraRegistry
-from connectors.registries.ancc import AnccRegistry
+from connectors.registries.cebroker import CeBrokerRegistry
 from connectors.registries.employer_hr import EmployerHrRegistry
 from deploy.sandbox.ama_registry import AmaPraRegistry as AmaSandbox
 from deploy.sandbox.base import Faults
@@ -95,11 +95,13 @@ max_attempts = 2
 page_size = 50
 
 [[registries]]
-kind = "ancc"
+kind = "cebroker"
 name = "board"
-base_url = "http://ancc.invalid"
-provider_id = "CEP-7"
-api_key = "k"
+base_url = "http://cebroker.invalid"
+parent_provider_id = "50-7"
+provider_id = "50-8"
+upload_key = "k"
+max_message_bytes = 4096
 
 [[registries]]
 kind = "employer_hr"
@@ -113,14 +115,17 @@ extra_holdings = "revoke"
 """,
     )
 
-    ama, ancc, hr = build_registries(settings)
+    ama, board, hr = build_registries(settings)
 
-    assert isinstance(ama, AmaPraRegistry) and isinstance(ancc, AnccRegistry) and isinstance(hr, EmployerHrRegistry)
+    assert (
+        isinstance(ama, AmaPraRegistry) and isinstance(board, CeBrokerRegistry) and isinstance(hr, EmployerHrRegistry)
+    )
     assert ama.client.rate_limit is not None and ama.client.rate_limit.interval == 0.25
     assert (ama.client.retry.max_attempts, ama.page_size) == (2, 50)
     assert ama.client.headers == {"Authorization": "Bearer t"}
-    assert ancc.client.rate_limit is None and ancc.base_path == "/api/v1/providers/CEP-7"
-    assert ancc.client.headers == {"X-Api-Key": "k"}
+    assert board.client.rate_limit is None and board.client.headers == {}
+    assert (board.envelope.parent_provider, board.envelope.provider, board.envelope.upload_key) == ("50-7", "50-8", "k")
+    assert board.max_message_bytes == 4096
     assert hr.roster.by_npi == {"1493027167": "E1"}
     assert hr.export is not None and hr.export.directory == tmp_path / "exports"
     assert [r.extra_holdings for r in settings.registries] == ["report", "report", "revoke"]
@@ -131,7 +136,9 @@ extra_holdings = "revoke"
     "body, message",
     [
         ('kind = "employer_hr"\nname = "hr"\nbatch_size = 251\nhmac_secret = "s"', "less than or equal to 250"),
-        ('kind = "ancc"\nname = "board"\napi_key = "k"', "provider_id"),
+        ('kind = "cebroker"\nname = "board"\nupload_key = "k"', "parent_provider_id"),
+        ('kind = "cebroker"\nname = "board"\nparent_provider_id = "CEP-1"', "parent_provider_id"),
+        ('kind = "cebroker"\nname = "board"\nparent_provider_id = "50-1"\nmax_message_bytes = 17000000', "16777216"),
         ('kind = "ama_pra"\nname = "ama"\nrate_limit_per_s = 0', "greater than 0"),
         ('kind = "ama_pra"\nname = "ama"\nextra_holdings = "delete"', "extra_holdings"),
     ],
@@ -155,8 +162,10 @@ def test_given_a_roster_that_is_missing_when_building_then_config_error_names_th
 
 def test_given_no_secret_anywhere_when_building_then_config_error_names_the_variable(tmp_path: Path) -> None:
     settings = settings_for(
-        tmp_path, '[[registries]]\nkind = "ancc"\nname = "board"\nprovider_id = "P"\napi_key_env = "NO_SUCH_VAR_X"\n'
+        tmp_path,
+        '[[registries]]\nkind = "cebroker"\nname = "board"\nparent_provider_id = "50-1"\n'
+        'upload_key_env = "NO_SUCH_VAR_X"\n',
     )
 
-    with pytest.raises(ConfigError, match="registry board API key: set the environment variable NO_SUCH_VAR_X"):
+    with pytest.raises(ConfigError, match="registry board upload key: set the environment variable NO_SUCH_VAR_X"):
         build_registries(settings)

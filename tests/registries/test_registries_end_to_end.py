@@ -19,7 +19,7 @@ from deploy.sandbox.stack import DEFAULT_STATEMENTS, SandboxStack
 from flows.nightly import nightly_reconciliation
 from ledger import tables as t
 from ledger.store import Ledger
-from tests.final_state import ama_active, ancc_active, hr_active, ledger_expects
+from tests.final_state import ama_active, cebroker_active, hr_active, ledger_expects
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ VOIDING_STATEMENT = "973b8974-5cbb-54fb-970c-da4cf4c7908b"
 
 def assert_registries_equal_the_ledger(stack: SandboxStack, ledger: Ledger) -> None:
     assert ama_active(stack) == ledger_expects(ledger, "ama-pra")
-    assert ancc_active(stack) == ledger_expects(ledger, "ancc")
+    assert cebroker_active(stack) == ledger_expects(ledger, "cebroker")
     assert hr_active(stack) == ledger_expects(ledger, "employer-hr")
 
 
@@ -64,7 +64,7 @@ def endpoints(kafka_bootstrap: str, stack: SandboxStack) -> dict[str, str]:
         "schema_registry_url": stack.schema_registry.url,
         "lms-xapi.base_url": stack.lrs.url,
         "ama-pra.base_url": stack.ama.url,
-        "ancc.base_url": stack.ancc.url,
+        "cebroker.base_url": stack.cebroker.url,
         "employer-hr.base_url": stack.hr.url,
     }
 

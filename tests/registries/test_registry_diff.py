@@ -18,7 +18,7 @@ from sqlalchemy import select
 from connectors.http import APIError
 from connectors.registries.base import AWARDED, Registry, RegistryEntry
 from deploy.sandbox.ama_registry import AmaPraRegistry as AmaSandbox
-from deploy.sandbox.ancc_registry import AnccRegistry as AnccSandbox
+from deploy.sandbox.cebroker import CeBroker
 from deploy.sandbox.hr_endpoint import HrEndpoint
 from ledger import tables as t
 from ledger.holdings import beside_expectations
@@ -73,33 +73,32 @@ def _ama(sandbox: AmaSandbox, registry: Registry, credits: Credits) -> Harness:
     )
 
 
-def _ancc(sandbox: AnccSandbox, registry: Registry, credits: Credits) -> Harness:
+def _cebroker(sandbox: CeBroker, registry: Registry, credits: Credits) -> Harness:
     def row_id(record_id: str) -> str:
         rows = [r for r in sandbox.rows().values() if r["external_ref"].startswith(f"{record_id}:")]
-        return max(rows, key=lambda r: r["row_id"])["row_id"]
+        return max(rows, key=lambda r: r["id_attendee"])["id_attendee"]
 
     def active() -> Held:
         held: Held = {}
         for ref, row in sandbox.active_rows().items():
             record_id, _, version = ref.rpartition(":")
-            hours = Decimal(str(row["hours"])).quantize(Decimal("0.01"))
-            held[record_id] = (int(version), hours, datetime.strptime(row["completion_date"], "%m/%d/%Y").date())
+            hours = Decimal(row["hours"]).quantize(Decimal("0.01"))
+            held[record_id] = (int(version), hours, datetime.strptime(row["date_completed"], "%m/%d/%Y").date())
         return held
 
     def add_unknown() -> str:
         record_id = str(uuid.uuid4())
         row = {
             "external_ref": f"{record_id}:1",
-            "course_id": "ACT-MANUAL",
-            "course_name": "Entered at the board",
-            "license_number": "RN4488120",
-            "license_state": "FL",
-            "profession_code": "RN",
+            "id_course": "20-999999",
+            "license": "RN4488120",
+            "cebroker_state": "FL",
+            "licensee_profession": "RN",
             "first_name": "Isabel",
             "last_name": "Moreno",
-            "subject_area": "GENERAL",
-            "hours": 4.0,
-            "completion_date": "11/02/2026",
+            "cd_subject_area": "GENERAL",
+            "hours": "4.00",
+            "date_completed": "11/02/2026",
         }
         sandbox.put(row)
         return record_id
@@ -110,7 +109,7 @@ def _ancc(sandbox: AnccSandbox, registry: Registry, credits: Credits) -> Harness
         credits.nurse,
         active,
         lambda rid: sandbox.remove(row_id(rid)),
-        lambda rid: sandbox.alter(row_id(rid), hours=9.75),
+        lambda rid: sandbox.alter(row_id(rid), hours="9.75"),
         lambda rid, version: sandbox.alter(row_id(rid), external_ref=f"{rid}:{version}"),
         lambda rid: sandbox.alter(row_id(rid), status="ACTIVE"),
         add_unknown,
@@ -144,12 +143,12 @@ def _hr(sandbox: HrEndpoint, registry: Registry, credits: Credits) -> Harness:
     )
 
 
-@pytest.fixture(params=["ama_pra", "ancc", "employer_hr"])
+@pytest.fixture(params=["ama_pra", "cebroker", "employer_hr"])
 def harness(request: pytest.FixtureRequest, credits: Credits) -> Iterator[Harness]:
     if request.param == "ama_pra":
         yield _ama(request.getfixturevalue("ama_sandbox"), request.getfixturevalue("ama"), credits)
-    elif request.param == "ancc":
-        yield _ancc(request.getfixturevalue("ancc_sandbox"), request.getfixturevalue("ancc"), credits)
+    elif request.param == "cebroker":
+        yield _cebroker(request.getfixturevalue("cebroker_sandbox"), request.getfixturevalue("cebroker"), credits)
     else:
         yield _hr(request.getfixturevalue("hr_sandbox"), request.getfixturevalue("hr"), credits)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,8 +14,8 @@ from typing import Any
 import pytest
 import requests
 
-from deploy.sandbox.ancc_registry import AnccRegistry
 from deploy.sandbox.base import Request, format_instant
+from deploy.sandbox.cebroker import CeBroker
 from deploy.sandbox.paging import Entry, HoldingStore, KeysetPager, OrderKey
 
 START = datetime(2026, 11, 20, 10, tzinfo=UTC)
@@ -180,50 +181,63 @@ def test_given_random_stamps_with_ties_when_paging_with_or_without_since_then_ev
 
 
 @pytest.fixture
-def ancc() -> Iterator[AnccRegistry]:
-    with AnccRegistry() as registry:
+def cebroker() -> Iterator[CeBroker]:
+    with CeBroker() as registry:
         yield registry
 
 
-def ancc_row(ref: str) -> dict[str, Any]:
+def cebroker_row(ref: str) -> dict[str, Any]:
     return {
         "external_ref": ref,
-        "course_name": "Sepsis Recognition in the ED",
         "first_name": "Test",
         "last_name": "Nurse",
-        "hours": 1.5,
-        "completion_date": "11/17/2026",
-        "license_number": f"RN{ref}",
-        "license_state": "FL",
-        "profession_code": "RN",
-        "course_id": "ACT-001",
-        "subject_area": "GENERAL",
+        "hours": "1.50",
+        "date_completed": "11/17/2026",
+        "license": f"RN{ref}",
+        "cebroker_state": "FL",
+        "licensee_profession": "RN",
+        "id_course": "20-000001",
+        "cd_subject_area": "GENERAL",
     }
 
 
+def post(session: requests.Session, url: str, root: ET.Element) -> ET.Element:
+    response = session.post(url, data=ET.tostring(root), timeout=5)
+    response.raise_for_status()
+    return ET.fromstring(response.content)
+
+
 def test_given_row_withdrawn_between_page_requests_when_paging_on_then_it_is_listed_again_at_the_end_withdrawn(
-    ancc: AnccRegistry,
+    cebroker: CeBroker,
 ) -> None:
-    ids = {ref: ancc.put(ancc_row(ref)) for ref in ("1001", "1002", "1003", "1004")}
+    ids = {ref: cebroker.put(cebroker_row(ref)) for ref in ("1001", "1002", "1003", "1004")}
     for minutes, row_id in enumerate(ids.values()):
-        ancc.alter(row_id, changed_at=stamp(minutes))
-    url = f"{ancc.url}/api/v1/providers/{ancc.provider_id}"
+        cebroker.alter(row_id, changed_at=stamp(minutes))
+    credentials = {"id_parent_provider": cebroker.provider_id, "upload_key": cebroker.upload_key}
+
+    def page(cursor: str) -> ET.Element:
+        return post(
+            session,
+            f"{cebroker.url}/ws/roster-query",
+            ET.Element("roster_query", credentials, limit="2", cursor=cursor),
+        )
+
     with requests.Session() as session:
-        session.headers["X-Api-Key"] = ancc.api_key
-        first = session.get(f"{url}/rows", params={"limit": 2}, timeout=5).json()
+        first = page("")
+        deletion = ET.Element("roster_deletions", credentials)
+        ET.SubElement(deletion, "attendee", cebroker_row("1001"))
+        deleted = post(session, f"{cebroker.url}/ws/roster-deletions", deletion)
+        rest: list[dict[str, str]] = []
+        cursor = first.get("next_cursor", "")
+        while cursor:
+            body = page(cursor)
+            rest += [dict(node.attrib) for node in body.iter("attendee")]
+            cursor = body.get("next_cursor", "")
 
-        withdrawn = session.post(f"{url}/withdrawals", json={"rows": [ancc_row("1001")]}, timeout=5).json()
-        rest: list[dict[str, Any]] = []
-        cursor = first["next_cursor"]
-        while cursor is not None:
-            body = session.get(f"{url}/rows", params={"limit": 2, "cursor": cursor}, timeout=5).json()
-            rest += body["rows"]
-            cursor = body["next_cursor"]
-
-    assert withdrawn["results"][0]["status"] == "WITHDRAWN"
-    assert [r["external_ref"] for r in first["rows"]] == ["1001", "1002"]
+    assert [node.get("Message") for node in deleted.iter("attendee")] == [""]
+    assert [node.get("external_ref") for node in first.iter("attendee")] == ["1001", "1002"]
     assert [(r["external_ref"], r["status"]) for r in rest] == [
         ("1003", "ACTIVE"),
         ("1004", "ACTIVE"),
-        ("1001", "WITHDRAWN"),
+        ("1001", "DELETED"),
     ]

@@ -16,8 +16,8 @@ from connectors.http import FatalAPIError
 from connectors.registries.base import RegistryCheckError
 from connectors.sources.base import SourceCheckError
 from deploy.sandbox.ama_registry import AmaPraRegistry
-from deploy.sandbox.ancc_registry import AnccRegistry
 from deploy.sandbox.base import SandboxServer
+from deploy.sandbox.cebroker import CeBroker
 from deploy.sandbox.file_drop import FileDrop
 from deploy.sandbox.hr_endpoint import HrEndpoint
 from deploy.sandbox.lrs import XapiLrs
@@ -59,13 +59,20 @@ SANDBOX_REQUESTS: dict[str, tuple[Callable[[Path], SandboxServer], str, str, dic
     "provider_rest": (lambda _: ProviderRestApi(), "GET", "/api/v1/completions", {"Authorization": f"Bearer {WRONG}"}),
     "file_drop": (lambda tmp: FileDrop(tmp, token="drop-token"), "GET", "/files", {"Authorization": f"Bearer {WRONG}"}),
     "ama_registry": (lambda _: AmaPraRegistry(), "GET", "/v1/holdings", {"Authorization": f"Bearer {WRONG}"}),
-    "ancc_registry": (lambda _: AnccRegistry(), "GET", "/api/v1/providers/CEP-1001/rows", {"X-Api-Key": WRONG}),
+    "cebroker": (lambda _: CeBroker(), "POST", "/ws/roster-query", {}),
     "hr_endpoint": (
         lambda _: HrEndpoint(),
         "POST",
         "/v1/webhooks/cme-credits",
         {"X-CME-Timestamp": "1", "X-CME-Signature": "sha256=00"},
     ),
+}
+# CE Broker carries its credentials in the message itself.
+BODIES = {
+    "cebroker": {
+        "missing": b'<roster_query id_parent_provider="50-1001"/>',
+        "wrong": f'<roster_query id_parent_provider="50-1001" upload_key="{WRONG}"/>'.encode(),
+    }
 }
 
 
@@ -78,20 +85,21 @@ def test_given_a_sandbox_when_called_without_or_with_wrong_credentials_then_it_a
     server = started(build(tmp_path))
     headers = {"X-Experience-API-Version": "1.0.3", **(wrong if credentials == "wrong" else {})}
 
-    response = requests.request(method, server.url + path, headers=headers, data=b"{}", timeout=10)
+    body = BODIES.get(name, {}).get(credentials, b"{}")
+
+    response = requests.request(method, server.url + path, headers=headers, data=body, timeout=10)
 
     assert response.status_code in (401, 403)
     assert server.requests_seen == 1
 
 
-def test_given_the_ancc_sandbox_when_a_valid_key_asks_for_another_provider_then_it_answers_403(
+def test_given_the_cebroker_sandbox_when_a_valid_key_names_another_provider_then_it_answers_403(
     started: Callable[[SandboxServer], SandboxServer],
 ) -> None:
-    server = started(AnccRegistry())
+    server = started(CeBroker())
+    message = b'<roster_query id_parent_provider="50-9999" upload_key="cebroker-demo-key"/>'
 
-    response = requests.get(
-        server.url + "/api/v1/providers/CEP-9999/rows", headers={"X-Api-Key": "ancc-demo-key"}, timeout=10
-    )
+    response = requests.post(server.url + "/ws/roster-query", data=message, timeout=10)
 
     assert response.status_code == 403
 
@@ -158,10 +166,15 @@ REGISTRIES: dict[str, tuple[Callable[[], SandboxServer], Callable[[str, str], di
         lambda url, secret: {"kind": "ama_pra", "base_url": url, "token": secret},
         "ama-demo-token",
     ),
-    "ancc": (
-        AnccRegistry,
-        lambda url, secret: {"kind": "ancc", "base_url": url, "api_key": secret, "provider_id": "CEP-1001"},
-        "ancc-demo-key",
+    "cebroker": (
+        CeBroker,
+        lambda url, secret: {
+            "kind": "cebroker",
+            "base_url": url,
+            "upload_key": secret,
+            "parent_provider_id": "50-1001",
+        },
+        "cebroker-demo-key",
     ),
     "employer_hr": (
         HrEndpoint,

@@ -26,7 +26,7 @@ import pytest
 from deploy.sandbox.stack import SandboxStack
 from pipeline.config import SAMPLE_DIR
 
-SECRET_KEYS = ("password", "token", "api_key", "hmac_secret", "secret")
+SECRET_KEYS = ("password", "token", "api_key", "upload_key", "hmac_secret", "secret")
 NPI_KEYS = ("npi", "https://cmesync.org/xapi/ext/npi")
 EMAIL_KEYS = ("email", "user_email", "mbox")
 DOB_KEYS = ("dob", "dob_month_day", "https://cmesync.org/xapi/ext/dob-month-day")
