@@ -7,9 +7,10 @@ ends as the clean run does: ledger, every registry's holdings, the HR export row
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import inspect, make_url, select
 
 from deploy.sandbox.base import Faults
 from ledger import tables as t
@@ -37,11 +38,30 @@ def deliver_dead_letters(world: World, *, resolved: bool | None = None) -> list[
         return [(r.registry, r.reason_code) for r in conn.execute(query)]
 
 
+def lock_held(world: World) -> bool:
+    """Whether a run holds the ledger, read from the holder's description only: probing the lock itself
+    would, for that instant, hold it and refuse the very run under test."""
+    url = make_url(world.ledger_url)
+    if url.get_backend_name() == "postgresql":
+        with world.ledger.engine.connect() as conn:
+            if not inspect(conn).has_table("run_lock_holders"):
+                return False
+            return conn.execute(select(t.run_lock_holders.c.pid)).first() is not None
+    lock_file = Path(f"{url.database}.lock")
+    return lock_file.exists() and lock_file.stat().st_size > 0
+
+
 def test_given_two_runs_started_together_when_they_meet_then_one_is_refused_and_the_other_ends_as_the_clean_run(
     world: World, reference: Outcome
 ) -> None:
-    first, second = world.start(), world.start()
+    # A slow registry keeps the first run holding the ledger for longer than the second takes to start, however
+    # loaded the machine: without it, a second run that starts late finds the first gone and both succeed.
+    world.stack.ama.faults = Faults(slow=1.0, slow_s=1.0)
+    first = world.start()
+    wait_for(lambda: lock_held(world) or first.poll() is not None, "the first run to take the ledger")
+    second = world.start()
     results = {first.pid: world.finish(first), second.pid: world.finish(second)}
+    world.stack.ama.faults = Faults()
 
     refused = {pid: r for pid, r in results.items() if r.returncode != 0}
     assert len(refused) == 1, {pid: (r.returncode, r.stderr[-2000:]) for pid, r in results.items()}
