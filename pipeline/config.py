@@ -257,6 +257,9 @@ class EmployerHrConfig(RegistryBaseConfig):
     hmac_secret_env: str | None = None
     roster_path: Path = Field(SAMPLE_DIR / "hr_roster.csv", description="employee_id,npi,licence_number,licence_state")
     export_dir: Path | None = Field(None, description="Where the nightly CSV export files go; unset = no export.")
+    at_risk_notices: bool = Field(
+        False, description="Send the nightly at-risk compliance list of the roster's staff as signed notices."
+    )
 
     def secret(self) -> str:
         return _secret(self.hmac_secret_env, self.hmac_secret, f"registry {self.name} HMAC secret")
