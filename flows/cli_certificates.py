@@ -38,8 +38,8 @@ def add_command(
         "certificates",
         "a learner's certificates of completion as PDF files",
         HELP,
-        "  cmesync certificates EH-0104 --out certificates/\n"
-        "  cmesync certificates b2c4bbaa --activity ACT-004 --per-activity --out certificates/ --json",
+        "  cmesync certificates EH-0001 --out certificates/\n"
+        "  cmesync certificates b2c4bbaa --activity ACT-002 --per-activity --out certificates/ --json",
         [common],
     )
     certificates.add_argument(

@@ -17,6 +17,7 @@ from reportlab.lib.units import inch
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from pipeline.certificates import Certificate
+from reconcile.catalog import ENDURING
 
 _BASE = getSampleStyleSheet()
 TITLE = ParagraphStyle("title", parent=_BASE["Title"], fontSize=26, spaceAfter=10)
@@ -33,18 +34,27 @@ def _dates(certificate: Certificate) -> str:
     if certificate.activity_dates is None:
         return ""
     first, last = certificate.activity_dates
+    if certificate.activity_format == ENDURING:
+        return f"Available from {_day(first)} to {_day(last)}"  # an enduring activity's dates are its window
     if first == last:
         return f"Activity date: {_day(first)}"
     return f"Activity dates: {_day(first)} to {_day(last)}"
 
 
 def _credits_table(certificate: Certificate) -> Table:
-    rows = [["Credit type", "Amount awarded", "Pharmacology hours"]]
+    # The pharmacology column only where a credit has a pharmacology portion (nurse practitioners' credits).
+    pharmacology = any(c.pharmacology is not None for c in certificate.credits)
+    rows = [["Credit type", "Amount awarded", *(["Pharmacology hours"] if pharmacology else [])]]
     rows += [
-        [c.credit_type_name, f"{c.amount:.2f}", f"{c.pharmacology:.2f}" if c.pharmacology is not None else "—"]
+        [
+            c.credit_type_name,
+            f"{c.amount:.2f}",
+            *([f"{c.pharmacology:.2f}" if c.pharmacology is not None else "none"] if pharmacology else []),
+        ]
         for c in certificate.credits
     ]
-    table = Table(rows, colWidths=[4.2 * inch, 1.6 * inch, 1.8 * inch], hAlign="CENTER")
+    widths = [4.2 * inch, 1.6 * inch, *([1.8 * inch] if pharmacology else [])]
+    table = Table(rows, colWidths=widths, hAlign="CENTER")
     table.setStyle(
         TableStyle(
             [

@@ -87,6 +87,11 @@ def test_given_awarded_credits_when_certificates_are_rendered_then_each_pdf_says
     designated = catalog.activities["ACT-001"].designations["AMA_PRA_1"]
     assert f"designates this activity for a maximum of {designated:.2f} AMA PRA Category 1 Credit(s)" in physician
     assert catalog.activities["ACT-001"].title in physician and "Nurses Credentialing" not in physician
+    assert "Pharmacology hours" in nursing and "Pharmacology hours" not in physician
+    opens = catalog.activities["ACT-001"].window_start  # enduring: its dates are the accreditation window
+    assert opens is not None and f"Available from {opens:%B} {opens.day}, {opens:%Y}" in physician
+    first_session = workshop.local_day(workshop.sessions[0].start)  # live: its sessions' days
+    assert f"{first_session:%B} {first_session.day}, {first_session:%Y}" in nursing
     assert {p.name for p in out.iterdir()} == {f"{c['certificate_id']}.pdf" for c in certificates}
     # The name is inside the PDF only: neither on the terminal nor in a file name.
     assert NAME["family_name"] not in result.stdout + result.stderr and NPI_A not in result.stdout + result.stderr
