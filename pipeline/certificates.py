@@ -127,12 +127,16 @@ def _statement(wording: Wording, activity: Activity, credit_type: str) -> str:
     )
 
 
+def _is_portion(credit: EarnedCredit) -> bool:
+    return certified_type(credit.credit_type) != credit.credit_type
+
+
 def _certified(credits: Sequence[EarnedCredit], activity: Activity, wording: Wording) -> list[CertifiedCredit]:
-    """The activity's credits as printed: each pharmacology portion folded into the type it is a portion of."""
-    portions = {
-        certified_type(c.credit_type): c.amount for c in credits if certified_type(c.credit_type) != c.credit_type
-    }
-    printed = [c for c in credits if certified_type(c.credit_type) == c.credit_type]
+    """The activity's credits as printed: each pharmacology portion folded into the type it is a portion of
+    (printed alone only if that type is not awarded)."""
+    awarded = {c.credit_type for c in credits}
+    portions = {certified_type(c.credit_type): c.amount for c in credits if _is_portion(c)}
+    printed = [c for c in credits if not _is_portion(c) or certified_type(c.credit_type) not in awarded]
     return [
         CertifiedCredit(
             c.record_id,
@@ -170,6 +174,7 @@ def learner_certificates(
         where = f" for activity {activity_id!r}" if activity_id else ""
         raise NothingToCertify(f"the learner has no awarded credit{where}")
     name = learner_name(ledger, learner_id)
+    completed_on = {c.record_id: c.completed_on for c in earned}
     certificates: list[Certificate] = []
     earned.sort(key=lambda c: (c.activity_id, c.credit_type))
     for activity_ref, group in groupby(earned, key=lambda c: c.activity_id):
@@ -179,7 +184,7 @@ def learner_certificates(
         lines = _certified(list(group), activity, wording)
         parts = [lines] if per_activity else [[line] for line in lines]
         for credits in parts:
-            completed = max(c.completed_on for c in earned if c.record_id in {x.record_id for x in credits})
+            completed = max(completed_on[c.record_id] for c in credits)
             cert_id = (
                 activity_certificate_id(learner_id, activity.activity_id)
                 if per_activity

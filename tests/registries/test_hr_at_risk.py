@@ -8,12 +8,17 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from sqlalchemy import delete
 
+from connectors.http import HttpClient, RetryPolicy
+from connectors.registries.employer_hr import HmacSigner
+from connectors.registries.hr_at_risk import AtRiskNotice, send_notices
 from deploy.sandbox.base import Faults
 from deploy.sandbox.hr_endpoint import HrEndpoint
 from ledger import tables as t
@@ -166,3 +171,27 @@ def test_given_a_wrong_secret_when_notified_then_the_endpoint_refuses_and_nothin
     assert (refused.sent, refused.failed) == (0, 2)
     assert hr_endpoint.refused_signatures == 1 and not hr_endpoint.notices
     assert recorded(settings) == 0
+
+
+def test_given_a_notice_without_what_is_missing_when_posted_then_the_endpoint_rejects_it_alone(
+    hr_endpoint: HrEndpoint,
+) -> None:
+    client = HttpClient(hr_endpoint.url, auth=HmacSigner("notice-secret"), retry=RetryPolicy(max_attempts=1))
+    good = AtRiskNotice(
+        "E-1",
+        "Acme",
+        "ca-md",
+        date(2025, 2, 1),
+        date(2027, 1, 31),
+        AS_OF,
+        "at risk",
+        69,
+        (("total", Decimal("46.25")),),
+    )
+    empty = replace(good, employee_id="E-2", missing=())
+
+    results = send_notices(client, [good, empty], batch_size=10)
+
+    assert [r.sent for r in results] == [True, False]
+    assert results[1].error == "rejected: missing: must list the unmet requirements"
+    assert list(hr_endpoint.notices) == [good.notice_id]
