@@ -21,6 +21,7 @@ from ledger.notices import record_notices, sent_notices
 from ledger.store import Ledger
 from pipeline.config import EmployerHrConfig, Settings
 from pipeline.factory import build_registry
+from pipeline.faults import crash_point
 from pipeline.transcript import AtRisk, ComplianceSummary, compliance_summary, load_inputs
 from reconcile.catalog import CatalogError
 from reconcile.compliance.evaluate import OVERDUE
@@ -66,6 +67,7 @@ def _notify(
     todo: Sequence[AtRiskNotice] = [n for n in notices if n.notice_id not in received]
     stats.already_sent = len(notices) - len(todo)
     results = registry.send_at_risk(todo, config.batch_size) if todo else []
+    crash_point("notices.received")
     record_notices(ledger, registry.name, {r.notice_id: r.receipt_id for r in results if r.receipt_id})
     stats.sent = sum(1 for r in results if r.sent)
     stats.failed = len(results) - stats.sent
