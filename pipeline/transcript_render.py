@@ -59,6 +59,11 @@ def _deadline_text(cycle: CycleTranscript) -> str:
     return "deadline today" if days == 0 else f"{days} days to the deadline"
 
 
+def _certificate_file(learner_id: str | None, activity_id: str, credit_type: str) -> str | None:
+    """The file name `cmesync certificates` gives this credit's certificate (a learner in the ledger only)."""
+    return certificate_file(certificate_id(learner_id, activity_id, credit_type)) if learner_id else None
+
+
 # -- JSON ------------------------------------------------------------------------------------------------------
 
 
@@ -81,7 +86,7 @@ def _requirement_dict(progress: RequirementProgress, cycle: CycleTranscript) -> 
     }
 
 
-def _cycle_dict(licence: LicenceTranscript) -> dict[str, Any]:
+def _cycle_dict(licence: LicenceTranscript, learner_id: str | None) -> dict[str, Any]:
     cycle, entry, profile = licence.transcript, licence.entry, licence.transcript.profile
     return {
         "profile": {
@@ -116,6 +121,7 @@ def _cycle_dict(licence: LicenceTranscript) -> dict[str, Any]:
                 "amount": _amount(c.amount),
                 "completed_on": c.completed_on.isoformat(),
                 "tags": list(c.tags),
+                "certificate_file": _certificate_file(learner_id, c.activity_id, c.credit_type),
             }
             for c in cycle.credits
         ],
@@ -130,7 +136,7 @@ def as_dict(learner: LearnerTranscripts) -> dict[str, Any]:
         "as_of": as_of,
         "at_risk": learner.at_risk,
         "overdue": learner.overdue,
-        "cycles": [_cycle_dict(c) for c in learner.cycles],
+        "cycles": [_cycle_dict(c, learner.learner_id) for c in learner.cycles],
     }
 
 
@@ -262,10 +268,8 @@ def _bar(progress: RequirementProgress, cycle: CycleTranscript) -> str:
 
 def _certificate_link(learner_id: str | None, activity_id: str, credit_type: str) -> str:
     """The file `cmesync certificates` writes for this credit, linked relative to the page (put them together)."""
-    if learner_id is None:
-        return ""
-    name = html.escape(certificate_file(certificate_id(learner_id, activity_id, credit_type)))
-    return f'<a class="certificate" href="{name}">{name}</a>'
+    name = html.escape(_certificate_file(learner_id, activity_id, credit_type) or "")
+    return f'<a class="certificate" href="{name}">{name}</a>' if name else ""
 
 
 def _html_cycle(licence: LicenceTranscript, learner_id: str | None) -> list[str]:

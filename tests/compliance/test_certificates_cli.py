@@ -152,9 +152,15 @@ def test_given_certificates_when_the_transcript_page_is_rendered_then_it_names_e
 ) -> None:
     certificates = cmesync(earned, "certificates", NPI_A, "--out", str(tmp_path), "--json")
     page = cmesync(earned, "transcript", NPI_A, "--as-of", "2026-11-23", "--format", "html")
+    data = cmesync(earned, "transcript", NPI_A, "--as-of", "2026-11-23", "--json")
 
-    for certificate in json.loads(certificates.stdout)["certificates"]:
+    written = json.loads(certificates.stdout)["certificates"]
+    for certificate in written:
         assert f'href="{certificate["certificate_id"]}.pdf"' in page.stdout
+    listed = {
+        c["activity_id"]: c["certificate_file"] for cycle in json.loads(data.stdout)["cycles"] for c in cycle["credits"]
+    }
+    assert set(listed.values()) <= {Path(c["file"]).name for c in written} and listed
 
 
 @pytest.mark.parametrize(
