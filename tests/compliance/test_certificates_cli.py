@@ -192,3 +192,16 @@ def test_given_a_statement_with_an_unknown_placeholder_when_run_then_configurati
 
     assert result.returncode == 2
     assert "statement ANCC: unknown placeholder(s) provder" in result.stderr
+
+
+def test_given_a_pharmacology_portion_without_its_contact_hours_when_rendered_then_it_is_printed_on_its_own(
+    world: World, tmp_path: Path
+) -> None:
+    world.credit(world.learner_a, "ACT-007", "2.00", date(2026, 11, 20), "ANCC_PHARM")
+
+    result = cmesync(world, "certificates", NPI_A, "--out", str(tmp_path), "--json")
+
+    assert result.returncode == 0, result.stderr
+    [certificate] = json.loads(result.stdout)["certificates"]
+    assert [(c["credit_type"], c["amount"]) for c in certificate["credits"]] == [("ANCC_PHARM", "2.00")]
+    assert "pharmacotherapeutic contact hour(s) 2.00" in pdf_text(Path(certificate["file"]))
