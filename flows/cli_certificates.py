@@ -87,6 +87,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         found = learner_certificates(ledger, roster, catalog, wording, args.learner, args.activity, args.per_activity)
     except NothingToCertify as err:
         console.print(f"nothing to certify: {err}", highlight=False, soft_wrap=True)
+        if args.json:
+            print(json.dumps({"certificates": []}))
         return 1
     finally:
         ledger.close()

@@ -182,6 +182,15 @@ def test_given_nothing_to_certify_or_an_unknown_name_when_asked_then_the_exit_co
     assert not (tmp_path / "out").exists()
 
 
+def test_given_nothing_to_certify_when_asked_for_json_then_stdout_holds_an_empty_list(
+    earned: World, tmp_path: Path
+) -> None:
+    result = cmesync(earned, "certificates", NPI_C, "--out", str(tmp_path), "--json")
+
+    assert result.returncode == 1
+    assert json.loads(result.stdout) == {"certificates": []}
+
+
 def test_given_a_statement_with_an_unknown_placeholder_when_run_then_configuration_error_exit_2(
     earned: World, tmp_path: Path
 ) -> None:
