@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME := $(CURDIR)/var/prefect
 
-.PHONY: demo demo-reset test lint venv chromium
+.PHONY: demo demo-reset test lint venv chromium poppler
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
@@ -28,7 +28,11 @@ demo-reset: $(STAMP)
 chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
 
-test: $(STAMP) chromium
+# pdftotext and pdftoppm, with which the certificate tests read the PDFs back.
+poppler:
+	command -v pdftotext >/dev/null && command -v pdftoppm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils)
+
+test: $(STAMP) chromium poppler
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 

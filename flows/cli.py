@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from flows import cli_broker
+from flows import cli_broker, cli_certificates
 from ledger.ops import set_dead_letters_resolved
 from ledger.queries import (
     DeadLetterFilter,
@@ -374,6 +374,7 @@ def _parser() -> argparse.ArgumentParser:
     transcript.add_argument("--expires", type=day, metavar="DATE", help="licence expiry, instead of the roster's")
     transcript.add_argument("--format", choices=TRANSCRIPT_FORMATS, help="output on stdout (default table)")
     transcript.set_defaults(format_default="table")
+    cli_certificates.add_command(commands, _command, common)
     return parser
 
 
@@ -849,6 +850,16 @@ def _transcript(args: argparse.Namespace) -> int:
     return 1 if result.at_risk else 0
 
 
+def _certificates(args: argparse.Namespace) -> int:
+    from pipeline.certificates import CertificateError
+    from pipeline.transcript import TranscriptError
+
+    try:
+        return cli_certificates.run(args, _ledger_settings(args))
+    except (CertificateError, TranscriptError) as err:
+        raise UsageError(str(err)) from None
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _run,
     "replay": _replay,
@@ -858,6 +869,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _serve,
     "stream": _stream,
     "transcript": _transcript,
+    "certificates": _certificates,
     "recover": lambda args: cli_broker.recover(args, _ledger_settings(args)),
     "republish": lambda args: cli_broker.republish(args, _ledger_settings(args)),
 }

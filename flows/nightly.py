@@ -16,6 +16,7 @@ from prefect.states import Failed, State
 from ledger.run_lock import run_lock
 from ledger.store import Ledger, utcnow
 from pipeline import stages
+from pipeline.at_risk_notices import notify_at_risk
 from pipeline.broker_loss import Assessment, BrokerDataLost, resolve_findings
 from pipeline.config import ConfigError, Settings
 from pipeline.deliver import DeliveryStats
@@ -66,6 +67,12 @@ def deliver_task(settings: Settings, registry_name: str) -> DeliveryStats:
     return stages.deliver(settings, registry_name)
 
 
+@task(name="notify-at-risk", cache_policy=NO_CACHE)
+def notify_at_risk_task(settings: Settings) -> dict[str, int]:
+    """The at-risk compliance list to the HR endpoints that take it; returns failed notices per registry."""
+    return {name: stats.failed for name, stats in notify_at_risk(settings, utcnow().date()).items()}
+
+
 @task(name="registry-diff", cache_policy=NO_CACHE)
 def registry_diff_task(settings: Settings, registry_name: str, run_id: str) -> dict[str, int]:
     return stages.registry_diff(settings, registry_name, run_id)
@@ -100,6 +107,7 @@ def _run(settings: Settings, run_id: str, config_path: str | None) -> dict[str, 
     summary = RunSummary()
     delivery_failed: dict[str, int] = {}
     diffs: dict[str, dict[str, int]] = {}
+    notices_failed: dict[str, int] = {}
     try:
         # Before pulling: a broker that forgot events rewinds the sources, so this run reads them again.
         lost = check_broker_task(settings)
@@ -123,6 +131,7 @@ def _run(settings: Settings, run_id: str, config_path: str | None) -> dict[str, 
             diffs[registry.name] = diff
             summary.registry_drift += diff["drift"]
             summary.registry_repaired += diff["repaired"]
+        notices_failed = notify_at_risk_task(settings)
         # Delivery failures are dead letters too; publish them in the same run.
         summary.dead_letters_published = dead_published + publish_task(settings)[1]
         summary.credits_awarded = stages.credits_awarded(settings)
@@ -133,7 +142,7 @@ def _run(settings: Settings, run_id: str, config_path: str | None) -> dict[str, 
             raise BrokerDataLost("; ".join(loss.description for loss in lost.losses))
     except BaseException as err:
         # Recorded as failed, then re-raised: Prefect marks the flow run Failed with the error itself.
-        failed = outcome_of(delivery_failed, diffs, f"{type(err).__name__}: {err}", config_path)
+        failed = outcome_of(delivery_failed, diffs, f"{type(err).__name__}: {err}", config_path, notices_failed)
         ledger.finish_run(run_id, failed.status, summary.counts())
         ledger.close()
         try:
@@ -142,7 +151,7 @@ def _run(settings: Settings, run_id: str, config_path: str | None) -> dict[str, 
             # The run's own error matters more; the missing report is named, not hidden.
             logger.error("run %s: its report could not be written: %s", run_id, report_error)
         raise
-    outcome = outcome_of(delivery_failed, diffs, config_path=config_path)
+    outcome = outcome_of(delivery_failed, diffs, config_path=config_path, notices_failed=notices_failed)
     ledger.finish_run(run_id, outcome.status, summary.counts())
     ledger.close()
     _report(settings, run_id, outcome)

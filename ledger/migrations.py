@@ -31,9 +31,14 @@ def _v4_broker_watermarks(conn: Connection) -> None:
     t.pulled_pages.create(conn, checkfirst=True)
 
 
+def _v5_hr_notices(conn: Connection) -> None:
+    t.hr_notices.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1_initial),
     (2, _v2_registry_diffs),
     (3, _v3_delivery_queue_index),
     (4, _v4_broker_watermarks),
+    (5, _v5_hr_notices),
 ]

@@ -194,3 +194,14 @@ pulled_pages = Table(
     Column("created_at", TS, nullable=False),
     Index("ix_pulled_pages_source", "source", "id"),
 )
+
+# At-risk notices the employer HR endpoints received (`pipeline.at_risk_notices`), by idempotency key: a rerun
+# the same day finds them here and sends nothing again.
+hr_notices = Table(
+    "hr_notices",
+    Column("registry", String(128), nullable=False),
+    Column("notice_id", String(400), nullable=False),
+    Column("receipt_id", String(128), nullable=False),
+    Column("sent_at", TS, nullable=False),
+    PrimaryKeyConstraint("registry", "notice_id"),
+)

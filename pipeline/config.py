@@ -27,6 +27,7 @@ from reconcile.professions import ProfessionMap, ProfessionMapError, load_profes
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "deploy" / "sample"
 PROFILES_DIR = Path(__file__).resolve().parents[1] / "deploy" / "profiles"
 PROFESSIONS_FILE = Path(__file__).resolve().parents[1] / "deploy" / "professions.toml"
+CERTIFICATES_FILE = Path(__file__).resolve().parents[1] / "deploy" / "certificates.toml"
 DEFAULT_CONFIG = Path("cmesync.toml")
 
 
@@ -264,6 +265,9 @@ class EmployerHrConfig(RegistryBaseConfig):
     hmac_secret_env: str | None = None
     roster_path: Path = Field(SAMPLE_DIR / "hr_roster.csv", description="employee_id,npi,licence_number,licence_state")
     export_dir: Path | None = Field(None, description="Where the nightly CSV export files go; unset = no export.")
+    at_risk_notices: bool = Field(
+        False, description="Send the nightly at-risk compliance list of the roster's staff as signed notices."
+    )
 
     def secret(self) -> str:
         return _secret(self.hmac_secret_env, self.hmac_secret, f"registry {self.name} HMAC secret")
@@ -285,6 +289,16 @@ class ComplianceConfig(BaseModel):
         "profile,attributes",
     )
     at_risk_days: int = Field(90, ge=0, le=3650, description="An unmet cycle this close to its deadline is at risk.")
+
+
+class CertificatesConfig(BaseModel):
+    """Certificates of completion (`pipeline/certificates.py`): the accreditation statement per accreditor and
+    the credit type names, from the file at `path`, with `statements` replacing an accreditor's text."""
+
+    model_config = {"extra": "forbid"}
+
+    path: Path = Field(CERTIFICATES_FILE, description="TOML with [statements] and [credit_type_names] tables.")
+    statements: dict[str, str] = Field(default_factory=dict, description='e.g. {ANCC = "… accredited …"}.')
 
 
 class ProfessionsConfig(BaseModel):
@@ -399,6 +413,7 @@ class Settings(BaseSettings):
     sources: list[SourceConfig] = Field(default_factory=list)
     registries: list[RegistryConfig] = Field(default_factory=list)
     compliance: ComplianceConfig = Field(default_factory=ComplianceConfig)
+    certificates: CertificatesConfig = Field(default_factory=CertificatesConfig)
     professions: ProfessionsConfig = Field(default_factory=ProfessionsConfig)
     deadletters: DeadLettersConfig = Field(default_factory=DeadLettersConfig)
     retry_delays: list[Delay] = Field(

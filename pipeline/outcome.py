@@ -26,12 +26,14 @@ RUNNING = "running"
 @dataclass(frozen=True)
 class RunOutcome:
     """How one run ends. `delivery_failed`: registry → deliveries that failed in this run; `diff_unavailable`:
-    registries whose holdings the nightly diff could not read; `error`: what stopped the run, if anything."""
+    registries whose holdings the nightly diff could not read; `error`: what stopped the run, if anything;
+    `notices_failed`: HR registry → at-risk notices not received (the next run sends them)."""
 
     delivery_failed: Mapping[str, int] = field(default_factory=dict)
     diff_unavailable: tuple[str, ...] = ()
     error: str | None = None
     config_path: str | None = None
+    notices_failed: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -50,6 +52,7 @@ class RunOutcome:
     @property
     def failing_registries(self) -> list[str]:
         failed = {name for name, n in self.delivery_failed.items() if n}
+        failed |= {name for name, n in self.notices_failed.items() if n}
         return sorted(failed | set(self.diff_unavailable))
 
     def replay_command(self, registry: str) -> str:
@@ -67,6 +70,11 @@ class RunOutcome:
         lines = [f"run stopped: {self.error}"] if self.error is not None else []
         lines += [f"{name}: {n} deliveries failed" for name, n in sorted(self.delivery_failed.items()) if n]
         lines += [f"{name}: registry diff unavailable (holdings not read)" for name in sorted(self.diff_unavailable)]
+        lines += [
+            f"{name}: {n} at-risk notices not received (the next run sends them)"
+            for name, n in sorted(self.notices_failed.items())
+            if n
+        ]
         return lines
 
     @property
@@ -85,10 +93,11 @@ def outcome_of(
     diff_counts: Mapping[str, Mapping[str, int]],
     error: str | None = None,
     config_path: str | None = None,
+    notices_failed: Mapping[str, int] | None = None,
 ) -> RunOutcome:
     """The outcome from per-registry failed deliveries and the diff counts (`unavailable` = 1 when unread)."""
     unavailable = tuple(sorted(name for name, counts in diff_counts.items() if counts.get("unavailable")))
-    return RunOutcome(dict(delivery_failed), unavailable, error, config_path)
+    return RunOutcome(dict(delivery_failed), unavailable, error, config_path, dict(notices_failed or {}))
 
 
 def status_exit_code(last_run_status: str | None, last_run_delivery_failed: int, failed_backlog: Iterable[int]) -> int:

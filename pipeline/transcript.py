@@ -183,7 +183,11 @@ def _matches(entry: RosterEntry, learner: str) -> bool:
     )
 
 
-def _identify(ledger: Ledger, inputs: ComplianceInputs, learner: str) -> tuple[str | None, list[RosterEntry]]:
+def identify_learner(
+    ledger: Ledger, roster: Sequence[RosterEntry], learner: str
+) -> tuple[str | None, list[RosterEntry]]:
+    """The ledger learner id (None: on the roster, never seen by the ledger) and the roster rows of the learner
+    named by a learner id or its prefix, an employee id, an NPI, an e-mail or a licence `STATE:NUMBER`."""
     text = learner.strip()
     learner_id = _known_learner(ledger, text)
     if learner_id is None:
@@ -198,8 +202,8 @@ def _identify(ledger: Ledger, inputs: ComplianceInputs, learner: str) -> tuple[s
             keys += [(LICENCE, licence_key({**licence, "profession": p})) for p in sorted(PROFESSIONS)]
         known = ledger.identities(keys)
         learner_id = next((known[k] for k in keys if k in known), None)
-    by_line = roster_learners(ledger, inputs.roster)
-    entries = [e for e in inputs.roster if _matches(e, text) or (learner_id and by_line.get(e.line) == learner_id)]
+    by_line = roster_learners(ledger, roster)
+    entries = [e for e in roster if _matches(e, text) or (learner_id and by_line.get(e.line) == learner_id)]
     if learner_id is None and entries:
         learner_id = next((by_line[e.line] for e in entries if e.line in by_line), None)
     if learner_id is None and not entries:
@@ -232,7 +236,7 @@ def learner_transcripts(
     """The learner's cycles: one per roster licence, or only those of `profile_id`. A profile none of the
     learner's licences has is evaluated against the first licence's expiry (what-if), or `expires`; `expires`
     replaces the roster's expiry. A learner not on the roster needs both."""
-    learner_id, entries = _identify(ledger, inputs, learner)
+    learner_id, entries = identify_learner(ledger, inputs.roster, learner)
     if profile_id is not None and profile_id not in inputs.profiles:
         raise TranscriptError(f"no profile {profile_id!r} ({', '.join(sorted(inputs.profiles))})")
     pairs = [(e, assigned_profile(e, inputs.profiles)) for e in entries]

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.transcript import LearnerTranscripts, LicenceTranscript
+from reconcile.certificate_ids import certificate_file, certificate_id
 from reconcile.compliance.evaluate import AT_RISK, MET, OVERDUE, CycleTranscript, RequirementProgress
 
 EXAMPLE_WARNING = "Example profile: verify against the board's current rules before relying on it."
@@ -58,6 +59,11 @@ def _deadline_text(cycle: CycleTranscript) -> str:
     return "deadline today" if days == 0 else f"{days} days to the deadline"
 
 
+def _certificate_file(learner_id: str | None, activity_id: str, credit_type: str) -> str | None:
+    """The file name `cmesync certificates` gives this credit's certificate (a learner in the ledger only)."""
+    return certificate_file(certificate_id(learner_id, activity_id, credit_type)) if learner_id else None
+
+
 # -- JSON ------------------------------------------------------------------------------------------------------
 
 
@@ -80,7 +86,7 @@ def _requirement_dict(progress: RequirementProgress, cycle: CycleTranscript) -> 
     }
 
 
-def _cycle_dict(licence: LicenceTranscript) -> dict[str, Any]:
+def _cycle_dict(licence: LicenceTranscript, learner_id: str | None) -> dict[str, Any]:
     cycle, entry, profile = licence.transcript, licence.entry, licence.transcript.profile
     return {
         "profile": {
@@ -115,6 +121,7 @@ def _cycle_dict(licence: LicenceTranscript) -> dict[str, Any]:
                 "amount": _amount(c.amount),
                 "completed_on": c.completed_on.isoformat(),
                 "tags": list(c.tags),
+                "certificate_file": _certificate_file(learner_id, c.activity_id, c.credit_type),
             }
             for c in cycle.credits
         ],
@@ -129,7 +136,7 @@ def as_dict(learner: LearnerTranscripts) -> dict[str, Any]:
         "as_of": as_of,
         "at_risk": learner.at_risk,
         "overdue": learner.overdue,
-        "cycles": [_cycle_dict(c) for c in learner.cycles],
+        "cycles": [_cycle_dict(c, learner.learner_id) for c in learner.cycles],
     }
 
 
@@ -259,7 +266,13 @@ def _bar(progress: RequirementProgress, cycle: CycleTranscript) -> str:
     return f'<div class="progress">{bar}<span>{percent}%</span></div>'
 
 
-def _html_cycle(licence: LicenceTranscript) -> list[str]:
+def _certificate_link(learner_id: str | None, activity_id: str, credit_type: str) -> str:
+    """The file `cmesync certificates` writes for this credit, linked relative to the page (put them together)."""
+    name = html.escape(_certificate_file(learner_id, activity_id, credit_type) or "")
+    return f'<a class="certificate" href="{name}">{name}</a>' if name else ""
+
+
+def _html_cycle(licence: LicenceTranscript, learner_id: str | None) -> list[str]:
     e = html.escape
     cycle, entry, profile = licence.transcript, licence.entry, licence.transcript.profile
     who = f"{entry.licence_state or ''} {entry.profession}".strip() if entry else "given on the command line"
@@ -301,13 +314,14 @@ def _html_cycle(licence: LicenceTranscript) -> list[str]:
     parts.append("</tbody></table>")
     parts.append(
         "<table><thead><tr><th>completed</th><th>activity</th><th>credit type</th><th class='n'>amount</th>"
-        "<th>topics</th></tr></thead><tbody>"
+        "<th>topics</th><th>certificate</th></tr></thead><tbody>"
     )
     for c in cycle.credits:
         parts.append(
             f"<tr><td>{c.completed_on.isoformat()}</td>"
             f"<td>{e(c.activity_title)} <small>({e(c.activity_id)})</small></td><td>{e(c.credit_type)}</td>"
-            f"<td class='n'>{_amount(c.amount)}</td><td>{e(', '.join(c.tags))}</td></tr>"
+            f"<td class='n'>{_amount(c.amount)}</td><td>{e(', '.join(c.tags))}</td>"
+            f"<td>{_certificate_link(learner_id, c.activity_id, c.credit_type)}</td></tr>"
         )
     parts.append("</tbody></table>")
     return parts
@@ -326,6 +340,6 @@ def as_html(learner: LearnerTranscripts) -> str:
         f'<p class="meta">Learner <code>{e(learner_id)}</code></p>',
     ]
     for licence in learner.cycles:
-        parts += _html_cycle(licence)
+        parts += _html_cycle(licence, learner.learner_id)
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -39,6 +39,8 @@ from connectors.registries.base import (
     paged_holdings,
     rejected,
 )
+from connectors.registries.hr_at_risk import AtRiskNotice, NoticeResult, send_notices
+from reconcile.certificate_ids import certificate_id
 
 WEBHOOK_PATH = "/v1/webhooks/cme-credits"
 HOLDINGS_PATH = "/v1/credits"
@@ -86,6 +88,10 @@ class Roster:
             return self.by_npi[learner["npi"]]
         licence = (learner.get("licence_number") or "", (learner.get("licence_state") or "").upper())
         return self.by_licence.get(licence)
+
+    @property
+    def employee_ids(self) -> frozenset[str]:
+        return frozenset(self.by_npi.values()) | frozenset(self.by_licence.values())
 
 
 class HmacSigner(AuthBase):
@@ -205,6 +211,10 @@ class EmployerHrRegistry:
             for r, result in zip(records, results, strict=True)
         ]
 
+    def send_at_risk(self, notices: Sequence[AtRiskNotice], batch_size: int) -> list[NoticeResult]:
+        """At-risk notices of this employer's staff (`hr_at_risk`), signed like the credit events."""
+        return send_notices(self.client, notices, batch_size)
+
     def holdings(self, since: datetime | None = None) -> Iterator[RegistryEntry]:
         return paged_holdings(self.client, HOLDINGS_PATH, "credits", self.page_size, since)
 
@@ -243,6 +253,12 @@ class EmployerHrRegistry:
         return outcomes
 
     def event(self, record: CreditRecord) -> dict[str, Any]:
+        # The certificate `cmesync certificates` renders for an awarded credit, by reference (no PII in it).
+        certificate = (
+            {"certificate_id": certificate_id(record["learner_id"], record["activity_id"], record["credit_type"])}
+            if record["status"] == "AWARDED"
+            else {}
+        )
         return {
             "event_id": idempotency_key(record),
             "type": EVENT_TYPES[record["status"]],
@@ -256,7 +272,7 @@ class EmployerHrRegistry:
             "activity_id": record["activity_id"],
             "activity_title": record["activity_title"],
             "accreditor": record["accreditor"],
-        }
+        } | certificate
 
     def _post(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = self.client.post_json(WEBHOOK_PATH, {"events": events})["results"]

@@ -7,6 +7,11 @@ outside the replay window, or whose body, path or timestamp was changed after si
 
     POST /v1/webhooks/cme-credits  {"events": [event, ...]}  credit.awarded / credit.revoked / credit.withdrawn
     GET  /v1/credits               ?since=&page_size=&page_token=   what the HR system holds, for the nightly diff
+    POST /v1/webhooks/compliance-at-risk  {"notices": [notice, ...]}  staff whose licence cycle is at risk
+
+A notice is keyed by its `notice_id`, the sender's idempotency key (one per learner, cycle and day): a key
+already received is answered `duplicate` with the first receipt and changes nothing, as a receiver that
+de-duplicates on an idempotency key does. An event or notice may name a certificate (`certificate_id`).
 
 An HR system, unlike PARS, updates in place: a higher version replaces the holding, an event id already applied
 is a duplicate, a version not above the one held is stale. `credit.withdrawn` removes a holding altogether.
@@ -31,6 +36,8 @@ from deploy.sandbox.paging import HoldingStore, KeysetPager
 
 MAX_EVENTS = 500
 EVENT_TYPES = ("credit.awarded", "credit.revoked", "credit.withdrawn")
+NOTICE_TYPE = "compliance.at_risk"
+STANDINGS = ("at risk", "overdue")
 _AMOUNT = re.compile(r"[0-9]{1,3}(\.[0-9]{1,2})?")
 
 Event = dict[str, Any]
@@ -76,11 +83,46 @@ def event_errors(event: Any) -> list[str]:
     return errors
 
 
+def _is_date(value: Any) -> bool:
+    try:
+        date.fromisoformat(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def notice_errors(notice: Any) -> list[str]:
+    if not isinstance(notice, dict):
+        return ["notice: must be a JSON object"]
+    errors = [
+        f"{name}: must be a non-empty string"
+        for name in ("notice_id", "employee_id", "profile")
+        if not _is_text(notice.get(name))
+    ]
+    if notice.get("type") != NOTICE_TYPE:
+        errors.append(f"type: must be {NOTICE_TYPE}")
+    errors += [
+        f"{name}: must be a date YYYY-MM-DD"
+        for name in ("cycle_start", "deadline", "as_of")
+        if not _is_date(notice.get(name))
+    ]
+    if notice.get("standing") not in STANDINGS:
+        errors.append(f"standing: must be one of {', '.join(STANDINGS)}")
+    missing = notice.get("missing")
+    if not (
+        isinstance(missing, list)
+        and missing
+        and all(isinstance(m, dict) and _is_text(m.get("requirement")) for m in missing)
+    ):
+        errors.append("missing: must list the unmet requirements")
+    return errors
+
+
 class HrEndpoint(SandboxServer):
     """Signed webhook in, signed holdings listing out; per-record holdings kept in memory."""
 
     name = "hr-endpoint"
-    state_attrs = ("applied", "_holdings", "_receipts", "_events_by_record")
+    state_attrs = ("applied", "_holdings", "_receipts", "_events_by_record", "notices")
 
     def __init__(
         self,
@@ -100,7 +142,9 @@ class HrEndpoint(SandboxServer):
         self._holdings = HoldingStore()
         self._receipts: dict[str, str] = {}  # event id -> receipt id
         self._events_by_record: defaultdict[str, set[str]] = defaultdict(set)
+        self.notices: dict[str, Event] = {}  # notice id -> the notice first received under it, with its receipt
         self.route("POST", "/v1/webhooks/cme-credits", self._post_events)
+        self.route("POST", "/v1/webhooks/compliance-at-risk", self._post_notices)
         self.route("GET", "/v1/credits", self._get_credits)
 
     # -- helpers for tests -----------------------------------------------------------------------------------
@@ -151,6 +195,18 @@ class HrEndpoint(SandboxServer):
             results = [self._apply(event) for event in events]
         return Response(200, {"results": results})
 
+    def _post_notices(self, request: Request) -> Response:
+        self._verify(request)
+        body = request.json()
+        notices = body.get("notices") if isinstance(body, dict) else None
+        if not isinstance(notices, list):
+            raise HttpError(400, 'body must be {"notices": [notice, ...]}')
+        if len(notices) > MAX_EVENTS:
+            raise HttpError(400, f"at most {MAX_EVENTS} notices per request")
+        with self._lock:
+            results = [self._receive(notice) for notice in notices]
+        return Response(200, {"results": results})
+
     def _get_credits(self, request: Request) -> Response:
         self._verify(request)
         with self._lock:
@@ -181,6 +237,17 @@ class HrEndpoint(SandboxServer):
         self._events_by_record[record_id].add(event_id)
         self.applied.append(dict(holding))
         return result | {"outcome": "applied", "receipt_id": receipt_id, "error": None}
+
+    def _receive(self, notice: Any) -> dict[str, Any]:
+        notice_id = notice.get("notice_id") if isinstance(notice, dict) else None
+        result: dict[str, Any] = {"notice_id": notice_id if isinstance(notice_id, str) else None, "receipt_id": None}
+        if errors := notice_errors(notice):
+            return result | {"outcome": "rejected", "error": "; ".join(errors)}
+        if (held := self.notices.get(notice_id)) is not None:
+            return result | {"outcome": "duplicate", "receipt_id": held["receipt_id"], "error": None}
+        receipt_id = str(uuid.uuid4())
+        self.notices[notice_id] = {**notice, "receipt_id": receipt_id, "received_at": utc_now_ms()}
+        return result | {"outcome": "received", "receipt_id": receipt_id, "error": None}
 
     def _withdraw(self, record_id: str) -> bool:
         for event_id in self._events_by_record.pop(record_id, set()):

@@ -17,6 +17,7 @@ from connectors.http import HttpClient, RetryPolicy
 from connectors.registries.base import REGISTRY_UNAVAILABLE, Failure, Receipt, RegistryCheckError, RegistryEntry
 from connectors.registries.employer_hr import CsvExport, EmployerHrRegistry, HmacSigner, Roster, RosterError
 from deploy.sandbox.hr_endpoint import HrEndpoint
+from reconcile.merge import record_id_for
 
 Credits = Any  # the `credits` fixture: tests/registries/conftest.py Credits
 NOW = 1_795_000_000.0
@@ -261,3 +262,25 @@ def test_given_a_holding_nobody_delivered_when_withdrawn_then_it_is_gone(
 
     assert result == Receipt("manual-1", 1, "withdrawn")
     assert hr_sandbox.holdings() == {}
+
+
+def test_given_awarded_credits_when_delivered_then_events_name_the_certificate_and_revocations_do_not(
+    hr: EmployerHrRegistry, hr_sandbox: HrEndpoint, credits: Credits
+) -> None:
+    nurse = credits.record("ANCC_CH", learner=credits.nurse, amount="4.00", activity_id="ACT-004")
+    learner_id, activity_id = nurse["learner_id"], nurse["activity_id"]
+    contact_hours = nurse | {"record_id": record_id_for(learner_id, activity_id, "ANCC_CH")}
+    pharmacology = contact_hours | {
+        "record_id": record_id_for(learner_id, activity_id, "ANCC_PHARM"),
+        "credit_type": "ANCC_PHARM",
+        "amount": Decimal("1.50"),
+    }
+
+    results = hr.deliver([contact_hours, pharmacology])
+
+    assert all(isinstance(r, Receipt) for r in results)
+    held = hr_sandbox.holdings()
+    # The pharmacology portion is printed on its contact hours' certificate, named after that record.
+    assert held[contact_hours["record_id"]]["certificate_id"] == f"CERT-{contact_hours['record_id']}"
+    assert held[pharmacology["record_id"]]["certificate_id"] == f"CERT-{contact_hours['record_id']}"
+    assert "certificate_id" not in hr.event(contact_hours | {"version": 2, "status": "REVOKED"})

@@ -1,0 +1,110 @@
+"""`cmesync certificates`: certificates of completion as PDF files (`pipeline.certificates`), kept apart from
+`flows/cli.py`, which only registers the command. Stdout names the files written (their names are reference
+ids, never the learner's name)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ledger.store import Ledger
+from pipeline.certificates import Certificate, CertificateError, NothingToCertify, learner_certificates, load_wording
+from pipeline.config import ConfigError, Settings
+
+console = Console(stderr=True)
+
+HELP = (
+    "Render the learner's certificates of completion as PDF files in DIR, one per credit (a contact-hour credit "
+    "carries its pharmacology hours) or, with --per-activity, one per activity: title, activity dates, "
+    "completion date, provider, accreditation statement (deploy/certificates.toml, config [certificates]), "
+    "credit type and amount. PAs and nurses self-report to NCCPA, AANPCB and ANCC from these. LEARNER is "
+    "named as for `cmesync transcript`. A file is named after the certificate's reference id, which the "
+    "transcript and the HR webhook carry too; rendering again writes the same bytes.\n"
+    "Exit code 0: certificates written; 1: the learner has no awarded credit (for --activity); 2: unknown "
+    "learner or activity, bad arguments, configuration, or DIR cannot be written."
+)
+
+
+def add_command(
+    commands: Any, command: Callable[..., argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    certificates = command(
+        commands,
+        "certificates",
+        "a learner's certificates of completion as PDF files",
+        HELP,
+        "  cmesync certificates EH-0001 --out certificates/\n"
+        "  cmesync certificates b2c4bbaa --activity ACT-002 --per-activity --out certificates/ --json",
+        [common],
+    )
+    certificates.add_argument(
+        "learner", metavar="LEARNER", help="learner id (or prefix), employee id, NPI, e-mail or licence STATE:NUMBER"
+    )
+    certificates.add_argument("--activity", metavar="ID", help="only the credits of this catalog activity")
+    certificates.add_argument("--per-activity", action="store_true", help="one certificate per activity")
+    certificates.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory for the PDF files")
+
+
+def _as_dict(certificate: Certificate, path: Path) -> dict[str, Any]:
+    return {
+        "certificate_id": certificate.certificate_id,
+        "file": str(path),
+        "activity_id": certificate.activity_id,
+        "completed_on": certificate.completed_on.isoformat(),
+        "credits": [
+            {
+                "record_id": c.record_id,
+                "credit_type": c.credit_type,
+                "amount": f"{c.amount:.2f}",
+                "pharmacology": f"{c.pharmacology:.2f}" if c.pharmacology is not None else None,
+            }
+            for c in certificate.credits
+        ],
+    }
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit code per HELP; an unknown learner or activity raises `CertificateError` or `TranscriptError`."""
+    from pipeline.catalog import fetch_catalog
+    from pipeline.certificate_pdf import render_pdf
+    from pipeline.transcript import load_roster
+    from reconcile.catalog import CatalogError
+    from reconcile.compliance.roster import RosterError
+
+    try:
+        wording = load_wording(settings.certificates)
+        catalog = fetch_catalog(settings)
+        roster = load_roster(settings.compliance.roster_path)
+    except (ValueError, CatalogError, RosterError) as err:
+        raise ConfigError(str(err)) from None
+    ledger = Ledger(settings.ledger_url)
+    try:
+        found = learner_certificates(ledger, roster, catalog, wording, args.learner, args.activity, args.per_activity)
+    except NothingToCertify as err:
+        console.print(f"nothing to certify: {err}", highlight=False, soft_wrap=True)
+        if args.json:
+            print(json.dumps({"certificates": []}))
+        return 1
+    finally:
+        ledger.close()
+    written: list[dict[str, Any]] = []
+    for certificate in found:
+        path = args.out / certificate.file_name
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(render_pdf(certificate))
+        except OSError as err:
+            raise CertificateError(f"--out {args.out}: {err.strerror}") from None
+        written.append(_as_dict(certificate, path))
+    if args.json:
+        print(json.dumps({"certificates": written}, indent=2))
+    else:
+        for item in written:
+            print(item["file"])
+        console.print(f"{len(written)} certificate(s) written to {args.out}")
+    return 0
