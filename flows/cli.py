@@ -468,7 +468,10 @@ def _run(args: argparse.Namespace) -> int:
     with EmbeddedStack(registry_state=EMBEDDED_REGISTRIES) as stack:
         endpoints = stack.endpoints(settings)
         console.print(f"broker {endpoints['kafka_bootstrap']}, schema registry {endpoints['schema_registry_url']}")
-        state = nightly_reconciliation(config_path=config_path, endpoints=endpoints, return_state=True)
+        # The embedded broker keeps its log in memory: it is empty at every start, the ledger is not.
+        state = nightly_reconciliation(
+            config_path=config_path, endpoints=endpoints, broker_started_empty=True, return_state=True
+        )
         assert stack.sandboxes is not None
         holdings = len(stack.sandboxes.ama.holdings())
     code = _run_ended(args, state, render)

@@ -88,19 +88,23 @@ def resolve_broker_findings(settings: Settings) -> None:
 
 @flow(name="nightly-reconciliation")
 def nightly_reconciliation(
-    config_path: str | None = None, endpoints: dict[str, str] | None = None
+    config_path: str | None = None, endpoints: dict[str, str] | None = None, broker_started_empty: bool = False
 ) -> dict[str, Any] | State:
     """Run every stage once over what is new since the last run; return the run's counts, or a Failed state
-    carrying them (and naming what failed, pipeline/outcome.py) when a delivery or a registry diff failed."""
+    carrying them (and naming what failed, pipeline/outcome.py) when a delivery or a registry diff failed.
+    `broker_started_empty`: the broker was started for this run (`cmesync run --embedded`), so finding it empty
+    is no loss; only events it lost before the ledger reconciled them would be."""
     settings = load_settings(config_path, endpoints)
     run_id = flow_run.get_id() or str(uuid.uuid4())
     # One run at a time per ledger: a second one (cron overlapping a manual run) fails here, naming the first.
     with run_lock(settings.ledger_url, run_id, "nightly"):
         stages.prepare(settings)
-        return _run(settings, run_id, config_path)
+        return _run(settings, run_id, config_path, broker_started_empty)
 
 
-def _run(settings: Settings, run_id: str, config_path: str | None) -> dict[str, Any] | State:
+def _run(
+    settings: Settings, run_id: str, config_path: str | None, broker_started_empty: bool
+) -> dict[str, Any] | State:
     logger = get_run_logger()
     ledger = Ledger(settings.ledger_url)
     ledger.start_run(run_id, "nightly")
@@ -137,7 +141,12 @@ def _run(settings: Settings, run_id: str, config_path: str | None) -> dict[str, 
         summary.credits_awarded = stages.credits_awarded(settings)
         # Whatever a recovery rewound (this run's check or a `cmesync recover`) has now been pulled and reconciled.
         resolve_broker_findings(settings)
-        if lost.lost:
+        if lost.lost and broker_started_empty and not lost.unreconciled_lost:
+            logger.info(
+                "the broker was started empty for this run: credit stream rebuilt from the ledger (%d records)",
+                lost.credits_to_republish,
+            )
+        elif lost.lost:
             # Recovered in this run (re-pulled, reconciled, stream rebuilt), and still a failure: never silent.
             raise BrokerDataLost("; ".join(loss.description for loss in lost.losses))
     except BaseException as err:

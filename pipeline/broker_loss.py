@@ -108,6 +108,11 @@ class Assessment:
         return bool(self.losses)
 
     @property
+    def unreconciled_lost(self) -> bool:
+        """Events the broker lost before the ledger reconciled them (the rewind pulls them again)."""
+        return any(loss.lost_to > loss.lost_from for loss in self.losses if loss.topic == ATTENDANCE_TOPIC)
+
+    @property
     def credit_stream_behind(self) -> bool:
         return any(loss.reason_code == CREDIT_STREAM_BEHIND for loss in self.losses)
 
