@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ledger.queries import DeadLetterRow, RunRow, SelectedDelivery
@@ -18,6 +20,9 @@ from pipeline.replay import RegistryOutcome, ReplayResult
 from pipeline.retry import RESOLVED, RetryResult
 from pipeline.status import Status
 from pipeline.summary import LABELS
+
+if TYPE_CHECKING:
+    from pipeline.past_reports import RenderedReport
 
 out = Console()
 
@@ -383,3 +388,14 @@ def checks(results: Sequence[CheckResult]) -> None:
     for r in results:
         table.add_row(r.component, r.outcome, r.detail, style=OUTCOME_STYLE.get(r.outcome, "yellow"))
     out.print(table)
+
+
+REPORT_STYLE = {"succeeded": "green", "partial": "dark_orange", "failed": "bold red"}
+
+
+def rendered_reports(reports: Sequence[RenderedReport]) -> None:
+    """Per run re-rendered by `cmesync report`: its headline in the outcome's colour, then where the page is."""
+    for report in reports:
+        style = REPORT_STYLE.get(report.status, "")
+        out.print(f"[{style}]{escape(report.headline)}[/]" if style else escape(report.headline), highlight=False)
+        out.print(f"  run {report.run_id} ({report.flow}): {report.path}", markup=False, highlight=False)
