@@ -21,6 +21,9 @@ SENT, FAILED, PENDING = "#17b26a", "#d92d20", "#f79009"
 INK, MUTED, ACCENT = "#1d2433", "#667085", "#2e90fa"
 WIDTH_IN = 7.2
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+# Text stays text (searchable, selectable, small); a `$` in a name is a dollar sign, not TeX; the same data
+# gives the same SVG.
+_RC = {"svg.fonttype": "none", "svg.hashsalt": "cmesync", "text.parse_math": False, "font.size": 9}
 _METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)
 _IDS = re.compile(r'(\bid="|url\(#|href="#)')
 
@@ -37,20 +40,20 @@ def _figure(height_in: float, rows: int = 1) -> Iterator[tuple[Any, Any]]:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(WIDTH_IN, height_in), layout="constrained")
-    axes = figure.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
-    for ax in axes:
-        ax.spines[["top", "right"]].set_visible(False)
-        ax.tick_params(colors=MUTED, labelsize=8)
-    yield figure, axes
+    with matplotlib.rc_context(_RC):
+        figure = Figure(figsize=(WIDTH_IN, height_in), layout="constrained")
+        axes = figure.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
+        for ax in axes:
+            ax.spines[["top", "right"]].set_visible(False)
+            ax.tick_params(colors=MUTED, labelsize=8)
+        yield figure, axes
 
 
 def _svg(figure: Any, chart_id: str, title: str) -> str:
     import matplotlib
 
     buffer = io.StringIO()
-    # Text stays text (searchable, selectable, small) and the output is the same for the same data.
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": chart_id, "font.size": 9}):
+    with matplotlib.rc_context(_RC):
         figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg") :]  # drop the XML prolog and doctype: the SVG sits inside the HTML page
