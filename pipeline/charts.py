@@ -30,7 +30,11 @@ _IDS = re.compile(r'(\bid="|url\(#|href="#)')
 
 def series_id(chart_id: str, *parts: str) -> str:
     """The SVG id of one series (or one bar of it) of a chart: `chart-part-part`, ids made of [A-Za-z0-9_-]."""
-    return "-".join(_UNSAFE.sub("_", part) for part in (chart_id, *parts))
+    return "-".join(_safe(part) for part in (chart_id, *parts))
+
+
+def _safe(part: str) -> str:
+    return _UNSAFE.sub("_", part).strip("_") or "_"
 
 
 @contextmanager
@@ -58,7 +62,7 @@ def _svg(figure: Any, chart_id: str, title: str) -> str:
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg") :]  # drop the XML prolog and doctype: the SVG sits inside the HTML page
     svg = _METADATA.sub("", svg)
-    prefix = _UNSAFE.sub("_", chart_id)
+    prefix = _safe(chart_id)
     svg = _IDS.sub(lambda m: f"{m[1]}{prefix}-", svg)
     label = f'<svg role="img" aria-label="{_attr(title)}" class="chart" data-chart="{_attr(chart_id)}"'
     return svg.replace("<svg", label, 1)
@@ -70,7 +74,7 @@ def _attr(text: str) -> str:
 
 def _gid(artist: Any, *parts: str) -> None:
     # `_svg` prefixes every id with the chart's, which completes it to `series_id(chart_id, *parts)`.
-    artist.set_gid("-".join(_UNSAFE.sub("_", part) for part in parts))
+    artist.set_gid("-".join(_safe(part) for part in parts))
 
 
 def grouped_bars(
