@@ -1,5 +1,7 @@
-"""The run report a person reads the morning after: totals, then per source, per registry and dead letters by
-reason, as Markdown (the Prefect artifact) and as a standalone HTML file under `reports_dir`.
+"""The run report a person reads the morning after: the outcome in one coloured line (`headline`), the figures at
+a glance (pipeline/run_glance.py: charts in the HTML, tables in the Markdown), then totals, per source, per
+registry and dead letters by reason, as Markdown (the Prefect artifact) and as a standalone HTML file under
+`reports_dir`.
 
 Everything comes from the ledger, for the run's time window, so the report is built the same way whether the
 run succeeded or not and can be rebuilt later for any run id. Only ids, names and counts appear: no PII.

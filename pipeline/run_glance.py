@@ -78,6 +78,11 @@ def glance_of(ledger: Ledger, run: RunRow, window: Window) -> Glance:
     return Glance(deliveries, by_count, trend)
 
 
+def trend_title(glance: Glance) -> str:
+    n = len(glance.trend)
+    return "This run alone: no earlier run" if n == 1 else f"The last {n} runs"
+
+
 def _run_label(point: TrendPoint) -> str:
     return f"{point.started_at:%m-%d %H:%M}"
 
@@ -97,7 +102,7 @@ def glance_markdown(glance: Glance) -> list[str]:
     lines += _md_table(("registry", *DELIVERY_SERIES), rows) if rows else ["_no registry deliveries_"]
     lines += ["", "### Dead letters by reason", ""]
     lines += _md_table(("reason code", "count"), glance.dead_letters) if glance.dead_letters else ["_none_"]
-    lines += ["", f"### Last {len(glance.trend)} runs", ""]
+    lines += ["", f"### {trend_title(glance)}", ""]
     trend = [(f"`{p.run_id[:8]}`", _run_label(p), p.status, *p.values) for p in glance.trend]
     lines += _md_table(("run", "started (UTC)", "outcome", *TREND_SERIES), trend)
     return lines
@@ -124,6 +129,6 @@ def glance_html(glance: Glance) -> list[str]:
         parts.append('<p class="empty">No dead letters in this run.</p>')
     labels = [_run_label(p) for p in glance.trend]
     values = {name: [p.values[i] for p in glance.trend] for i, name in enumerate(TREND_SERIES)}
-    parts.append(charts.trend(TREND_CHART, f"Last {len(glance.trend)} runs (UTC start)", labels, values))
+    parts.append(charts.trend(TREND_CHART, f"{trend_title(glance)} (by start, UTC)", labels, values))
     parts.append("</section>")
     return parts

@@ -93,7 +93,7 @@ def test_given_a_run_that_stopped_when_its_report_is_read_in_chromium_then_red_h
     } <= set(dead_letters["ids"])
     assert {"trend-records_read", "trend-credits", "trend-dead_letters", "trend-duration_s"} <= set(trend["ids"])
     assert set(TREND_SERIES) <= set(trend["text"])
-    assert trend["label"] == f"Last {EARLIER_NIGHTS + 1} runs (UTC start)"
+    assert trend["label"] == f"The last {EARLIER_NIGHTS + 1} runs (by start, UTC)"
     # One point per run in the trend: the earlier nights and this one.
     assert seen["trend_points"] == {"records_read": EARLIER_NIGHTS + 1, "credits": EARLIER_NIGHTS + 1}
     assert all(0 < chart["width"] <= 1280 for chart in seen["charts"].values())
