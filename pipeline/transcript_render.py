@@ -246,7 +246,7 @@ td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; white-space:
 @page { margin: 14mm 12mm; }
 @media print {
   body { margin: 0; max-width: none; padding: 0; font-size: 10pt; color: #000; }
-  h2 { break-before: auto; break-after: avoid; border-top: none; margin-top: 1rem; }
+  h2, h3 { break-after: avoid; } h2 { border-top: none; margin-top: 1rem; }
   table, tr, svg.chart, .warning { break-inside: avoid; }
   .charts svg.chart { width: 100%; }
   .status, .bar, .fill, .warning { print-color-adjust: exact; -webkit-print-color-adjust: exact; }

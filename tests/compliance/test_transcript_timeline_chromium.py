@@ -1,7 +1,7 @@
 """The transcript's timeline and requirement bars in headless Chromium: inline SVG with the series they should have
 (credits counted, needed, deadline; per requirement counted and needed), nothing loaded, no console error; and
 the page printed on A4 and Letter: PDFs come out, and in print media every chart and table fits the printable
-width and is kept whole on a page."""
+width and is kept whole on a page, no heading left at the foot of one."""
 
 from __future__ import annotations
 
@@ -59,6 +59,8 @@ PRINT_CHECK_JS = """() => [...document.querySelectorAll('svg.chart, table')].map
   breakInside: getComputedStyle(e).breakInside,
 }))"""
 
+HEADINGS_JS = "[...document.querySelectorAll('h2, h3')].map(h => getComputedStyle(h).breakAfter)"
+
 
 @pytest.mark.parametrize("paper", ["A4", "Letter"])
 def test_given_a_transcript_when_printed_then_a_pdf_and_every_chart_and_table_fits_and_stays_whole(
@@ -74,6 +76,7 @@ def test_given_a_transcript_when_printed_then_a_pdf_and_every_chart_and_table_fi
             page.goto(page_file.as_uri(), wait_until="load")
             page.emulate_media(media="print")
             blocks = page.evaluate(PRINT_CHECK_JS)
+            headings = page.evaluate(HEADINGS_JS)
             scroll_width = page.evaluate("document.documentElement.scrollWidth")
             pdf = page.pdf(format=paper, print_background=True)
         finally:
@@ -84,3 +87,4 @@ def test_given_a_transcript_when_printed_then_a_pdf_and_every_chart_and_table_fi
     assert scroll_width <= A4_PRINTABLE_PX
     assert all(b["right"] <= A4_PRINTABLE_PX for b in blocks), blocks
     assert all(b["breakInside"] == "avoid" for b in blocks), blocks
+    assert headings and set(headings) == {"avoid"}  # a heading is never left alone at the foot of a page
