@@ -113,19 +113,35 @@ def bars(chart_id: str, title: str, labels: Sequence[str], values: Sequence[int]
         return _svg(figure, chart_id, title)
 
 
-def trend(chart_id: str, title: str, runs: Sequence[str], series: Mapping[str, Sequence[float]]) -> str:
-    """One small line chart per series over the same runs (oldest first), so each keeps its own scale."""
+def trend(
+    chart_id: str,
+    title: str,
+    runs: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    flagged: Sequence[bool],
+    flag_label: str,
+) -> str:
+    """One small line chart per series over the same runs (oldest first), so each keeps its own scale; the
+    `flagged` runs (those that did not succeed) are red dots on every line."""
     with _figure(0.6 + 1.1 * len(series), rows=len(series)) as (figure, axes):
         positions = range(len(runs))
+        marked = [i for i in positions if flagged[i]]
         for ax, (name, values) in zip(axes, series.items(), strict=True):
             (line,) = ax.plot(positions, values, marker="o", markersize=3, color=ACCENT, label=name)
             _gid(line, name)
+            if marked:
+                dots = ax.scatter(marked, [values[i] for i in marked], s=22, color=FAILED, zorder=3, label=flag_label)
+                _gid(dots, name, "flagged")
             ax.set_ylabel(name, fontsize=8, color=INK, rotation=0, ha="right", va="center")
             ax.set_ylim(bottom=0)
             ax.margins(x=0.02)
         step = max(1, len(runs) // 10)
         axes[-1].set_xticks(list(positions)[::step], list(runs)[::step], rotation=30, ha="right")
         axes[0].set_title(title, loc="left", color=INK)
+        if marked:
+            axes[0].legend(
+                handles=axes[0].collections[:1], loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False
+            )
         return _svg(figure, chart_id, title)
 
 

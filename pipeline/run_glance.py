@@ -15,6 +15,7 @@ from datetime import datetime
 
 from ledger.queries import RunRow, Window, dead_letters_seen, deliveries_touched, delivery_backlog, runs_up_to
 from ledger.store import Ledger
+from pipeline.outcome import RUNNING, SUCCEEDED
 
 TREND_RUNS = 30
 DELIVERY_SERIES = ("sent", "failed", "pending")
@@ -129,6 +130,8 @@ def glance_html(glance: Glance) -> list[str]:
         parts.append('<p class="empty">No dead letters in this run.</p>')
     labels = [_run_label(p) for p in glance.trend]
     values = {name: [p.values[i] for p in glance.trend] for i, name in enumerate(TREND_SERIES)}
-    parts.append(charts.trend(TREND_CHART, f"{trend_title(glance)} (by start, UTC)", labels, values))
+    flagged = [p.status not in (SUCCEEDED, RUNNING) for p in glance.trend]
+    title = f"{trend_title(glance)} (by start, UTC)"
+    parts.append(charts.trend(TREND_CHART, title, labels, values, flagged, "partial or failed"))
     parts.append("</section>")
     return parts

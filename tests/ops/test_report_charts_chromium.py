@@ -93,6 +93,7 @@ def test_given_a_run_that_stopped_when_its_report_is_read_in_chromium_then_red_h
     } <= set(dead_letters["ids"])
     assert {"trend-records_read", "trend-credits", "trend-dead_letters", "trend-duration_s"} <= set(trend["ids"])
     assert set(TREND_SERIES) <= set(trend["text"])
+    assert "trend-records_read-flagged" in trend["ids"] and "partial or failed" in trend["text"]  # this run, red
     assert trend["label"] == f"The last {EARLIER_NIGHTS + 1} runs (by start, UTC)"
     # One point per run in the trend: the earlier nights and this one.
     assert seen["trend_points"] == {"records_read": EARLIER_NIGHTS + 1, "credits": EARLIER_NIGHTS + 1}
@@ -124,3 +125,4 @@ def test_given_a_run_without_deliveries_or_dead_letters_when_read_then_it_says_s
     assert background != RED and background == "rgb(23, 128, 61)"  # green
     assert "No registry deliveries." in glance and "No dead letters in this run." in glance
     assert deliveries is None and trend is not None and "trend-records_read" in trend["ids"]
+    assert "trend-records_read-flagged" not in trend["ids"]  # nothing to flag: it succeeded
