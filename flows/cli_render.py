@@ -16,6 +16,8 @@ from rich.table import Table
 
 from ledger.queries import DeadLetterRow, RunRow, SelectedDelivery
 from pipeline.check import FAILED, OK, CheckResult
+from pipeline.outcome import FAILED as RUN_FAILED
+from pipeline.outcome import PARTIAL, SUCCEEDED
 from pipeline.replay import RegistryOutcome, ReplayResult
 from pipeline.retry import RESOLVED, RetryResult
 from pipeline.status import Status
@@ -390,7 +392,7 @@ def checks(results: Sequence[CheckResult]) -> None:
     out.print(table)
 
 
-REPORT_STYLE = {"succeeded": "green", "partial": "dark_orange", "failed": "bold red"}
+REPORT_STYLE = {SUCCEEDED: "green", PARTIAL: "dark_orange", RUN_FAILED: "bold red"}
 
 
 def rendered_reports(reports: Sequence[RenderedReport]) -> None:
