@@ -40,7 +40,7 @@ from ledger.queries import (
 from ledger.store import Ledger, utcnow
 from pipeline.config import Settings
 from pipeline.outcome import FAILED, PARTIAL, RUNNING, SUCCEEDED, RunOutcome, outcome_of
-from pipeline.run_glance import Glance, glance_html, glance_markdown, glance_of
+from pipeline.run_glance import Glance, glance_html, glance_markdown, glance_of, records_read
 from pipeline.summary import LABELS
 from pipeline.transcript import ComplianceSummary, compliance_summary, load_inputs
 from reconcile.catalog import CatalogError
@@ -122,10 +122,10 @@ def headline(report: RunReport) -> str:
     if status == RUNNING:
         return "RUNNING: the run has not finished yet"
     if report.outcome.ok:
-        n = report.run.counts.get
+        counts = report.run.counts
         return (
-            f"SUCCEEDED: {n('records_read', 0)} records read, {n('credit_versions', 0)} credit versions written, "
-            f"{n('delivered', 0)} delivered, no delivery failed"
+            f"SUCCEEDED: {records_read(counts)} records read, {counts.get('credit_versions', 0)} credit versions "
+            f"written, {counts.get('delivered', 0)} delivered, no delivery failed"
         )
     return f"{status.upper()}: " + "; ".join(report.outcome.problems)
 

@@ -5,7 +5,8 @@ figures in tables in the Markdown of the Prefect artifact.
 
 "sent" and "failed" are the deliveries the run wrote or updated (its time window); "pending" is the registry's
 queue now. A run's "dead letters" are what it rejected at normalise and reconcile plus its failed deliveries,
-as counted in its `runs` row. Only names, reason codes and counts: no PII.
+as counted in its `runs` row (a stream run's records read are the messages it consumed). Only names, reason
+codes and counts: no PII.
 """
 
 from __future__ import annotations
@@ -20,9 +21,15 @@ from pipeline.outcome import RUNNING, SUCCEEDED
 TREND_RUNS = 30
 DELIVERY_SERIES = ("sent", "failed", "pending")
 TREND_SERIES = ("records read", "credits", "dead letters", "duration (s)")
-# The run counts (pipeline/summary.py) a run's dead letters are the sum of.
-DEAD_LETTER_COUNTS = ("rejected_at_normalise", "rejected_at_reconcile", "delivery_failed")
+# The run counts a run's dead letters are the sum of: the nightly's (pipeline/summary.py) and the stream's
+# (pipeline/stream.py, which reads from Kafka: `consumed` for records read, `rejected` at reconcile).
+DEAD_LETTER_COUNTS = ("rejected_at_normalise", "rejected_at_reconcile", "rejected", "delivery_failed")
+
 DELIVERIES_CHART, DEAD_LETTERS_CHART, TREND_CHART = "deliveries", "dead-letters", "trend"
+
+
+def records_read(counts: dict[str, int]) -> int:
+    return counts.get("records_read", counts.get("consumed", 0))
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,7 @@ class TrendPoint:
             run.run_id,
             run.started_at,
             run.status,
-            counts.get("records_read", 0),
+            records_read(counts),
             counts.get("credit_versions", 0),
             sum(counts.get(key, 0) for key in DEAD_LETTER_COUNTS),
             run.duration_s,

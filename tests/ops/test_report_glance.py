@@ -80,6 +80,19 @@ def test_given_more_runs_than_the_trend_holds_when_reported_then_the_last_ones_o
     assert [p.records_read for p in trend] == list(range(2, 32))
 
 
+def test_given_a_stream_run_when_reported_then_its_consumed_messages_are_the_records_read(ledger: Ledger) -> None:
+    ledger.start_run("stream-1", "stream")
+    ledger.finish_run("stream-1", "stopped", {"consumed": 7, "rejected": 2, "credit_versions": 4, "delivered": 4})
+
+    report = build_run_report(ledger, "stream-1", "Stream")
+
+    [point] = report.glance.trend
+    assert (point.records_read, point.credits, point.dead_letters) == (7, 4, 2)
+    assert render_markdown(report).splitlines()[0] == (
+        "🟢 **SUCCEEDED: 7 records read, 4 credit versions written, 4 delivered, no delivery failed**"
+    )
+
+
 def test_given_the_cli_when_it_starts_then_matplotlib_is_not_imported() -> None:
     probe = "import sys, flows.cli, pipeline.report; flows.cli._parser(); print('matplotlib' in sys.modules)"
 
