@@ -4,12 +4,13 @@ SVG text: no script, no font or image to fetch, so a page works offline and prin
 matplotlib is imported inside `_figure` only, when a page with charts is rendered: the CLI's start-up never
 pays for it. Every element id of a chart is prefixed with the chart's id, so several charts on one page never
 share an id (matplotlib numbers its groups per figure, `figure_1`, `axes_1`…); each series carries an id of its
-own (`<chart>-<series>`, see `series_id`) and its label as text (fonts are not embedded as paths), which is what
-the browser tests look for.
+own (`<chart>-<series>[-<category>]`, names made id-safe) and its label as text (fonts are not embedded as
+paths), which is what the browser tests look for.
 """
 
 from __future__ import annotations
 
+import html
 import io
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,12 +29,8 @@ _METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)
 _IDS = re.compile(r'(\bid="|url\(#|href="#)')
 
 
-def series_id(chart_id: str, *parts: str) -> str:
-    """The SVG id of one series (or one bar of it) of a chart: `chart-part-part`, ids made of [A-Za-z0-9_-]."""
-    return "-".join(_safe(part) for part in (chart_id, *parts))
-
-
 def _safe(part: str) -> str:
+    """A name as a piece of an SVG id: runs of anything but [A-Za-z0-9_-] become `_`."""
     return _UNSAFE.sub("_", part).strip("_") or "_"
 
 
@@ -54,26 +51,20 @@ def _figure(height_in: float, rows: int = 1) -> Iterator[tuple[Any, Any]]:
 
 
 def _svg(figure: Any, chart_id: str, title: str) -> str:
-    import matplotlib
-
+    # Called inside `_figure`, so its rc settings hold for the SVG writer too.
     buffer = io.StringIO()
-    with matplotlib.rc_context(_RC):
-        figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+    figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg") :]  # drop the XML prolog and doctype: the SVG sits inside the HTML page
     svg = _METADATA.sub("", svg)
     prefix = _safe(chart_id)
     svg = _IDS.sub(lambda m: f"{m[1]}{prefix}-", svg)
-    label = f'<svg role="img" aria-label="{_attr(title)}" class="chart" data-chart="{_attr(chart_id)}"'
+    label = f'<svg role="img" aria-label="{html.escape(title)}" class="chart" data-chart="{html.escape(chart_id)}"'
     return svg.replace("<svg", label, 1)
 
 
-def _attr(text: str) -> str:
-    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
-
-
 def _gid(artist: Any, *parts: str) -> None:
-    # `_svg` prefixes every id with the chart's, which completes it to `series_id(chart_id, *parts)`.
+    # `_svg` prefixes every id with the chart's: the series' id is `<chart>-<part>-<part>`.
     artist.set_gid("-".join(_safe(part) for part in parts))
 
 
