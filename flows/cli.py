@@ -375,10 +375,33 @@ def _parser() -> argparse.ArgumentParser:
     transcript.add_argument("--format", choices=TRANSCRIPT_FORMATS, help="output on stdout (default table)")
     transcript.set_defaults(format_default="table")
     cli_certificates.add_command(commands, _command, common)
+
+    report = _command(
+        commands,
+        "report",
+        "render the HTML report of a past run again",
+        "Render the report of a past run from the ledger again — the outcome first, charts of deliveries per "
+        "registry, dead letters by reason and the last 30 runs, then the tables — into the reports directory, "
+        "under the name the run gave it. By default the latest run; --run picks one by id or the prefix reports "
+        "and `cmesync status` print; --last N the N most recent.\n"
+        "Exit code 0: every run reported succeeded (or is still running); 1: one was partial or failed; 2: no "
+        "such run, bad arguments or configuration.",
+        "  cmesync report\n  cmesync report --run 0f9e8d7c\n  cmesync report --last 7 --json",
+        [common],
+    )
+    which = report.add_mutually_exclusive_group()
+    which.add_argument("--run", metavar="ID", help="the run with this id (or unique prefix)")
+    which.add_argument("--last", type=_positive, default=1, metavar="N", help="the N most recent runs (default 1)")
     return parser
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return int(text)
 
 
 def _version() -> str:
@@ -861,6 +884,22 @@ def _certificates(args: argparse.Namespace) -> int:
         return cli_certificates.run(args, _ledger_settings(args))
     except (CertificateError, TranscriptError) as err:
         raise UsageError(str(err)) from None
+def _report(args: argparse.Namespace) -> int:
+    from flows import cli_render as render
+    from pipeline.past_reports import RunNotFound, chosen_runs, rerender
+
+    settings = _ledger_settings(args)
+    try:
+        runs = _with_ledger(settings, lambda ledger: chosen_runs(ledger, args.run, args.last))
+    except RunNotFound as err:
+        raise UsageError(str(err)) from None
+    with console.status(f"rendering {len(runs)} run reports"):
+        reports = rerender(settings, runs)
+    if args.json:
+        _emit_json([r.as_dict() for r in reports])
+    else:
+        render.rendered_reports(reports)
+    return 0 if all(r.ok for r in reports) else 1
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -873,6 +912,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "stream": _stream,
     "transcript": _transcript,
     "certificates": _certificates,
+    "report": _report,
     "recover": lambda args: cli_broker.recover(args, _ledger_settings(args)),
     "republish": lambda args: cli_broker.republish(args, _ledger_settings(args)),
 }

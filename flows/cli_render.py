@@ -7,17 +7,24 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ledger.queries import DeadLetterRow, RunRow, SelectedDelivery
 from pipeline.check import FAILED, OK, CheckResult
+from pipeline.outcome import FAILED as RUN_FAILED
+from pipeline.outcome import PARTIAL, SUCCEEDED
 from pipeline.replay import RegistryOutcome, ReplayResult
 from pipeline.retry import RESOLVED, RetryResult
 from pipeline.status import Status
 from pipeline.summary import LABELS
+
+if TYPE_CHECKING:
+    from pipeline.past_reports import RenderedReport
 
 out = Console()
 
@@ -383,3 +390,14 @@ def checks(results: Sequence[CheckResult]) -> None:
     for r in results:
         table.add_row(r.component, r.outcome, r.detail, style=OUTCOME_STYLE.get(r.outcome, "yellow"))
     out.print(table)
+
+
+REPORT_STYLE = {SUCCEEDED: "green", PARTIAL: "dark_orange", RUN_FAILED: "bold red"}
+
+
+def rendered_reports(reports: Sequence[RenderedReport]) -> None:
+    """Per run re-rendered by `cmesync report`: its headline in the outcome's colour, then where the page is."""
+    for report in reports:
+        style = REPORT_STYLE.get(report.status, "")
+        out.print(f"[{style}]{escape(report.headline)}[/]" if style else escape(report.headline), highlight=False)
+        out.print(f"  run {report.run_id} ({report.flow}): {report.path}", markup=False, highlight=False)

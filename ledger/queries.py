@@ -85,6 +85,26 @@ def run_by_id(ledger: Ledger, run_id: str) -> RunRow | None:
         return _run_row(row) if row else None
 
 
+def runs_up_to(ledger: Ledger, flow: str, until: datetime, limit: int) -> list[RunRow]:
+    """The last `limit` runs of `flow` that started at or before `until`, oldest first (a report's trend)."""
+    r = t.runs.c
+    query = (
+        select(t.runs)
+        .where((r.flow == flow) & (r.started_at <= utc(until)))
+        .order_by(r.started_at.desc(), r.run_id.desc())
+        .limit(limit)
+    )
+    with ledger.engine.connect() as conn:
+        return [_run_row(row) for row in conn.execute(query)][::-1]
+
+
+def runs_by_prefix(ledger: Ledger, prefix: str, limit: int = 2) -> list[RunRow]:
+    """Runs whose id starts with `prefix` (reports name a run by its first characters), at most `limit`."""
+    query = select(t.runs).where(t.runs.c.run_id.startswith(prefix, autoescape=True)).order_by(t.runs.c.run_id)
+    with ledger.engine.connect() as conn:
+        return [_run_row(row) for row in conn.execute(query.limit(limit))]
+
+
 # -- deliveries ------------------------------------------------------------------------------------------------
 
 

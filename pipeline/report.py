@@ -1,5 +1,7 @@
-"""The run report a person reads the morning after: totals, then per source, per registry and dead letters by
-reason, as Markdown (the Prefect artifact) and as a standalone HTML file under `reports_dir`.
+"""The run report a person reads the morning after: the outcome in one coloured line (`headline`), the figures at
+a glance (pipeline/run_glance.py: charts in the HTML, tables in the Markdown), then totals, per source, per
+registry and dead letters by reason, as Markdown (the Prefect artifact) and as a standalone HTML file under
+`reports_dir`.
 
 Everything comes from the ledger, for the run's time window, so the report is built the same way whether the
 run succeeded or not and can be rebuilt later for any run id. Only ids, names and counts appear: no PII.
@@ -37,7 +39,8 @@ from ledger.queries import (
 )
 from ledger.store import Ledger, utcnow
 from pipeline.config import Settings
-from pipeline.outcome import FAILED, RUNNING, RunOutcome, outcome_of
+from pipeline.outcome import FAILED, PARTIAL, RUNNING, SUCCEEDED, RunOutcome, outcome_of
+from pipeline.run_glance import Glance, glance_html, glance_markdown, glance_of, records_read
 from pipeline.summary import LABELS
 from pipeline.transcript import ComplianceSummary, compliance_summary, load_inputs
 from reconcile.catalog import CatalogError
@@ -67,6 +70,7 @@ class RunReport:
     dead_letters: Table
     registry_diff: Table
     outcome: RunOutcome
+    glance: Glance
     compliance: Table | None = None  # the at-risk list of `compliance_section`
 
     @property
@@ -99,12 +103,31 @@ def build_run_report(
         _dead_letters(ledger, window),
         _registry_diff(ledger, run_id),
         outcome,
+        glance_of(ledger, run, window),
         compliance,
     )
 
 
 def _headline_status(report: RunReport) -> str:
     return RUNNING if report.run.status == RUNNING else report.outcome.status
+
+
+# The headline's colour in Markdown, where the Prefect UI shows no styling of ours.
+STATUS_MARK = {SUCCEEDED: "🟢", PARTIAL: "🟠", FAILED: "🔴", RUNNING: "🔵"}
+
+
+def headline(report: RunReport) -> str:
+    """The outcome in one line, first on the page: how the run ended and, unless it succeeded, what went wrong."""
+    status = _headline_status(report)
+    if status == RUNNING:
+        return "RUNNING: the run has not finished yet"
+    if report.outcome.ok:
+        counts = report.run.counts
+        return (
+            f"SUCCEEDED: {records_read(counts)} records read, {counts.get('credit_versions', 0)} credit versions "
+            f"written, {counts.get('delivered', 0)} delivered, no delivery failed"
+        )
+    return f"{status.upper()}: " + "; ".join(report.outcome.problems)
 
 
 def _next_steps(outcome: RunOutcome) -> list[str]:
@@ -258,6 +281,8 @@ def render_markdown(report: RunReport, html_path: Path | None = None) -> str:
     run = report.run
     status = _headline_status(report)
     lines = [
+        f"{STATUS_MARK.get(status, '')} **{_md_cell(headline(report))}**",
+        "",
         f"# {report.title}",
         "",
         f"Run `{run.run_id}` **{status}**, started {run.started_at:%Y-%m-%d %H:%M:%S} UTC, {_duration(run)}.",
@@ -267,6 +292,7 @@ def render_markdown(report: RunReport, html_path: Path | None = None) -> str:
         lines += [f"- {step}" for step in _next_steps(report.outcome)]
     if html_path:
         lines.append(f"HTML copy of this report: `{html_path}`.")
+    lines += ["", *glance_markdown(report.glance)]
     for table in report.tables:
         lines += ["", f"## {table.title}", ""]
         if not table.rows:
@@ -291,6 +317,16 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .outcome { border-left: 0.3rem solid; padding: 0.4rem 1rem; margin: 1rem 0; }
 .outcome.status-partial { background: #fffaeb; } .outcome.status-failed { background: #fef3f2; }
 .empty { color: #667085; font-style: italic; }
+.headline { font-size: 1.25rem; font-weight: 600; color: #fff; padding: 0.6rem 1rem; border-radius: 0.3rem; }
+.headline.status-succeeded { background: #17803d; } .headline.status-partial { background: #b54708; }
+.headline.status-failed { background: #b42318; } .headline.status-running { background: #475467; }
+.glance svg.chart { display: block; max-width: 100%; height: auto; margin: 0.5rem 0 1rem; }
+@media print {
+  body { margin: 0; max-width: none; font-size: 10pt; }
+  .headline, .outcome { print-color-adjust: exact; -webkit-print-color-adjust: exact; }
+  svg.chart, table, .outcome { break-inside: avoid; }
+  h2 { break-after: avoid; }
+}
 """
 
 
@@ -302,6 +338,7 @@ def render_html(report: RunReport) -> str:
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{e(report.title)} — {e(run.run_id)}</title><style>{_STYLE}</style></head><body>",
+        f'<p class="headline status-{e(status)}" role="status">{e(headline(report))}</p>',
         f"<h1>{e(report.title)}</h1>",
         f'<p>Run <code>{e(run.run_id)}</code> <strong class="status-{e(status)}">{e(status)}</strong>, '
         f"started {run.started_at:%Y-%m-%d %H:%M:%S} UTC, {e(_duration(run))}.</p>",
@@ -310,6 +347,7 @@ def render_html(report: RunReport) -> str:
         items = [f"<li><strong>{e(problem)}</strong></li>" for problem in report.outcome.problems]
         items += [f"<li>{_code_spans(step)}</li>" for step in _next_steps(report.outcome)]
         parts.append(f'<div class="outcome status-{e(status)}"><ul>{"".join(items)}</ul></div>')
+    parts += glance_html(report.glance)
     for table in report.tables:
         parts.append(f"<h2>{e(table.title)}</h2>")
         if not table.rows:

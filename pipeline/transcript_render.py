@@ -1,6 +1,7 @@
 """A learner's transcript for people and programs: a terminal table, JSON, CSV (one row per requirement) and a
-single self-contained HTML page (inline CSS, no script, no external resource) with a progress bar per
-requirement. Every value that reaches the HTML is escaped. No identifier but the ledger's learner id and the
+single self-contained HTML page (inline CSS and SVG, no script, no external resource) with a progress bar per
+requirement, a timeline of the cycle and a bar chart of the requirements (pipeline/charts.py), that prints on
+A4 and Letter. Every value that reaches the HTML is escaped. No identifier but the ledger's learner id and the
 employer's employee id is shown (NPI, licence number and e-mail are PII); the learner's name is, as the page is
 for the learner and their employer (it never goes to a log)."""
 
@@ -248,6 +249,15 @@ td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; white-space:
 .bar { background: #eaecf0; border-radius: 0.3rem; height: 0.9rem; min-width: 10rem; flex: 1; overflow: hidden; }
 .fill { height: 100%; background: #dc6803; } .fill.met { background: #17b26a; } .fill.late { background: #d92d20; }
 .empty { color: #667085; font-style: italic; }
+.charts svg.chart { display: block; max-width: 100%; height: auto; margin: 0.5rem 0 1rem; }
+@page { margin: 14mm 12mm; }
+@media print {
+  body { margin: 0; max-width: none; padding: 0; font-size: 10pt; color: #000; }
+  h2, h3 { break-after: avoid; } h2 { border-top: none; margin-top: 1rem; }
+  table, tr, svg.chart, .warning { break-inside: avoid; }
+  .charts svg.chart { width: 100%; }
+  .status, .bar, .fill, .warning { print-color-adjust: exact; -webkit-print-color-adjust: exact; }
+}
 """
 
 
@@ -272,7 +282,32 @@ def _certificate_link(learner_id: str | None, activity_id: str, credit_type: str
     return f'<a class="certificate" href="{name}">{name}</a>' if name else ""
 
 
-def _html_cycle(licence: LicenceTranscript, learner_id: str | None) -> list[str]:
+def _html_charts(cycle: CycleTranscript, chart_id: str) -> list[str]:
+    """The cycle's timeline — the running total of its main requirement (the largest minimum) against what is
+    needed, deadline marked — and a bar per requirement; matplotlib is loaded only here."""
+    applying = [p for p in cycle.requirements if p.applies]
+    if not applying:
+        return []
+    from pipeline import charts
+
+    main = max(applying, key=lambda p: p.minimum)
+    start = cycle.cycle.start
+    points = [(max(day, start), float(total)) for day, total in cycle.running_counted(main)]
+    timeline = charts.cycle_timeline(
+        f"{chart_id}-timeline",
+        f"{main.requirement.name}: credits counted over the cycle",
+        start,
+        cycle.cycle.end,
+        cycle.as_of,
+        points,
+        float(main.minimum),
+    )
+    rows = [(p.requirement.id, p.requirement.name, float(p.counted), float(p.minimum)) for p in applying]
+    bars = charts.requirement_bars(f"{chart_id}-requirements", "Per requirement: counted and needed", rows)
+    return ['<div class="charts">', timeline, bars, "</div>"]
+
+
+def _html_cycle(licence: LicenceTranscript, learner_id: str | None, chart_id: str) -> list[str]:
     e = html.escape
     cycle, entry, profile = licence.transcript, licence.entry, licence.transcript.profile
     who = f"{entry.licence_state or ''} {entry.profession}".strip() if entry else "given on the command line"
@@ -301,6 +336,7 @@ def _html_cycle(licence: LicenceTranscript, learner_id: str | None) -> list[str]
             f"<td>{_bar(progress, cycle)}</td><td>{e(_requirement_state(progress, cycle))}</td></tr>"
         )
     parts.append("</tbody></table>")
+    parts += _html_charts(cycle, chart_id)
     if not cycle.credits:
         parts.append('<p class="empty">No credits in this cycle yet.</p>')
         return parts
@@ -339,7 +375,7 @@ def as_html(learner: LearnerTranscripts) -> str:
         f'<h1 class="learner-name">{e(heading)}</h1>',
         f'<p class="meta">Learner <code>{e(learner_id)}</code></p>',
     ]
-    for licence in learner.cycles:
-        parts += _html_cycle(licence, learner.learner_id)
+    for n, licence in enumerate(learner.cycles, 1):
+        parts += _html_cycle(licence, learner.learner_id, f"cycle{n}")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -123,6 +123,20 @@ class CycleTranscript:
     def missing(self) -> list[RequirementProgress]:
         return [r for r in self.requirements if not r.met]
 
+    def running_counted(self, progress: RequirementProgress) -> list[tuple[date, Decimal]]:
+        """What counted toward the requirement by the end of each day one of its credits was completed, oldest
+        first (the timeline of the transcript); the caps apply as they fill, so the last total is `counted`."""
+        per_type: dict[str, Decimal] = {}
+        points: list[tuple[date, Decimal]] = []
+        for credit in sorted(progress.counted_credits, key=lambda c: c.completed_on):
+            counted_as = self.profile.counted_as(credit.credit_type)
+            per_type[counted_as] = per_type.get(counted_as, ZERO) + credit.amount
+            total = sum((_capped(progress.requirement, t, amount) for t, amount in per_type.items()), ZERO)
+            if points and points[-1][0] == credit.completed_on:
+                points.pop()
+            points.append((credit.completed_on, total))
+        return points
+
 
 def _largest_per_activity(
     credits: Iterable[EarnedCredit], credit_types: tuple[str, ...], profile: Profile
@@ -138,6 +152,11 @@ def _largest_per_activity(
         if kept is None or rank > (kept.amount, -credit_types.index(profile.counted_as(kept.credit_type))):
             best[credit.activity_id] = credit
     return sorted(best.values(), key=lambda c: (c.completed_on, c.activity_id))
+
+
+def _capped(requirement: Requirement, credit_type: str, amount: Decimal) -> Decimal:
+    cap = requirement.caps.get(credit_type)
+    return min(amount, cap) if cap is not None else amount
 
 
 def _progress(

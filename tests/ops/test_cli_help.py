@@ -22,6 +22,7 @@ COMMANDS = [
     ("config", "check"),
     ("serve",),
     ("stream",),
+    ("report",),
 ]
 
 

@@ -39,6 +39,7 @@ def nightly_report(ops: Ops, run_id: str) -> str:
     [html_file] = ops.reports_dir.glob(f"nightly-*-{run_id[:8]}.html")
     page = html_file.read_text(encoding="utf-8")
     assert "<h2>Per registry</h2>" in page and "<td>ama-pra</td>" in page and str(html_file) in markdown
+    assert 'data-chart="trend"' in page and "## At a glance" in markdown
     return markdown
 
 
@@ -91,6 +92,8 @@ def test_given_a_night_when_the_registry_failed_every_call_then_replay_delivers_
     night_report = nightly_report(ops, report["runs"][0]["run_id"])
     assert f"| ama-pra | 0 | {failed} |" in night_report  # delivered 0, failed all, as the night saw it
     assert "| deliver | REGISTRY_UNAVAILABLE |" in night_report
+    assert night_report.startswith(f"🟠 **PARTIAL: ama-pra: {failed} deliveries failed; ")
+    assert f"| ama-pra | 0 | {failed} | 0 |" in night_report  # at a glance: sent, failed, pending now
     assert ops.cli("deadletters", "list", "--stage", "deliver", "--unresolved", "--json").json() == []
 
     again = ops.cli("replay", "--json")
