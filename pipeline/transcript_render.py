@@ -251,6 +251,7 @@ td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; white-space:
 .empty { color: #667085; font-style: italic; }
 .charts svg.chart { display: block; max-width: 100%; height: auto; margin: 0.5rem 0 1rem; }
 @page { margin: 14mm 12mm; }
+a.certificate { word-break: break-all; } /* a file name is one long word: it must not widen the table */
 @media print {
   body { margin: 0; max-width: none; padding: 0; font-size: 10pt; color: #000; }
   h2, h3 { break-after: avoid; } h2 { border-top: none; margin-top: 1rem; }
