@@ -121,6 +121,9 @@ def _common() -> argparse.ArgumentParser:
         "--config", type=Path, help="config file (default: $CMESYNC_CONFIG, else ./cmesync.toml, else the sample)"
     )
     common.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    common.add_argument(
+        "--log-format", choices=("text", "json"), help="stderr as text or one JSON object per line (default: config)"
+    )
     return common
 
 
@@ -873,6 +876,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.replay import ReplayError
 
     try:
+        _log_format(args)
         code = HANDLERS[args.command](args)
         sys.stdout.flush()
         return code
@@ -897,6 +901,23 @@ def main(argv: list[str] | None = None) -> int:
         _error("unavailable", line)
         return 1
     return 2
+
+
+def _log_format(args: argparse.Namespace) -> None:
+    """JSON log lines on stderr when asked (flag, else `[logging] format`); messages of this CLI included."""
+    chosen = args.log_format
+    if chosen is None:
+        try:
+            chosen = Settings.load(args.config).logging.format
+        except ConfigError:
+            return  # the command itself reports the configuration error, as it always did
+    if chosen != "json":
+        return
+    from flows.log_format import console_to_log, use_json_logs
+
+    use_json_logs(own_level=None if getattr(args, "log_level", None) else "INFO")
+    console_to_log(console)
+    console_to_log(cli_broker.console)
 
 
 def _error(label: str, message: object) -> None:
