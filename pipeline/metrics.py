@@ -80,7 +80,7 @@ DEAD_LETTERS_OPEN = Gauge(
 )
 LAST_SUCCESS = Gauge(
     "cmesync_last_success_timestamp_seconds",
-    "Unix time of the last successful run (nightly, replay) or delivery pass (stream), per deployment.",
+    "Unix time of the last succeeded nightly run (runs table) or stream delivery pass, per deployment.",
     ["deployment"],
     registry=REGISTRY,
 )
