@@ -29,6 +29,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from flows import cli_broker
+from flows.log_format import LogLines, console_to_log, use_json_logs
 from ledger.ops import set_dead_letters_resolved
 from ledger.queries import (
     DeadLetterFilter,
@@ -913,14 +914,15 @@ def _log_format(args: argparse.Namespace) -> None:
             return  # the command itself reports the configuration error, as it always did
     if chosen != "json":
         return
-    from flows.log_format import console_to_log, use_json_logs
-
     use_json_logs(own_level=None if getattr(args, "log_level", None) else "INFO")
     console_to_log(console)
     console_to_log(cli_broker.console)
 
 
 def _error(label: str, message: object) -> None:
+    if isinstance(console.file, LogLines):  # JSON logs: a failure is an ERROR record, not an INFO line
+        console.file.logger.error("%s: %s", label, message)
+        return
     console.print(f"[red]{label}:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 

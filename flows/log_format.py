@@ -12,12 +12,18 @@ import sys
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from prefect.context import FlowRunContext, TaskRunContext
-from prefect.logging.configuration import ensure_logging_setup
-
 # What the stages' records may carry in `extra`, copied into the object as they are.
 EXTRA_FIELDS = ("stage", "source", "registry", "counts")
 OWN_PACKAGES = ("flows", "pipeline", "connectors", "ledger", "reconcile", "cmesync")
+# The nightly flow's tasks by the stage names the stages' own summaries (and dead letters) use.
+STAGE_OF_TASK = {
+    "check-broker": "check_broker",
+    "pull-source": "pull",
+    "reconcile-attendance": "reconcile",
+    "publish-outbox": "publish",
+    "deliver-registry": "deliver",
+    "registry-diff": "registry_diff",
+}
 TASK_PARAMETERS = {"source_name": "source", "registry_name": "registry"}
 
 
@@ -39,6 +45,9 @@ class JsonLogFormatter(logging.Formatter):
 def _run_fields(record: logging.LogRecord) -> dict[str, Any]:
     """Run id, stage and connector of the Prefect flow/task run the record was logged in, where there is one
     (the stream's delivery pump thread, say, runs outside any)."""
+    # Imported here: the CLI imports this module at start, and Prefect only when a command needs it.
+    from prefect.context import FlowRunContext, TaskRunContext
+
     fields: dict[str, Any] = {}
     flow_run_id = getattr(record, "flow_run_id", None)
     flow_context = FlowRunContext.get()
@@ -47,10 +56,10 @@ def _run_fields(record: logging.LogRecord) -> dict[str, Any]:
     if flow_run_id is not None:
         fields["run_id"] = str(flow_run_id)
     task_context = TaskRunContext.get()
-    if getattr(record, "task_name", None):  # a task run logger's record, after its context ended
-        fields["stage"] = record.task_name
+    task_name = task_context.task.name if task_context is not None else getattr(record, "task_name", None)
+    if task_name:  # a task run logger's record names its task even after the task's context ended
+        fields["stage"] = STAGE_OF_TASK.get(task_name, task_name)
     if task_context is not None:
-        fields["stage"] = task_context.task.name
         for parameter, field in TASK_PARAMETERS.items():
             value = task_context.parameters.get(parameter)
             if isinstance(value, str):
@@ -58,7 +67,7 @@ def _run_fields(record: logging.LogRecord) -> dict[str, Any]:
     return fields
 
 
-class _LogLines:
+class LogLines:
     """A text stream whose complete lines become INFO records of `logger` (the CLI's console in JSON mode)."""
 
     def __init__(self, logger: logging.Logger) -> None:
@@ -86,6 +95,8 @@ def use_json_logs(stream: IO[str] | None = None, own_level: str | None = "INFO")
     """Swap every handler writing to stderr (Prefect's rich console handler included) for one writing JSON
     lines; handlers shipping logs elsewhere (Prefect's API) stay as they are. `own_level`: the level of our
     packages' loggers, whose stage summaries (with counts) are what a log shipper wants; None = leave them."""
+    from prefect.logging.configuration import ensure_logging_setup
+
     ensure_logging_setup()  # Prefect configures its handlers on first use; ours must replace them, not precede
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonLogFormatter())
@@ -106,5 +117,5 @@ def use_json_logs(stream: IO[str] | None = None, own_level: str | None = "INFO")
 
 def console_to_log(console: Any, name: str = "cmesync.cli") -> None:
     """Point a rich Console (the CLI's stderr console) at log records, one per line, unwrapped."""
-    console.file = _LogLines(logging.getLogger(name))
+    console.file = LogLines(logging.getLogger(name))
     console.width = 10_000
