@@ -15,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
+from deploy.sandbox.pushgateway import PushgatewaySandbox
 from ledger import tables as t
 from ledger.store import Ledger
 from pipeline import stages
@@ -201,3 +202,26 @@ def test_given_a_port_and_no_host_when_serving_then_it_binds_loopback_only() -> 
         assert address == ("127.0.0.1", port)
         assert scrape(port) is not None
     assert scrape(port) is None
+
+
+@pytest.mark.integration
+def test_given_a_pushgateway_when_a_nightly_run_ends_then_it_holds_the_runs_metrics_and_a_down_one_fails_nothing(
+    ops: Ops,
+) -> None:
+    with PushgatewaySandbox() as gateway:
+        url = gateway.url
+        add_config(ops, f'\n[metrics]\npushgateway = "{url}"\njob = "cmesync-nightly"\n')
+        run = ops.cli("run", "--json")
+        assert run.returncode == 0, run.stderr
+        [(key, text)] = gateway.groups.items()
+    assert key == (("job", "cmesync-nightly"),)
+    samples = parse(text)
+    counts = run.json()
+    assert total(samples, "cmesync_source_records_read_total") == counts["records_read"] > 0
+    assert total(samples, "cmesync_deliveries_total", outcome="sent") == counts["delivered"]
+    assert total(samples, "cmesync_last_success_timestamp_seconds", deployment="nightly") > 0
+
+    # The gateway is gone now: the next run still succeeds, and says the push failed.
+    again = ops.cli("run", "--json")
+    assert again.returncode == 0, again.stderr
+    assert f"metrics: push to {url} failed" in again.stderr
