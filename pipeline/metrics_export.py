@@ -14,7 +14,7 @@ from deploy.broker import ATTENDANCE_TOPIC
 from ledger.queries import last_finished_runs, unresolved_dead_letter_counts
 from ledger.store import Ledger
 from pipeline import metrics
-from pipeline.config import MetricsConfig, Settings
+from pipeline.config import ConfigError, MetricsConfig, Settings
 from pipeline.kafka_security import kafka_python_options
 from pipeline.outcome import SUCCEEDED
 from pipeline.status import consumer_lag
@@ -28,7 +28,10 @@ def serving(config: MetricsConfig) -> Iterator[tuple[str, int] | None]:
     if config.port is None:
         yield None
         return
-    server, thread = start_http_server(config.port, addr=config.host, registry=metrics.REGISTRY)
+    try:
+        server, thread = start_http_server(config.port, addr=config.host, registry=metrics.REGISTRY)
+    except OSError as err:
+        raise ConfigError(f"metrics: cannot listen on {config.host}:{config.port}: {err.strerror or err}") from None
     log.info("metrics on http://%s:%d/metrics", config.host, config.port)
     try:
         yield server.server_address[:2]

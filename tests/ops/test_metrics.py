@@ -19,7 +19,7 @@ from deploy.sandbox.pushgateway import PushgatewaySandbox
 from ledger import tables as t
 from ledger.store import Ledger
 from pipeline import stages
-from pipeline.config import MetricsConfig, Settings
+from pipeline.config import ConfigError, MetricsConfig, Settings
 from pipeline.metrics import sample_names
 from pipeline.metrics_export import serving
 from tests.ops.conftest import Ops, wait_for
@@ -109,14 +109,18 @@ def test_given_a_stream_serving_metrics_when_events_flow_then_its_counters_move(
             "the scraped reconciled counter to reach what was published",
         )
         wait_for(lambda: not {"pending", "failed"} & set(deliveries_by_state(ledger)), "every credit to be delivered")
-        wait_for(
-            lambda: (
-                total(scrape(port) or {}, "cmesync_deliveries_total", outcome="sent")
-                == len(deliveries_by_state(ledger)["sent"])
-            ),
-            "the scraped delivery counter to reach the ledger's",
-        )
-        after = scrape(port)
+
+        def settled() -> Samples | None:
+            """A scrape taken after the delivery pass that sent the last credit refreshed its gauges."""
+            samples = scrape(port) or {}
+            done = (
+                total(samples, "cmesync_deliveries_total", outcome="sent") == len(deliveries_by_state(ledger)["sent"])
+                and total(samples, "cmesync_dead_letters_open") == open_dead_letters(ledger)
+                and total(samples, "cmesync_last_success_timestamp_seconds", deployment="stream") > 0
+            )
+            return samples if done else None
+
+        after = wait_for(settled, "the scraped counters and gauges to reach the ledger's")
         stream.send_signal(signal.SIGTERM)
         stdout, stderr = stream.communicate(timeout=120)
     finally:
@@ -194,6 +198,16 @@ def test_given_a_textfile_configured_when_a_nightly_run_ends_then_the_file_parse
 def test_given_no_metrics_port_when_serving_then_nothing_listens() -> None:
     with serving(MetricsConfig()) as address:
         assert address is None
+
+
+def test_given_a_port_in_use_when_serving_then_it_is_a_configuration_error_naming_it() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = pytest.raises(ConfigError, match=f"metrics: cannot listen on 127.0.0.1:{port}")
+        with refused, serving(MetricsConfig(port=port)):
+            pass
 
 
 def test_given_a_port_and_no_host_when_serving_then_it_binds_loopback_only() -> None:
