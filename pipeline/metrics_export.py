@@ -81,5 +81,5 @@ def export_run(settings: Settings) -> None:
         try:
             push_to_gateway(config.pushgateway, job=config.job, registry=metrics.REGISTRY, timeout=10)
             log.info("metrics pushed to %s (job %s)", config.pushgateway, config.job)
-        except OSError as err:
+        except Exception as err:
             log.error("metrics: push to %s failed: %s", config.pushgateway, type(err).__name__)

@@ -105,7 +105,6 @@ class DeliveryPump(threading.Thread):
                     failed += result.failed
                 # The dead letters of failed deliveries, and credit versions reconciled since the first publish.
                 credits += stages.publish(self.settings)[0]
-                self._refresh_gauges()
         except RunLocked as err:
             log.info("delivery pass deferred: %s", err)
             return
@@ -123,12 +122,15 @@ class DeliveryPump(threading.Thread):
             self.stats.delivery_failed += failed
         if credits or delivered or failed:
             log.info("delivery pass: %d credit versions published, %d delivered, %d failed", credits, delivered, failed)
-
+        self._refresh_gauges()
 
     def _refresh_gauges(self) -> None:
+        """Open dead letters and last runs from the ledger, for the metrics endpoint; a failure only logs."""
         ledger = Ledger(self.settings.ledger_url)
         try:
             refresh_from_ledger(ledger)
+        except Exception as err:
+            log.warning("metrics: ledger gauges not refreshed: %s", type(err).__name__)
         finally:
             ledger.close()
 
