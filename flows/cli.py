@@ -340,7 +340,7 @@ def _parser() -> argparse.ArgumentParser:
         "consume cme.attendance.v1 continuously until SIGTERM",
         "Run the stream flow in the foreground: reconcile events as they arrive, publish and deliver the "
         "credits. On SIGTERM or Ctrl-C it finishes and commits the batch in hand, delivers what it produced, "
-        "prints the counts and exits 0.",
+        "prints the counts and exits 0. With `[metrics] port` set it serves Prometheus metrics on /metrics.",
         "  cmesync stream --config prod.toml\n  cmesync stream --delivery-interval 2",
         [common],
     )
