@@ -239,3 +239,16 @@ def test_given_a_pushgateway_when_a_nightly_run_ends_then_it_holds_the_runs_metr
     again = ops.cli("run", "--json")
     assert again.returncode == 0, again.stderr
     assert f"metrics: push to {url} failed" in again.stderr
+
+
+@pytest.mark.integration
+def test_given_the_metrics_port_is_taken_when_the_stream_starts_then_it_exits_2_naming_the_port(ops: Ops) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        add_config(ops, f"\n[metrics]\nport = {port}\n")
+        stream = ops.cli("stream", timeout_s=120)
+    assert stream.returncode == 2, stream.stderr
+    # The last line is the CLI's one-line verdict (Prefect logs the failed flow run above it, as for any failure).
+    assert f"configuration error: metrics: cannot listen on 127.0.0.1:{port}" in stream.stderr.splitlines()[-1]
