@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -144,6 +144,14 @@ class HttpStats:
                 setattr(self, name, getattr(self, name) + value)
 
 
+class HttpObserver(Protocol):
+    """Told about every attempt's answer and every retry (metrics); `status` None = no HTTP answer at all."""
+
+    def response(self, status: int | None) -> None: ...
+
+    def retry(self) -> None: ...
+
+
 class RateLimiter:
     """Spaces request starts at least 1/`per_second` apart, across threads. Every attempt takes a slot, retries
     included, so a registry's published rate limit still holds while we retry against it."""
@@ -211,6 +219,7 @@ class HttpClient:
         sleep: Callable[[float], None] = time.sleep,
         rate_limit: RateLimiter | None = None,
         tls: TlsSettings | None = None,
+        observer: HttpObserver | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self.tls = tls or TlsSettings()
@@ -221,6 +230,7 @@ class HttpClient:
         self.retry = retry or RetryPolicy()
         self.stats = HttpStats()
         self.rate_limit = rate_limit
+        self.observer = observer
         self._sleep = sleep
         self._backoff = wait_exponential_jitter(
             multiplier=self.retry.initial_backoff_s, max=self.retry.max_backoff_s, jitter=self.retry.jitter_s
@@ -272,12 +282,16 @@ class HttpClient:
         try:
             response = self.session.request(method, url, **kwargs)
         except requests.RequestException as exc:
+            if self.observer is not None:
+                self.observer.response(None)
             kind = type(exc).__name__
             if classify_exception(exc) is Action.RETRY:
                 raise RetriableAPIError(f"{where}: {kind}") from None
             if isinstance(exc, requests.exceptions.SSLError):
                 kind = f"TLS handshake failed: {_tls_reason(exc)}"
             raise FatalAPIError(f"{where}: {kind}", failure=FailureType.CONFIG) from None
+        if self.observer is not None:
+            self.observer.response(response.status_code)
         action, failure = classify_status(response.status_code)
         if action is Action.OK:
             return response
@@ -297,6 +311,8 @@ class HttpClient:
 
     def _count_retry(self, state: RetryCallState) -> None:
         self.stats.add(retries=1)
+        if self.observer is not None:
+            self.observer.retry()
 
 
 def _tls_reason(exc: BaseException) -> str:

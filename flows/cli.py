@@ -29,6 +29,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from flows import cli_broker, cli_certificates
+from flows.log_format import LogLines, console_to_log, use_json_logs
 from ledger.ops import set_dead_letters_resolved
 from ledger.queries import (
     DeadLetterFilter,
@@ -121,6 +122,9 @@ def _common() -> argparse.ArgumentParser:
         "--config", type=Path, help="config file (default: $CMESYNC_CONFIG, else ./cmesync.toml, else the sample)"
     )
     common.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    common.add_argument(
+        "--log-format", choices=("text", "json"), help="stderr as text or one JSON object per line (default: config)"
+    )
     return common
 
 
@@ -336,7 +340,7 @@ def _parser() -> argparse.ArgumentParser:
         "consume cme.attendance.v1 continuously until SIGTERM",
         "Run the stream flow in the foreground: reconcile events as they arrive, publish and deliver the "
         "credits. On SIGTERM or Ctrl-C it finishes and commits the batch in hand, delivers what it produced, "
-        "prints the counts and exits 0.",
+        "prints the counts and exits 0. With `[metrics] port` set it serves Prometheus metrics on /metrics.",
         "  cmesync stream --config prod.toml\n  cmesync stream --delivery-interval 2",
         [common],
     )
@@ -928,6 +932,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.replay import ReplayError
 
     try:
+        _log_format(args)
         code = HANDLERS[args.command](args)
         sys.stdout.flush()
         return code
@@ -954,7 +959,25 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def _log_format(args: argparse.Namespace) -> None:
+    """JSON log lines on stderr when asked (flag, else `[logging] format`); messages of this CLI included."""
+    chosen = args.log_format
+    if chosen is None:
+        try:
+            chosen = Settings.load(args.config).logging.format
+        except ConfigError:
+            return  # the command itself reports the configuration error, as it always did
+    if chosen != "json":
+        return
+    use_json_logs(own_level=None if getattr(args, "log_level", None) else "INFO")
+    console_to_log(console)
+    console_to_log(cli_broker.console)
+
+
 def _error(label: str, message: object) -> None:
+    if isinstance(console.file, LogLines):  # JSON logs: a failure is an ERROR record, not an INFO line
+        console.file.logger.error("%s: %s", label, message)
+        return
     console.print(f"[red]{label}:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 

@@ -4,6 +4,7 @@ registries. Each task is one stage over whole pages/batches; the work is in `pip
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from pipeline.broker_loss import Assessment, BrokerDataLost, resolve_findings
 from pipeline.config import ConfigError, Settings
 from pipeline.deliver import DeliveryStats
 from pipeline.intake import IntakeStats
+from pipeline.metrics_export import export_run
 from pipeline.outcome import RunOutcome, outcome_of
 from pipeline.pull import PullStats
 from pipeline.report import compliance_section, publish_run_report
@@ -46,7 +48,9 @@ def check_broker_task(settings: Settings) -> Assessment:
 def pull_task(settings: Settings, source_name: str) -> PullStats:
     logger = get_run_logger()
     stats = stages.pull(
-        settings, source_name, lambda s: logger.info("%s: page %d, %d events", source_name, s.pages, s.events)
+        settings,
+        source_name,
+        lambda s: logger.info("%s: page %d, %d events", source_name, s.pages, s.events, extra={"counts": asdict(s)}),
     )
     return stats
 
@@ -99,7 +103,10 @@ def nightly_reconciliation(
     # One run at a time per ledger: a second one (cron overlapping a manual run) fails here, naming the first.
     with run_lock(settings.ledger_url, run_id, "nightly"):
         stages.prepare(settings)
-        return _run(settings, run_id, config_path, broker_started_empty)
+        try:
+            return _run(settings, run_id, config_path, broker_started_empty)
+        finally:
+            export_run(settings)
 
 
 def _run(
@@ -164,7 +171,7 @@ def _run(
     ledger.finish_run(run_id, outcome.status, summary.counts())
     ledger.close()
     _report(settings, run_id, outcome)
-    logger.info("run %s %s: %s", run_id, outcome.status, summary.counts())
+    logger.info("run %s %s: %s", run_id, outcome.status, summary.counts(), extra={"counts": summary.counts()})
     if not outcome.ok:
         # A Failed state (with the counts as its result) so a Prefect automation on failed runs fires.
         logger.error("%s", outcome.message)

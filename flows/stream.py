@@ -13,6 +13,7 @@ from prefect.runtime import flow_run
 from flows.nightly import load_settings
 from ledger.store import Ledger
 from pipeline import stages
+from pipeline.metrics_export import serving
 from pipeline.stream import StreamStats, run_stream, stop_on_signals
 
 
@@ -35,15 +36,20 @@ def stream_reconciliation(
     status = "failed"
 
     def progress(current: StreamStats) -> None:
-        logger.info("reconciled %d messages in %d batches", current.consumed, current.batches)
+        logger.info(
+            "reconciled %d messages in %d batches",
+            current.consumed,
+            current.batches,
+            extra={"counts": current.counts()},
+        )
 
     try:
-        with stop_on_signals(stop):
+        with stop_on_signals(stop), serving(settings.metrics):
             logger.info("consuming %s as group %s", "cme.attendance.v1", settings.consumer_group)
             stats = run_stream(settings, stop, delivery_interval_s=delivery_interval_s, on_batch=progress)
         status = "stopped"
     finally:
         ledger.finish_run(run_id, status, stats.counts())
         ledger.close()
-    logger.info("stream %s stopped: %s", run_id, stats.counts())
+    logger.info("stream %s stopped: %s", run_id, stats.counts(), extra={"stage": "stream", "counts": stats.counts()})
     return stats.counts()

@@ -525,3 +525,15 @@ def registry_diffs_of(ledger: Ledger, run_id: str) -> dict[str, dict[str, int]]:
     with ledger.engine.connect() as conn:
         rows = conn.execute(select(r.registry, r.counts).where(r.run_id == run_id).order_by(r.registry))
         return {row.registry: json.loads(row.counts) for row in rows}
+
+
+def last_finished_runs(ledger: Ledger, statuses: Sequence[str]) -> dict[str, datetime]:
+    """Per flow, when its latest run with one of `statuses` finished (metrics: last successful run)."""
+    r = t.runs.c
+    query = (
+        select(r.flow, func.max(r.finished_at).label("finished_at"))
+        .where(r.status.in_(statuses), r.finished_at.is_not(None))
+        .group_by(r.flow)
+    )
+    with ledger.engine.connect() as conn:
+        return {row.flow: as_utc(row.finished_at) for row in conn.execute(query)}

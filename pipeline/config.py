@@ -335,6 +335,27 @@ class DeadLettersConfig(BaseModel):
     )
 
 
+class MetricsConfig(BaseModel):
+    """Prometheus metrics (`pipeline/metrics.py`): the stream serves them over HTTP, the nightly run writes a
+    textfile for node-exporter's textfile collector or pushes them to a Pushgateway."""
+
+    model_config = {"extra": "forbid"}
+
+    port: int | None = Field(None, ge=1, le=65535, description="`cmesync stream` serves /metrics here; none = off.")
+    host: str = Field("127.0.0.1", description="Address the metrics port binds to (0.0.0.0 = every interface).")
+    textfile: Path | None = Field(None, description="The nightly run writes its metrics here (a *.prom file).")
+    pushgateway: str = Field("", description="host:port or URL of a Pushgateway the nightly run pushes to.")
+    job: str = Field("cmesync", min_length=1, description="Pushgateway job name.")
+
+
+class LoggingConfig(BaseModel):
+    """How log lines look on stderr: text for people, json (one object per line) for log shippers."""
+
+    model_config = {"extra": "forbid"}
+
+    format: Literal["text", "json"] = "text"
+
+
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -416,6 +437,8 @@ class Settings(BaseSettings):
     certificates: CertificatesConfig = Field(default_factory=CertificatesConfig)
     professions: ProfessionsConfig = Field(default_factory=ProfessionsConfig)
     deadletters: DeadLettersConfig = Field(default_factory=DeadLettersConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
     retry_delays: list[Delay] = Field(
         default_factory=lambda: list(DEFAULT_RETRY_DELAYS),
         description="After a delivery failed with REGISTRY_UNAVAILABLE, send it again this long after each "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +17,7 @@ from connectors.registries.base import REGISTRY_REJECTED, REGISTRY_UNAVAILABLE, 
 from ledger.ops import requeue_deliveries, set_dead_letters_resolved
 from ledger.queries import DeliveryKey, delivery_dead_letter_ids, delivery_states, unavailable_deliveries
 from ledger.store import DeadLetterEntry, DeliveryOutcome, Ledger, utcnow
+from pipeline import metrics
 from pipeline.faults import crash_point
 
 log = logging.getLogger(__name__)
@@ -88,14 +89,21 @@ def deliver_pending(ledger: Ledger, registry: Registry, batch_size: int = 100) -
             ]
             ledger.record_deliveries(registry.name, skipped)
             stats.skipped += len(skipped)
+            metrics.count_deliveries(registry.name, 0, 0, len(skipped))
         if routed:
             results = results_of(registry.deliver, routed)
             crash_point("deliver.accepted")
             delivered, failed = record_results(ledger, registry.name, routed, results)
             stats.delivered += delivered
             stats.failed += failed
+            metrics.count_deliveries(registry.name, delivered, failed, 0)
     log.info(
-        "registry %s: %d delivered, %d failed, %d skipped", registry.name, stats.delivered, stats.failed, stats.skipped
+        "registry %s: %d delivered, %d failed, %d skipped",
+        registry.name,
+        stats.delivered,
+        stats.failed,
+        stats.skipped,
+        extra={"stage": "deliver", "registry": registry.name, "counts": asdict(stats)},
     )
     return stats
 

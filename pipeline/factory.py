@@ -34,6 +34,7 @@ from pipeline.config import (
     XapiSourceConfig,
 )
 from pipeline.faults import crash_point
+from pipeline.metrics import RegistryHttpMetrics
 from schemas.codec import AvroCodec, SchemaRegistryClient, subject_for
 
 TOPIC_OF = {"attendance_event": ATTENDANCE_TOPIC, "credit_record": CREDITS_TOPIC, "dead_letter": DEADLETTER_TOPIC}
@@ -109,7 +110,14 @@ def build_registry(config: RegistryConfig) -> Registry:
     def client(**kwargs: Any) -> HttpClient:
         limit = RateLimiter(config.rate_limit_per_s) if config.rate_limit_per_s else None
         retry = RetryPolicy(max_attempts=config.max_attempts)
-        return HttpClient(config.base_url, retry=retry, rate_limit=limit, tls=config.tls_settings(), **kwargs)
+        return HttpClient(
+            config.base_url,
+            retry=retry,
+            rate_limit=limit,
+            tls=config.tls_settings(),
+            observer=RegistryHttpMetrics(config.name),
+            **kwargs,
+        )
 
     if isinstance(config, AmaRegistryConfig):
         bearer = {"Authorization": f"Bearer {config.secret()}"}

@@ -4,8 +4,9 @@ deliveries, dead letters) in one transaction per batch; offsets are committed af
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from connectors.sources.fields import text
 from deploy.broker import ATTENDANCE_TOPIC
 from ledger.store import DeadLetterEntry, Ledger, StoredEvent, utcnow
 from ledger.watermarks import record_reconciled
+from pipeline import metrics
 from pipeline.faults import crash_point
 from pipeline.kafka_io import Consumed, Consumer
 from reconcile.catalog import Catalog
@@ -183,6 +185,7 @@ def reconcile_messages(
     stored evidence, as are all pairs of a learner whose profession, board id or dob changed, since credit
     rules depend on them, and the pairs in `redecide`.
     """
+    started = time.perf_counter()
     decoded, dead = _decode(messages, codec)
     fresh = _fresh(decoded, ledger)
     events = [event for event, _ in fresh.values()]
@@ -232,6 +235,12 @@ def reconcile_messages(
             reconciled[message.partition] = max(reconciled.get(message.partition, 0), message.offset + 1)
         record_reconciled(conn, ATTENDANCE_TOPIC, reconciled)
         crash_point("intake.before_commit")
+    # Counted once the transaction has committed: a batch rolled back and consumed again counts once.
+    metrics.RECONCILE_BATCH_SECONDS.observe(time.perf_counter() - started)
+    metrics.count_reconciled(
+        len(resolved), len(decoded) - len(fresh), len(dead), ((s.credit_type, s.status) for s in outcome.versions)
+    )
+    metrics.count_rejections(STAGE, ((d.source, d.reason_code) for d in dead))
     return IntakeStats(
         consumed=len(messages),
         duplicates=len(decoded) - len(fresh),
@@ -281,5 +290,6 @@ def reconcile_topic(
         total.rejected,
         total.held_back,
         total.credit_versions,
+        extra={"stage": STAGE, "counts": asdict(total)},
     )
     return total

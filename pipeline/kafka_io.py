@@ -185,6 +185,15 @@ class BatchConsumer:
                 behind += max(highwater - self._consumer.position(tp), 0)
         return behind, unknown
 
+    def lag_by_partition(self) -> dict[int, int]:
+        """Messages behind the high watermark, per assigned partition whose watermark a fetch has told us."""
+        lag: dict[int, int] = {}
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None:
+                lag[tp.partition] = max(highwater - self._consumer.position(tp), 0)
+        return lag
+
     def commit(self, batch: Sequence[Consumed]) -> None:
         """Commit past the highest offset per partition of a batch the ledger has already committed."""
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from deploy.broker import CREDITS_TOPIC, DEADLETTER_TOPIC
 from ledger.store import Ledger
 from ledger.watermarks import record_produced
+from pipeline import metrics
 from pipeline.faults import crash_point
 from pipeline.kafka_io import Producer, publish
 from schemas.codec import AvroCodec
@@ -21,6 +22,7 @@ def publish_credits(ledger: Ledger, producer: Producer, codec: AvroCodec, batch_
         crash_point("publish.sent")
         ledger.mark_credits_published([outbox_id for outbox_id, _ in rows])
         crash_point("publish.marked")
+        metrics.CREDITS_PUBLISHED.inc(len(rows))
         published += len(rows)
     return published
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from connectors.sources.base import SCHEMA_INVALID, Page, Rejection, Source
 from deploy.broker import ATTENDANCE_TOPIC
 from ledger.store import DeadLetterEntry, Ledger
 from ledger.watermarks import record_page
+from pipeline import metrics
 from pipeline.faults import crash_point
 from pipeline.kafka_io import Message, Producer, publish
 from reconcile.identity import identity_keys
@@ -84,6 +85,8 @@ def pull_source(
         stats.records += len(page.records)
         stats.events += len(messages)
         stats.rejected += len(dead)
+        metrics.count_page(source.name, len(page.records), len(messages))
+        metrics.count_rejections("normalise", ((d.source, d.reason_code) for d in dead))
         if on_page:
             on_page(stats)
     log.info(
@@ -93,5 +96,6 @@ def pull_source(
         stats.records,
         stats.events,
         stats.rejected,
+        extra={"stage": "pull", "source": source.name, "counts": asdict(stats)},
     )
     return stats

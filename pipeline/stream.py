@@ -27,14 +27,15 @@ from types import FrameType
 
 from deploy.broker import ATTENDANCE_TOPIC
 from ledger.run_lock import RunLocked, run_lock
-from ledger.store import Ledger
-from pipeline import stages
+from ledger.store import Ledger, utcnow
+from pipeline import metrics, stages
 from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
 from pipeline.factory import build_registries, codec_for
 from pipeline.intake import IntakeStats, reconcile_messages, redecide_unknown_professions
 from pipeline.kafka_io import BatchConsumer, ConsumerStalled
 from pipeline.kafka_security import kafka_python_options
+from pipeline.metrics_export import refresh_from_ledger
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,8 @@ class DeliveryPump(threading.Thread):
                     result = stages.deliver(self.settings, registry.name)
                     delivered += result.delivered
                     failed += result.failed
-                stages.publish(self.settings)  # the dead letters of failed deliveries
+                # The dead letters of failed deliveries, and credit versions reconciled since the first publish.
+                credits += stages.publish(self.settings)[0]
         except RunLocked as err:
             log.info("delivery pass deferred: %s", err)
             return
@@ -113,12 +115,24 @@ class DeliveryPump(threading.Thread):
                 self.stats.pump_errors += 1
             log.error("delivery pass failed: %s; retrying in %.0f s", type(err).__name__, self.interval_s)
             return
+        metrics.set_last_success("stream", utcnow())
         with self._lock:
             self.stats.credits_published += credits
             self.stats.delivered += delivered
             self.stats.delivery_failed += failed
         if credits or delivered or failed:
             log.info("delivery pass: %d credit versions published, %d delivered, %d failed", credits, delivered, failed)
+        self._refresh_gauges()
+
+    def _refresh_gauges(self) -> None:
+        """Open dead letters and last runs from the ledger, for the metrics endpoint; a failure only logs."""
+        ledger = Ledger(self.settings.ledger_url)
+        try:
+            refresh_from_ledger(ledger)
+        except Exception as err:
+            log.warning("metrics: ledger gauges not refreshed: %s", type(err).__name__)
+        finally:
+            ledger.close()
 
 
 def run_stream(
@@ -154,6 +168,7 @@ def run_stream(
                 for batch in consumer.batches():
                     intake = reconcile_messages(batch, codec, ledger, catalog, registries, professions=professions)
                     consumer.commit(batch)
+                    metrics.set_consumer_lag(ATTENDANCE_TOPIC, consumer.lag_by_partition())
                     stats.add_intake(intake)
                     pump.wake()
                     if on_batch:
@@ -162,6 +177,7 @@ def run_stream(
                         break
             except ConsumerStalled as err:
                 log.warning("%s; polling on", err)  # a long-running consumer outlives a broker stall
+            metrics.set_consumer_lag(ATTENDANCE_TOPIC, consumer.lag_by_partition())
             stop.wait(idle_wait_s)
     finally:
         consumer.close()

@@ -1,5 +1,6 @@
-"""Nothing leaked: a whole nightly run at DEBUG (`cmesync run --embedded --log-level DEBUG`) writes no NPI,
-email, date of birth, licence number, learner name or secret to its terminal output or its HTML report.
+"""Nothing leaked: a whole nightly run at DEBUG (`cmesync run --embedded --log-level DEBUG`), with text logs and
+with JSON logs (`--log-format json`), writes no NPI, email, date of birth, licence number, learner name or secret
+to its terminal output or its HTML report.
 
 The needles are read from the sample data the run itself ingests (`deploy/sample/`) and from the credentials
 in the sample config and the sandboxes, so new sample records are covered without editing this test.
@@ -205,13 +206,37 @@ def test_given_a_line_holding_a_needle_when_scanned_then_it_is_found(line: str, 
     assert [hit.split(":")[0] for hit in hits] == [kind]
 
 
+def test_given_a_json_log_line_quoting_a_learner_field_when_decoded_and_scanned_then_it_is_found() -> None:
+    line = json.dumps({"level": "DEBUG", "message": 'payload {"learner": {"dob_month_day": "03-14"}}'})
+    hits = find_leaks(decoded_json_logs(line), [*pii_needles(), *secret_needles()])
+    assert [hit.split(":")[0] for hit in hits] == ["dob"]
+
+
 def test_given_timestamps_and_ids_when_scanned_then_nothing_is_found() -> None:
     innocent = "2026-03-14T06:30:00Z run 1493027167123 offset 1760000000 dob field missing; 06-30 12:00"
     assert find_leaks(innocent, [*pii_needles(), *secret_needles()]) == []
 
 
+def json_log_entries(stderr: str) -> list[dict[str, Any]]:
+    """Every stderr line as the JSON object it must be (this fails on the first that is not)."""
+    return [json.loads(line) for line in stderr.splitlines()]
+
+
+def decoded_json_logs(stderr: str) -> str:
+    """The fields of JSON log lines as they read once decoded: JSON escapes the quotes inside a message, which
+    would hide a quoted learner field from the patterns written for plain text."""
+    return "\n".join(
+        json.dumps(value) if not isinstance(value, str) else value
+        for entry in json_log_entries(stderr)
+        for value in entry.values()
+    )
+
+
 @pytest.mark.integration
-def test_given_a_full_run_at_debug_when_its_output_is_scanned_then_no_pii_or_secret_appears(tmp_path: Path) -> None:
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_given_a_full_run_at_debug_when_its_output_is_scanned_then_no_pii_or_secret_appears(
+    tmp_path: Path, log_format: str
+) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CMESYNC_", "PREFECT_"))}
     env |= {
         "PREFECT_HOME": str(tmp_path / "prefect"),
@@ -221,7 +246,10 @@ def test_given_a_full_run_at_debug_when_its_output_is_scanned_then_no_pii_or_sec
     }
     cmesync = Path(sys.executable).with_name("cmesync")
     run = subprocess.run(
-        [str(cmesync), "run", "--embedded", "--log-level", "DEBUG", "--config", str(SAMPLE_DIR / "cmesync.toml")],
+        [
+            *(str(cmesync), "run", "--embedded", "--log-level", "DEBUG", "--log-format", log_format),
+            *("--config", str(SAMPLE_DIR / "cmesync.toml")),
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -232,10 +260,17 @@ def test_given_a_full_run_at_debug_when_its_output_is_scanned_then_no_pii_or_sec
     reports = sorted((tmp_path / "var" / "reports").glob("*.html"))
     # The scan only means something if the run logged at DEBUG and did the work: wire-level client logs present,
     # credits delivered, a report written.
-    assert " | DEBUG   | " in run.stderr and "urllib3" in run.stderr and "kafka" in run.stderr
+    if log_format == "text":
+        assert " | DEBUG   | " in run.stderr and "urllib3" in run.stderr and "kafka" in run.stderr
+    else:
+        debug_loggers = {e["logger"] for e in json_log_entries(run.stderr) if e["level"] == "DEBUG"}
+        assert any(name.startswith("urllib3") for name in debug_loggers)
+        assert any(name.startswith("kafka") for name in debug_loggers)
     assert re.search(r"deliveries to registries\s+│\s+[1-9]", run.stdout)
     assert reports
     outputs = {"stdout": run.stdout, "stderr": run.stderr} | {p.name: p.read_text() for p in reports}
+    if log_format == "json":
+        outputs["stderr, JSON decoded"] = decoded_json_logs(run.stderr)
     needles = [*pii_needles(), *secret_needles()]
     leaks = [f"{where}: {hit}" for where, text in outputs.items() for hit in find_leaks(text, needles)]
     assert leaks == [], "\n".join(leaks[:40])
