@@ -40,9 +40,8 @@ from reconcile.credit_types import (
 from reconcile.learners import LearnerFacts
 from reconcile.participation import Participation, participation
 from reconcile.professions import NO_CREDIT, ProfessionMap, unmapped_reason
+from reconcile.vocabulary import MISSING_BOARD_IDENTITY, UNKNOWN_PROFESSION
 
-MISSING_BOARD_IDENTITY = "MISSING_BOARD_IDENTITY"
-UNKNOWN_PROFESSION = "UNKNOWN_PROFESSION"
 COMPLETION_KINDS = frozenset({"COMPLETED"})
 PARTICIPATION_KINDS = frozenset({"ATTENDED", "COMPLETED"})
 CENT = Decimal("0.01")
