@@ -46,6 +46,7 @@ from ledger.run_lock import RunLocked, run_lock
 from ledger.store import Ledger
 from pipeline.config import ConfigError, Settings
 from pipeline.preflight import ComponentDown, preflight_ledger, preflight_run
+from reconcile.vocabulary import DeliveryState
 
 # The demo's ledger is the one the default configuration reads, so `cmesync status` after `make demo` sees it.
 EMBEDDED_LEDGER = Path("var/cmesync.db")
@@ -770,7 +771,7 @@ def _status(args: argparse.Namespace) -> int:
     return status_exit_code(
         last.status if last else None,
         last.counts.get("delivery_failed", 0) if last else 0,
-        (states.get("failed", 0) for states in report.backlog.values()),
+        (states.get(DeliveryState.FAILED, 0) for states in report.backlog.values()),
     )
 
 

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from sqlalchemy import update
 
 from ledger import tables as t
-from ledger.queries import SUPERSEDED, DeliveryKey
+from ledger.queries import DeliveryKey
 from ledger.store import Ledger, utcnow
+from reconcile.vocabulary import DeliveryState
 
 
 def requeue_deliveries(ledger: Ledger, keys: Sequence[DeliveryKey]) -> int:
@@ -25,9 +26,9 @@ def requeue_deliveries(ledger: Ledger, keys: Sequence[DeliveryKey]) -> int:
                     (d.record_id == record_id)
                     & (d.version == version)
                     & (d.registry == registry)
-                    & (d.state != SUPERSEDED)
+                    & (d.state != DeliveryState.SUPERSEDED)
                 )
-                .values(state="pending", updated_at=now)
+                .values(state=DeliveryState.PENDING, updated_at=now)
             )
             changed += result.rowcount
     return changed

@@ -15,9 +15,9 @@ from sqlalchemy import and_, func, or_, select
 
 from ledger import tables as t
 from ledger.store import Ledger, as_utc, chunks
+from reconcile.vocabulary import REGISTRY_UNAVAILABLE, DeliveryState
 
 DELIVER_STAGE = "deliver"
-SUPERSEDED = "superseded"
 
 DeliveryKey = tuple[str, int, str]  # (record_id, version, registry)
 
@@ -113,7 +113,7 @@ def delivery_backlog(ledger: Ledger) -> dict[str, dict[str, int]]:
     d = t.deliveries.c
     query = (
         select(d.registry, d.state, func.count().label("n"))
-        .where(d.state != SUPERSEDED)
+        .where(d.state != DeliveryState.SUPERSEDED)
         .group_by(d.registry, d.state)
         .order_by(d.registry, d.state)
     )
@@ -171,13 +171,13 @@ def select_deliveries(ledger: Ledger, selection: DeliverySelection) -> list[Sele
             c.credit_type,
         )
         .join(t.credits, and_(c.record_id == d.record_id, c.version == d.version))
-        .where(d.state != SUPERSEDED)
+        .where(d.state != DeliveryState.SUPERSEDED)
         .order_by(d.registry, d.updated_at, d.record_id)
     )
     if selection.record_ids:
         query = query.where(or_(*[d.record_id.startswith(i, autoescape=True) for i in selection.record_ids]))
     else:
-        query = query.where(d.state == "failed")
+        query = query.where(d.state == DeliveryState.FAILED)
     if selection.registries:
         query = query.where(d.registry.in_(selection.registries))
     if selection.learner_ids:
@@ -259,12 +259,12 @@ def unavailable_deliveries(ledger: Ledger, registry: str) -> list[tuple[Delivery
             seen = as_utc(row.last_seen)
             if pair and ((key := (pair[0], pair[1], registry)) not in latest or latest[key][0] < seen):
                 latest[key] = (seen, row.reason_code, int(row.attempts))
-    unavailable = {key: v for key, v in latest.items() if v[1] == "REGISTRY_UNAVAILABLE"}
+    unavailable = {key: v for key, v in latest.items() if v[1] == REGISTRY_UNAVAILABLE}
     states = delivery_states(ledger, list(unavailable))
     return [
         (key, states[key], attempts, seen)
         for key, (seen, _, attempts) in sorted(unavailable.items())
-        if states.get(key) in ("failed", "pending")
+        if states.get(key) in (DeliveryState.FAILED, DeliveryState.PENDING)
     ]
 
 
@@ -508,7 +508,11 @@ def deliveries_touched(ledger: Ledger, window: Window) -> dict[str, dict[str, in
     d = t.deliveries.c
     query = (
         select(d.registry, d.state, func.count().label("n"))
-        .where((d.updated_at >= utc(window.start)) & (d.updated_at <= utc(window.end)) & (d.state != SUPERSEDED))
+        .where(
+            (d.updated_at >= utc(window.start))
+            & (d.updated_at <= utc(window.end))
+            & (d.state != DeliveryState.SUPERSEDED)
+        )
         .group_by(d.registry, d.state)
         .order_by(d.registry, d.state)
     )

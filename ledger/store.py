@@ -36,6 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ledger import tables as t
 from reconcile.identity import IdentityKey
 from reconcile.merge import CreditState
+from reconcile.vocabulary import AWARDED, DeliveryState
 
 DEAD_LETTER_NAMESPACE = uuid.UUID("3c2b1a09-5e4d-4f6a-8b7c-9d0e1f2a3b4c")
 CHUNK = 500
@@ -421,7 +422,7 @@ class Ledger:
                         "record_id": record_id,
                         "registry": registry,
                         "version": version,
-                        "state": "pending",
+                        "state": DeliveryState.PENDING,
                         "attempts": 0,
                         "updated_at": now,
                     }
@@ -445,7 +446,7 @@ class Ledger:
             waiting += [
                 {"b_record_id": r.record_id, "b_registry": r.registry, "b_version": r.version}
                 for r in rows
-                if (r.record_id, r.registry) in wanted and r.state in ("pending", "failed")
+                if (r.record_id, r.registry) in wanted and r.state in (DeliveryState.PENDING, DeliveryState.FAILED)
             ]
         if waiting:
             conn.execute(
@@ -455,7 +456,7 @@ class Ledger:
                     & (d.registry == bindparam("b_registry"))
                     & (d.version == bindparam("b_version"))
                 )
-                .values(state="superseded", updated_at=now),
+                .values(state=DeliveryState.SUPERSEDED, updated_at=now),
                 waiting,
             )
 
@@ -578,7 +579,7 @@ class Ledger:
 
     # -- deliveries --------------------------------------------------------------------------------
     def pending_deliveries(
-        self, registry: str, limit: int, states: tuple[str, ...] = ("pending",)
+        self, registry: str, limit: int, states: tuple[str, ...] = (DeliveryState.PENDING,)
     ) -> list[dict[str, Any]]:
         d = t.deliveries.c
         with self.engine.connect() as conn:
@@ -735,6 +736,6 @@ def _insert_ignore(conn: Connection, table: Any, keys: tuple[str, ...]) -> Any:
 def awarded_credits(ledger: Ledger) -> int:
     """Records whose latest version is AWARDED."""
     c = t.credits.c
-    query = select(func.count()).select_from(t.credits.join(*latest_credit_versions())).where(c.status == "AWARDED")
+    query = select(func.count()).select_from(t.credits.join(*latest_credit_versions())).where(c.status == AWARDED)
     with ledger.engine.connect() as conn:
         return int(conn.scalar(query) or 0)

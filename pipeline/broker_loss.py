@@ -42,14 +42,11 @@ from pipeline.config import Settings
 from pipeline.kafka_security import kafka_python_options
 from pipeline.republish import count_latest_published
 from pipeline.status import PartitionLag, consumer_lag
+from reconcile.vocabulary import CREDIT_STREAM_BEHIND, GROUP_OFFSETS_GONE, LOG_START_PAST_LEDGER, TOPIC_BEHIND
 
 # Findings are dead letters of the reconcile stage (the dead-letter schema's stages are an Avro enum that
 # consumers of cme.deadletter.v1 know), told apart by their reason codes, with the topic as their source.
 STAGE = "reconcile"
-TOPIC_BEHIND = "TOPIC_BEHIND"
-LOG_START_PAST_LEDGER = "LOG_START_PAST_LEDGER"
-GROUP_OFFSETS_GONE = "GROUP_OFFSETS_GONE"
-CREDIT_STREAM_BEHIND = "CREDIT_STREAM_BEHIND"
 REASON_CODES = (TOPIC_BEHIND, LOG_START_PAST_LEDGER, GROUP_OFFSETS_GONE, CREDIT_STREAM_BEHIND)
 
 

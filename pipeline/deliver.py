@@ -13,12 +13,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from connectors.registries.base import REGISTRY_REJECTED, REGISTRY_UNAVAILABLE, Failure, Receipt, Registry
+from connectors.registries.base import Failure, Receipt, Registry
 from ledger.ops import requeue_deliveries, set_dead_letters_resolved
 from ledger.queries import DeliveryKey, delivery_dead_letter_ids, delivery_states, unavailable_deliveries
 from ledger.store import DeadLetterEntry, DeliveryOutcome, Ledger, utcnow
 from pipeline import metrics
 from pipeline.faults import crash_point
+from reconcile.vocabulary import REGISTRY_REJECTED, REGISTRY_UNAVAILABLE, DeliveryState
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,9 @@ def due_retries(ledger: Ledger, registry: str, retry_delays: Sequence[timedelta]
     stopped before sending it) is due at once."""
     due: list[DeliveryKey] = []
     for key, state, failures, last_failed in unavailable_deliveries(ledger, registry):
-        if state == "pending" or (failures <= len(retry_delays) and now >= last_failed + retry_delays[failures - 1]):
+        if state == DeliveryState.PENDING or (
+            failures <= len(retry_delays) and now >= last_failed + retry_delays[failures - 1]
+        ):
             due.append(key)
     return due
 
@@ -69,8 +72,8 @@ def settle_dead_letters(
     """After sending `keys` again (a replay, an automatic retry): the dead letters of those now sent are
     resolved, those that failed again since `started` are open again. Returns (sent, failed)."""
     states = delivery_states(ledger, keys)
-    sent = [k for k in keys if states.get(k) == "sent"]
-    failed = [k for k in keys if states.get(k) != "sent"]
+    sent = [k for k in keys if states.get(k) == DeliveryState.SENT]
+    failed = [k for k in keys if states.get(k) != DeliveryState.SENT]
     set_dead_letters_resolved(ledger, delivery_dead_letter_ids(ledger, sent))
     set_dead_letters_resolved(ledger, delivery_dead_letter_ids(ledger, failed, seen_since=started), False)
     return sent, failed
@@ -83,7 +86,7 @@ def deliver_pending(ledger: Ledger, registry: Registry, batch_size: int = 100) -
         if len(routed) < len(records):
             keys = {(r["record_id"], r["version"]) for r in routed}
             skipped = [
-                DeliveryOutcome(r["record_id"], r["version"], "skipped", error=NOT_ACCEPTED)
+                DeliveryOutcome(r["record_id"], r["version"], DeliveryState.SKIPPED, error=NOT_ACCEPTED)
                 for r in records
                 if (r["record_id"], r["version"]) not in keys
             ]
@@ -133,9 +136,11 @@ def record_results(ledger: Ledger, registry: str, records: Sequence[Record], res
     dead: list[DeadLetterEntry] = []
     for record, result in zip(records, results, strict=True):
         if isinstance(result, Receipt):
-            outcomes.append(DeliveryOutcome(result.record_id, result.version, "sent", receipt=result.receipt_id))
+            outcomes.append(
+                DeliveryOutcome(result.record_id, result.version, DeliveryState.SENT, receipt=result.receipt_id)
+            )
             continue
-        outcomes.append(DeliveryOutcome(result.record_id, result.version, "failed", error=result.message))
+        outcomes.append(DeliveryOutcome(result.record_id, result.version, DeliveryState.FAILED, error=result.message))
         dead.append(
             DeadLetterEntry(
                 "deliver",

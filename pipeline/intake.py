@@ -21,13 +21,14 @@ from pipeline import metrics
 from pipeline.faults import crash_point
 from pipeline.kafka_io import Consumed, Consumer
 from reconcile.catalog import Catalog
-from reconcile.credit_rules import UNKNOWN_PROFESSION, event_key, possible_credit_types
+from reconcile.credit_rules import event_key, possible_credit_types
 from reconcile.credit_types import ACCREDITOR_OF
 from reconcile.engine import Hold, Pair, Rejection, ResolvedEvent, reconcile_pairs, resolve_events
 from reconcile.identity import IdentityIndex, identity_keys
 from reconcile.learners import LearnerFacts, learner_profile
 from reconcile.merge import CreditState, record_id_for
 from reconcile.professions import ProfessionMap
+from reconcile.vocabulary import SCHEMA_INVALID, UNKNOWN_PROFESSION
 from schemas.codec import AvroCodec, SchemaInvalid
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def _decode(
             decoded.append((event, message))
         except SchemaInvalid as err:
             dead.append(
-                DeadLetterEntry(STAGE, codec.subject, _kafka_ref(message), "SCHEMA_INVALID", err.reason, message.value)
+                DeadLetterEntry(STAGE, codec.subject, _kafka_ref(message), SCHEMA_INVALID, err.reason, message.value)
             )
         except RecordError as err:
             source, source_ref = _position(event, codec.subject, message)

@@ -1,42 +1,13 @@
-"""Every dead-letter reason code the pipeline can write, so a filter with a misspelt one is refused instead of
-quietly matching nothing. The codes live beside the code that raises them; this only gathers them."""
+"""Reason-code filters: a misspelt code is refused instead of quietly matching nothing. The codes themselves
+are the `ReasonCode` vocabulary (reconcile/vocabulary.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from connectors.registries import base as registries
-from connectors.registries import cebroker
-from connectors.sources import base as sources
-from reconcile import credit_rules, engine
+from reconcile.vocabulary import ReasonCode
 
-NORMALISE = (
-    sources.SCHEMA_INVALID,
-    sources.UNSUPPORTED_VERB,
-    sources.UNSUPPORTED_KIND,
-    sources.IMPLAUSIBLE_DURATION,
-    sources.MISSING_IDENTITY,
-    sources.INVALID_NPI,
-    sources.FIELD_TOO_LARGE,
-    sources.MALFORMED_PAGE,
-    sources.MALFORMED_ROW,
-    sources.ENCODING_INVALID,
-    sources.UNMAPPED_HEADER,
-)
-RECONCILE = (
-    engine.UNKNOWN_ACTIVITY,
-    engine.NOT_ACCREDITED,
-    engine.OUTSIDE_ACTIVITY_WINDOW,
-    engine.IDENTITY_CONFLICT,
-    engine.MISSING_IDENTITY,
-    engine.INVALID_NPI,
-    engine.INVALID_CLAIM,
-    engine.MISSING_VOID_TARGET,
-    credit_rules.MISSING_BOARD_IDENTITY,
-    credit_rules.UNKNOWN_PROFESSION,
-)
-DELIVER = (registries.REGISTRY_REJECTED, registries.REGISTRY_UNAVAILABLE, cebroker.LICENCE_INVALID)
-KNOWN_REASON_CODES = frozenset((*NORMALISE, *RECONCILE, *DELIVER))
+KNOWN_REASON_CODES = frozenset(ReasonCode)
 
 
 class UnknownReasonCode(ValueError):

@@ -27,18 +27,19 @@ from decimal import Decimal
 from typing import Literal
 
 from connectors.http import APIError
-from connectors.registries.base import AWARDED, Failure, Registry, RegistryEntry
+from connectors.registries.base import Failure, Registry, RegistryEntry
 from ledger.holdings import beside_expectations
 from ledger.store import Expectation, Ledger
 from pipeline.deliver import record_results, results_of
 from pipeline.faults import crash_point
+from reconcile.vocabulary import AWARDED, DeliveryState
 
 log = logging.getLogger(__name__)
 
 ExtraPolicy = Literal["report", "revoke"]
 REDELIVERED = ("missing", "stale", "altered")
 DRIFT = (*REDELIVERED, "duplicate", "revoked_in_ledger", "unknown")
-UNSETTLED_STATES = frozenset({"pending", "failed"})
+UNSETTLED_STATES = frozenset({DeliveryState.PENDING, DeliveryState.FAILED})
 
 
 @dataclass
@@ -98,7 +99,7 @@ def compare(beside: Iterable[tuple[str, Expectation | None, list[RegistryEntry]]
         if state in UNSETTLED_STATES:
             findings.ids["unsettled"].append(record_id)
             continue
-        settled = expectation if state == "sent" else None
+        settled = expectation if state == DeliveryState.SENT else None
         if settled and settled.status == AWARDED:
             findings.expected += 1
         finding, unwanted = _judge(settled, entries)

@@ -47,6 +47,7 @@ from reconcile.catalog import CatalogError
 from reconcile.compliance.evaluate import OVERDUE, CycleTranscript
 from reconcile.compliance.profiles import ProfileError
 from reconcile.compliance.roster import RosterError
+from reconcile.vocabulary import DeliveryState
 
 REGISTRY_DIFF_TITLE = "Registry diff"
 COMPLIANCE_TITLE = "Licence-cycle compliance: learners at risk or overdue"
@@ -91,7 +92,10 @@ def build_run_report(
         raise LookupError(f"no run {run_id} in the ledger")
     window = Window(run.started_at, run.finished_at or utcnow())
     if outcome is None:
-        failed = {registry: states.get("failed", 0) for registry, states in deliveries_touched(ledger, window).items()}
+        failed = {
+            registry: states.get(DeliveryState.FAILED, 0)
+            for registry, states in deliveries_touched(ledger, window).items()
+        }
         error = "the run stopped part-way (see its Prefect logs)" if run.status == FAILED else None
         outcome = outcome_of(failed, registry_diffs_of(ledger, run_id), error)
     return RunReport(
@@ -210,10 +214,10 @@ def _registries(ledger: Ledger, window: Window) -> Table:
     rows = [
         (
             registry,
-            str(touched.get(registry, {}).get("sent", 0)),
-            str(touched.get(registry, {}).get("failed", 0)),
-            str(backlog.get(registry, {}).get("pending", 0)),
-            str(backlog.get(registry, {}).get("failed", 0)),
+            str(touched.get(registry, {}).get(DeliveryState.SENT, 0)),
+            str(touched.get(registry, {}).get(DeliveryState.FAILED, 0)),
+            str(backlog.get(registry, {}).get(DeliveryState.PENDING, 0)),
+            str(backlog.get(registry, {}).get(DeliveryState.FAILED, 0)),
         )
         for registry in sorted(set(touched) | set(backlog))
     ]
@@ -399,10 +403,10 @@ def latest_run_summary(ledger: Ledger, flow: str, reports_dir: Path) -> dict[str
     path = html_path(run, reports_dir)
     registries = {
         registry: {
-            "delivered": touched.get(registry, {}).get("sent", 0),
-            "failed": touched.get(registry, {}).get("failed", 0),
-            "pending_now": backlog.get(registry, {}).get("pending", 0),
-            "failed_awaiting_replay": backlog.get(registry, {}).get("failed", 0),
+            "delivered": touched.get(registry, {}).get(DeliveryState.SENT, 0),
+            "failed": touched.get(registry, {}).get(DeliveryState.FAILED, 0),
+            "pending_now": backlog.get(registry, {}).get(DeliveryState.PENDING, 0),
+            "failed_awaiting_replay": backlog.get(registry, {}).get(DeliveryState.FAILED, 0),
             "registry_diff": diffs.get(registry),
         }
         for registry in sorted(set(touched) | set(backlog) | set(diffs))

@@ -22,7 +22,6 @@ from deploy.broker import ATTENDANCE_TOPIC
 from ledger.ops import set_dead_letters_resolved
 from ledger.queries import (
     DELIVER_STAGE,
-    SUPERSEDED,
     DeadLetterFilter,
     DeadLetterRow,
     DeliverySelection,
@@ -38,6 +37,7 @@ from pipeline.factory import build_sources, codec_for
 from pipeline.kafka_io import Message, make_producer, publish
 from pipeline.pull import learner_key
 from pipeline.replay import ReplayResult, replay
+from reconcile.vocabulary import SCHEMA_INVALID, DeliveryState
 from schemas.codec import AvroCodec, SchemaInvalid
 
 NORMALISE, RECONCILE = "normalise", "reconcile"
@@ -143,7 +143,7 @@ def _renormalise(
         try:
             messages.append((learner_key(item["learner"]), codec.encode(item)))
         except SchemaInvalid as err:
-            return RetryOutcome(row.dead_letter_id, row.stage, FAILED, f"SCHEMA_INVALID: {err.reason}")
+            return RetryOutcome(row.dead_letter_id, row.stage, FAILED, f"{SCHEMA_INVALID}: {err.reason}")
         keys.append((item["source"], item["event_id"]))
     republish.messages += messages
     republish.normalised.append(row)
@@ -228,14 +228,16 @@ def _replay_deliveries(settings: Settings, rows: list[DeadLetterRow], result: Re
         ledger.close()
     for registry, items in wanted.items():
         live = [
-            (row, rid, version) for row, rid, version in items if states.get((rid, version, registry)) != SUPERSEDED
+            (row, rid, version)
+            for row, rid, version in items
+            if states.get((rid, version, registry)) != DeliveryState.SUPERSEDED
         ]
         outcomes += [
             RetryOutcome(
                 row.dead_letter_id, row.stage, SKIPPED, "a newer version of this credit replaced it: resolve it"
             )
             for row, rid, version in items
-            if states.get((rid, version, registry)) == SUPERSEDED
+            if states.get((rid, version, registry)) == DeliveryState.SUPERSEDED
         ]
         if not live:
             continue

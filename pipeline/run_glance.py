@@ -17,9 +17,10 @@ from datetime import datetime
 from ledger.queries import RunRow, Window, dead_letters_seen, deliveries_touched, delivery_backlog, runs_up_to
 from ledger.store import Ledger
 from pipeline.outcome import RUNNING, SUCCEEDED
+from reconcile.vocabulary import DeliveryState
 
 TREND_RUNS = 30
-DELIVERY_SERIES = ("sent", "failed", "pending")
+DELIVERY_SERIES = (DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.PENDING)
 TREND_SERIES = ("records read", "credits", "dead letters", "duration (s)")
 # The run counts a run's dead letters are the sum of: the nightly's (pipeline/summary.py) and the stream's
 # (pipeline/stream.py, which reads from Kafka: `consumed` for records read, `rejected` at reconcile).
@@ -72,9 +73,9 @@ def glance_of(ledger: Ledger, run: RunRow, window: Window) -> Glance:
     touched, backlog = deliveries_touched(ledger, window), delivery_backlog(ledger)
     deliveries = {
         registry: (
-            touched.get(registry, {}).get("sent", 0),
-            touched.get(registry, {}).get("failed", 0),
-            backlog.get(registry, {}).get("pending", 0),
+            touched.get(registry, {}).get(DeliveryState.SENT, 0),
+            touched.get(registry, {}).get(DeliveryState.FAILED, 0),
+            backlog.get(registry, {}).get(DeliveryState.PENDING, 0),
         )
         for registry in sorted(set(touched) | set(backlog))
     }

@@ -28,7 +28,7 @@ from reconcile.compliance.profiles import Profile, ProfileError, default_profile
 from reconcile.compliance.roster import RosterEntry, RosterError, parse_roster
 from reconcile.credit_types import PROFESSIONS
 from reconcile.identity import EMAIL, LICENCE, NPI, IdentityKey, licence_key, npi_is_valid
-from reconcile.merge import AWARDED
+from reconcile.vocabulary import AWARDED
 
 
 class TranscriptError(ValueError):

@@ -24,25 +24,12 @@ from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from reconcile.catalog import Activity
-from reconcile.credit_types import (
-    AANP_CH,
-    AANP_RX,
-    AAPA_1,
-    ABIM_MOC,
-    AMA_PRA_1,
-    AMA_PRA_2,
-    ANCC_CH,
-    ANCC_PHARM,
-    CREDIT_TYPES,
-    QUARTER,
-    Rounding,
-)
+from reconcile.credit_types import ABIM_MOC, CREDIT_TYPES, QUARTER, CreditRule, CreditType, Rounding
 from reconcile.learners import LearnerFacts
 from reconcile.participation import Participation, participation
 from reconcile.professions import NO_CREDIT, ProfessionMap, unmapped_reason
+from reconcile.vocabulary import MISSING_BOARD_IDENTITY, UNKNOWN_PROFESSION
 
-MISSING_BOARD_IDENTITY = "MISSING_BOARD_IDENTITY"
-UNKNOWN_PROFESSION = "UNKNOWN_PROFESSION"
 COMPLETION_KINDS = frozenset({"COMPLETED"})
 PARTICIPATION_KINDS = frozenset({"ATTENDED", "COMPLETED"})
 CENT = Decimal("0.01")
@@ -145,110 +132,75 @@ def _decision(
     return CreditDecision(credit_type, amount.quantize(CENT), on, tuple(sorted(set(keys))))
 
 
-def _by_time_or_completion(
-    credit_type: str, activity: Activity, evidence: Evidence, with_evaluation: bool = False
+def by_participation(
+    spec: CreditType, activity: Activity, evidence: Evidence, _awarded: Mapping[str, CreditDecision]
 ) -> CreditDecision | None:
+    """PARTICIPATION: 60 min = 1.00, rounded by the type's rule, capped at the designation. With
+    `evaluation_time` (ANCC) the catalog's `evaluation_minutes` count when the learner completed the evaluation
+    (a completed/passed event), and the completion date is then the later of the last participation and the
+    evaluation. Without timed evidence, a completion earns the designation."""
     timed = evidence.participation
     if timed is not None:
         minutes, on, keys = timed.minutes, timed.last_day, list(timed.evidence)
-        if with_evaluation and activity.evaluation_minutes and evidence.completed_on is not None:
+        if spec.evaluation_time and activity.evaluation_minutes and evidence.completed_on is not None:
             minutes += activity.evaluation_minutes
             on = max(on, evidence.completed_on)
             keys += evidence.completion_keys
-        return _decision(credit_type, activity, evidence, rounded(credit_type, activity, minutes / 60), on, keys)
+        return _decision(spec.code, activity, evidence, rounded(spec.code, activity, minutes / 60), on, keys)
     if evidence.completed_on is not None:
-        designated = activity.designations[credit_type]
-        return _decision(credit_type, activity, evidence, designated, evidence.completed_on, evidence.completion_keys)
+        designated = activity.designations[spec.code]
+        return _decision(spec.code, activity, evidence, designated, evidence.completed_on, evidence.completion_keys)
     return None
 
 
-def ama_pra_1(activity: Activity, evidence: Evidence, _awarded: Mapping[str, CreditDecision]) -> CreditDecision | None:
-    """AMA PRA Category 1 (AMA PRA booklet, as quoted by BU and Wright State CME offices): 60 min = 1.00,
-    nearest 0.25, none below 0.25 (read as: below 15 minutes before rounding), capped at the designation."""
-    return _by_time_or_completion(AMA_PRA_1, activity, evidence)
-
-
-def ama_pra_2(activity: Activity, evidence: Evidence, _awarded: Mapping[str, CreditDecision]) -> CreditDecision | None:
-    """AMA PRA Category 2 (ama-assn.org "the other kind of CME credit"): self-claimed by the physician for
-    activities *not certified* for Category 1, so never for an activity designated for AMA_PRA_1. The claim is
-    taken as claimed, rounded to the nearest 0.25; its date is the claim's. A claim must be > 0 and at most 24
-    per activity-day (our choice), checked when the event is resolved (INVALID_CLAIM)."""
-    claim = evidence.claims.get(AMA_PRA_2)
-    if claim is None or AMA_PRA_1 in activity.designations:
-        return None
-    return _decision(AMA_PRA_2, activity, evidence, rounded(AMA_PRA_2, activity, claim.amount), claim.on, [claim.key])
-
-
-def ancc_ch(activity: Activity, evidence: Evidence, _awarded: Mapping[str, CreditDecision]) -> CreditDecision | None:
-    """ANCC nursing contact hours (ANCC manual via Midwest Multistate Division; Colorado Nurses Assoc.):
-    60 min = 1.00 including the catalog's `evaluation_minutes` when the learner completed the evaluation (a
-    completed/passed event); the completion date is then the later of the last participation and the
-    evaluation. Rounded down to the increment (our choice), capped at the designated contact hours."""
-    return _by_time_or_completion(ANCC_CH, activity, evidence, with_evaluation=True)
-
-
-def aanp_ch(activity: Activity, evidence: Evidence, _awarded: Mapping[str, CreditDecision]) -> CreditDecision | None:
-    """AANP contact hours (aanp.org education FAQ): 60 min = 1.00 excluding introductions, breaks, meals
-    and evaluation time; rounded down to the increment (our choice), capped at the designation."""
-    return _by_time_or_completion(AANP_CH, activity, evidence)
-
-
-def aapa_1(activity: Activity, evidence: Evidence, _awarded: Mapping[str, CreditDecision]) -> CreditDecision | None:
-    """AAPA Category 1 CME (aapa.org CME FAQ): 60 min = 1.00, nearest 0.25 and nothing below 0.25 (our
-    choice, mirroring AMA), capped at the designation."""
-    return _by_time_or_completion(AAPA_1, activity, evidence)
-
-
-def _pharmacology(
-    credit_type: str, activity: Activity, evidence: Evidence, awarded: Mapping[str, CreditDecision]
+def by_claim(
+    spec: CreditType, activity: Activity, evidence: Evidence, _awarded: Mapping[str, CreditDecision]
 ) -> CreditDecision | None:
-    parent_type = CREDIT_TYPES[credit_type].portion_of
-    assert parent_type is not None
-    parent = awarded.get(parent_type)
+    """CLAIM (AMA PRA Category 2): the learner's latest claim, taken as claimed and rounded by the type's rule,
+    dated like the claim; never for an activity designated for `not_with`."""
+    claim = evidence.claims.get(spec.code)
+    if claim is None or (spec.not_with is not None and spec.not_with in activity.designations):
+        return None
+    return _decision(spec.code, activity, evidence, rounded(spec.code, activity, claim.amount), claim.on, [claim.key])
+
+
+def by_portion(
+    spec: CreditType, activity: Activity, evidence: Evidence, awarded: Mapping[str, CreditDecision]
+) -> CreditDecision | None:
+    """PORTION (pharmacology hours): the designated portion times (awarded ÷ designated credit of the type it
+    is a portion of), rounded by the type's rule, dated and evidenced like that credit."""
+    assert spec.portion_of is not None
+    parent = awarded.get(spec.portion_of)
     if parent is None:
         return None
-    share = activity.designations[credit_type] * parent.amount / activity.designations[parent_type]
+    share = activity.designations[spec.code] * parent.amount / activity.designations[spec.portion_of]
     return _decision(
-        credit_type, activity, evidence, rounded(credit_type, activity, share), parent.completed_on, parent.evidence
+        spec.code, activity, evidence, rounded(spec.code, activity, share), parent.completed_on, parent.evidence
     )
 
 
-def ancc_pharm(activity: Activity, evidence: Evidence, awarded: Mapping[str, CreditDecision]) -> CreditDecision | None:
-    """ANCC pharmacotherapeutic hours (AACN pharmacology-hours FAQ; UPMC): for NP and CNS, the designated
-    pharmacology hours times (awarded contact hours ÷ designated contact hours), rounded down (our choice)."""
-    return _pharmacology(ANCC_PHARM, activity, evidence, awarded)
-
-
-def aanp_rx(activity: Activity, evidence: Evidence, awarded: Mapping[str, CreditDecision]) -> CreditDecision | None:
-    """AANP pharmacology hours (aanp.org education FAQ): designated up front; proportional to the AANP
-    contact hours awarded, like ANCC_PHARM, rounded down (our choice)."""
-    return _pharmacology(AANP_RX, activity, evidence, awarded)
-
-
-def abim_moc(activity: Activity, evidence: Evidence, awarded: Mapping[str, CreditDecision]) -> CreditDecision | None:
-    """ABIM MOC points (ACCME PARS MOC FAQ): min(designated MOC points, AMA PRA Category 1 awarded for the
-    same activity) (our choice), rounded down to the designated increment (whole or quarter points), dated
-    like the Category 1 credit. PARS needs the diplomate's board id and dob MM-DD: see `decide_credits`."""
-    ama = awarded.get(AMA_PRA_1)
-    if ama is None:
+def by_cap(
+    spec: CreditType, activity: Activity, evidence: Evidence, awarded: Mapping[str, CreditDecision]
+) -> CreditDecision | None:
+    """CAPPED (ABIM MOC): the credit awarded for `capped_by`, rounded by the type's rule, at most the
+    designation, dated and evidenced like that credit. PARS needs the diplomate's board id and dob MM-DD: see
+    `decide_credits`."""
+    assert spec.capped_by is not None
+    cap = awarded.get(spec.capped_by)
+    if cap is None:
         return None
     return _decision(
-        ABIM_MOC, activity, evidence, rounded(ABIM_MOC, activity, ama.amount), ama.completed_on, ama.evidence
+        spec.code, activity, evidence, rounded(spec.code, activity, cap.amount), cap.completed_on, cap.evidence
     )
 
 
-Rule = Callable[[Activity, Evidence, Mapping[str, CreditDecision]], CreditDecision | None]
+Rule = Callable[[CreditType, Activity, Evidence, Mapping[str, CreditDecision]], CreditDecision | None]
 
-# In dependency order: a portion after its contact hours, MOC after AMA PRA Category 1.
-RULES: Mapping[str, Rule] = {
-    AMA_PRA_1: ama_pra_1,
-    AMA_PRA_2: ama_pra_2,
-    ANCC_CH: ancc_ch,
-    ANCC_PHARM: ancc_pharm,
-    AANP_CH: aanp_ch,
-    AANP_RX: aanp_rx,
-    AAPA_1: aapa_1,
-    ABIM_MOC: abim_moc,
+RULES: Mapping[CreditRule, Rule] = {
+    CreditRule.PARTICIPATION: by_participation,
+    CreditRule.CLAIM: by_claim,
+    CreditRule.PORTION: by_portion,
+    CreditRule.CAPPED: by_cap,
 }
 
 
@@ -259,7 +211,7 @@ def possible_credit_types(activity: Activity) -> tuple[str, ...]:
     return tuple(
         t
         for t, spec in CREDIT_TYPES.items()
-        if t in activity.designations or (not spec.designated and AMA_PRA_1 not in activity.designations)
+        if t in activity.designations or (not spec.designated and spec.not_with not in activity.designations)
     )
 
 
@@ -296,10 +248,11 @@ def decide_credits(
         return Decisions({}, [HeldCredit(None, UNKNOWN_PROFESSION, reason)])
     awarded: dict[str, CreditDecision] = {}
     held: list[HeldCredit] = []
-    for credit_type in possible_credit_types(activity):
-        if eligible_as == NO_CREDIT or eligible_as not in CREDIT_TYPES[credit_type].professions:
+    for credit_type in possible_credit_types(activity):  # in CREDIT_TYPES' order: read types first
+        spec = CREDIT_TYPES[credit_type]
+        if eligible_as == NO_CREDIT or eligible_as not in spec.professions:
             continue
-        decision = RULES[credit_type](activity, evidence, awarded)
+        decision = RULES[spec.rule](spec, activity, evidence, awarded)
         if decision is None:
             continue
         if credit_type == ABIM_MOC and not (learner.board_id and learner.dob_month_day):

@@ -12,27 +12,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconcile.catalog import Activity, Catalog
-from reconcile.credit_rules import (
-    MISSING_BOARD_IDENTITY,
-    UNKNOWN_PROFESSION,
-    decide_credits,
-    event_key,
-    possible_credit_types,
-)
+from reconcile.credit_rules import decide_credits, event_key, possible_credit_types
 from reconcile.credit_types import ABIM_MOC, AMA_PRA_1, AMA_PRA_2
 from reconcile.identity import IdentityIndex, has_invalid_npi, identity_keys
 from reconcile.learners import LearnerFacts, reported_profession
 from reconcile.merge import CreditState, merge, record_id_for
 from reconcile.professions import ProfessionMap
-
-UNKNOWN_ACTIVITY = "UNKNOWN_ACTIVITY"
-NOT_ACCREDITED = "NOT_ACCREDITED"
-OUTSIDE_ACTIVITY_WINDOW = "OUTSIDE_ACTIVITY_WINDOW"
-IDENTITY_CONFLICT = "IDENTITY_CONFLICT"
-MISSING_IDENTITY = "MISSING_IDENTITY"
-INVALID_NPI = "INVALID_NPI"
-INVALID_CLAIM = "INVALID_CLAIM"
-MISSING_VOID_TARGET = "MISSING_VOID_TARGET"
+from reconcile.vocabulary import (
+    IDENTITY_CONFLICT,
+    INVALID_CLAIM,
+    INVALID_NPI,
+    MISSING_BOARD_IDENTITY,
+    MISSING_IDENTITY,
+    MISSING_VOID_TARGET,
+    NOT_ACCREDITED,
+    OUTSIDE_ACTIVITY_WINDOW,
+    UNKNOWN_ACTIVITY,
+    UNKNOWN_PROFESSION,
+)
 
 HOURS_PER_ACTIVITY_DAY = 24
 

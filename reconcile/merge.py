@@ -8,10 +8,9 @@ from datetime import date
 from decimal import Decimal
 
 from reconcile.credit_rules import CreditDecision
+from reconcile.vocabulary import AWARDED, REVOKED
 
 RECORD_NAMESPACE = uuid.UUID("0b7e4c0a-2d1f-4f7b-9a53-7c1e2b9f6d10")
-AWARDED = "AWARDED"
-REVOKED = "REVOKED"
 
 
 def record_id_for(learner_id: str, activity_id: str, credit_type: str) -> str:

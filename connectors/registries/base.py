@@ -14,11 +14,8 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from connectors.http import APIError, FailureType, FatalAPIError, RetriableAPIError
-
-REGISTRY_REJECTED = "REGISTRY_REJECTED"
-REGISTRY_UNAVAILABLE = "REGISTRY_UNAVAILABLE"
-AWARDED = "AWARDED"
-REVOKED = "REVOKED"
+from reconcile.vocabulary import AWARDED, REGISTRY_REJECTED, REGISTRY_UNAVAILABLE
+from reconcile.vocabulary import REVOKED as REVOKED  # re-exported: ama_pra.py imports it from here
 
 CreditRecord = Mapping[str, Any]
 

@@ -21,9 +21,6 @@ from typing import Any
 from connectors.http import APIError, HttpClient
 from connectors.registries import cebroker_xml as xml
 from connectors.registries.base import (
-    AWARDED,
-    REGISTRY_UNAVAILABLE,
-    REVOKED,
     CreditRecord,
     Failure,
     Receipt,
@@ -34,8 +31,8 @@ from connectors.registries.base import (
     rejected,
 )
 from connectors.registries.cebroker_xml import Attendee, Envelope, MalformedReceipt
+from reconcile.vocabulary import AWARDED, LICENCE_INVALID, REGISTRY_UNAVAILABLE, REVOKED
 
-LICENCE_INVALID = "LICENCE_INVALID"
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 DEFAULT_SUBJECT_AREAS = {"ANCC_CH": "GENERAL", "ANCC_PHARM": "PHARMACOLOGY"}
 NOTHING_HELD = "nothing-held"

@@ -28,7 +28,6 @@ from requests.auth import AuthBase
 
 from connectors.http import APIError, HttpClient
 from connectors.registries.base import (
-    REGISTRY_UNAVAILABLE,
     CreditRecord,
     Failure,
     Receipt,
@@ -41,10 +40,11 @@ from connectors.registries.base import (
 )
 from connectors.registries.hr_at_risk import AtRiskNotice, NoticeResult, send_notices
 from reconcile.certificate_ids import certificate_id
+from reconcile.vocabulary import AWARDED, REGISTRY_UNAVAILABLE, REVOKED
 
 WEBHOOK_PATH = "/v1/webhooks/cme-credits"
 HOLDINGS_PATH = "/v1/credits"
-EVENT_TYPES = {"AWARDED": "credit.awarded", "REVOKED": "credit.revoked"}
+EVENT_TYPES = {AWARDED: "credit.awarded", REVOKED: "credit.revoked"}
 ROSTER_COLUMNS = ("employee_id", "npi", "licence_number", "licence_state")
 
 
@@ -256,7 +256,7 @@ class EmployerHrRegistry:
         # The certificate `cmesync certificates` renders for an awarded credit, by reference (no PII in it).
         certificate = (
             {"certificate_id": certificate_id(record["learner_id"], record["activity_id"], record["credit_type"])}
-            if record["status"] == "AWARDED"
+            if record["status"] == AWARDED
             else {}
         )
         return {

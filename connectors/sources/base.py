@@ -15,20 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
-log = logging.getLogger(__name__)
+from reconcile.vocabulary import FIELD_TOO_LARGE
 
-# Stable reason codes of the normalise stage (DeadLetter.reason_code); never rename one.
-SCHEMA_INVALID = "SCHEMA_INVALID"  # a required field is missing or has the wrong type or form
-UNSUPPORTED_VERB = "UNSUPPORTED_VERB"  # xAPI verb other than completed/passed/attended/voided
-UNSUPPORTED_KIND = "UNSUPPORTED_KIND"  # a mapped status/kind value with no AttendanceEvent kind
-IMPLAUSIBLE_DURATION = "IMPLAUSIBLE_DURATION"  # zero, negative or absurdly long participation
-MISSING_IDENTITY = "MISSING_IDENTITY"  # no identifier the identity rules can match on
-INVALID_NPI = "INVALID_NPI"  # not 10 digits or a wrong CMS check digit
-FIELD_TOO_LARGE = "FIELD_TOO_LARGE"  # a value far beyond anything an identifier or ref needs
-MALFORMED_PAGE = "MALFORMED_PAGE"  # a response body that is not JSON or has no record list
-MALFORMED_ROW = "MALFORMED_ROW"  # a CSV row with the wrong number of cells or broken quoting
-ENCODING_INVALID = "ENCODING_INVALID"  # bytes that are not text in any encoding the source accepts
-UNMAPPED_HEADER = "UNMAPPED_HEADER"  # a CSV file whose header lacks a column the mapping requires
+log = logging.getLogger(__name__)
 
 # No identifier, ref or timestamp we carry comes near this; a longer value is a broken or hostile record.
 MAX_FIELD_CHARS = 1024

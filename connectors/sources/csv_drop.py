@@ -27,21 +27,10 @@ from pathlib import Path
 from typing import Protocol
 
 from connectors.http import FatalAPIError, HttpClient
-from connectors.sources.base import (
-    ENCODING_INVALID,
-    FIELD_TOO_LARGE,
-    MALFORMED_ROW,
-    UNMAPPED_HEADER,
-    BaseSource,
-    Event,
-    Page,
-    Problem,
-    RawRecord,
-    SourceCheckError,
-    SourceMetrics,
-)
+from connectors.sources.base import BaseSource, Event, Page, Problem, RawRecord, SourceCheckError, SourceMetrics
 from connectors.sources.http_source import NextToken, check_http, walk
 from connectors.sources.mapping import FieldMapping
+from reconcile.vocabulary import ENCODING_INVALID, FIELD_TOO_LARGE, MALFORMED_ROW, UNMAPPED_HEADER
 
 # No sign-in row comes near this; a longer one is a broken export (or an attack), dead-lettered unparsed.
 MAX_ROW_CHARS = 64 * 1024

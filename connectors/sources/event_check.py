@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.sources import fields as f
-from connectors.sources.base import SCHEMA_INVALID, RecordError
+from connectors.sources.base import RecordError
+from reconcile.vocabulary import SCHEMA_INVALID
 
 # A completion's duration can add up sessions over days (xAPI result.duration); beyond this it is an error.
 # Joined/left segments are held to fields.MAX_MINUTES.

@@ -9,17 +9,16 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from connectors.sources.base import (
+from connectors.sources.base import MAX_FIELD_CHARS, RecordError
+from reconcile.identity import npi_is_valid
+from reconcile.vocabulary import (
     ENCODING_INVALID,
     FIELD_TOO_LARGE,
     IMPLAUSIBLE_DURATION,
     INVALID_NPI,
-    MAX_FIELD_CHARS,
     MISSING_IDENTITY,
     SCHEMA_INVALID,
-    RecordError,
 )
-from reconcile.identity import npi_is_valid
 
 # One sitting never lasts longer than this; a longer segment or duration is a clock or unit error.
 MAX_MINUTES = 24 * 60

@@ -14,15 +14,9 @@ from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 from connectors.http import FailureType, FatalAPIError, HttpClient, RetriableAPIError
-from connectors.sources.base import (
-    ENCODING_INVALID,
-    MALFORMED_PAGE,
-    BaseSource,
-    Problem,
-    SourceCheckError,
-    SourceMetrics,
-)
+from connectors.sources.base import BaseSource, Problem, SourceCheckError, SourceMetrics
 from connectors.sources.fields import dotted
+from reconcile.vocabulary import ENCODING_INVALID, MALFORMED_PAGE
 
 Token = str | int
 

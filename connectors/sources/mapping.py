@@ -11,7 +11,8 @@ from datetime import UTC, tzinfo
 from typing import Any
 
 from connectors.sources import fields as f
-from connectors.sources.base import SCHEMA_INVALID, UNSUPPORTED_KIND, BaseSource, Event, RawRecord, RecordError
+from connectors.sources.base import BaseSource, Event, RawRecord, RecordError
+from reconcile.vocabulary import SCHEMA_INVALID, UNSUPPORTED_KIND
 
 EVENT_NAMESPACE = uuid.UUID("5d0e7c1a-94b2-4f3e-8a57-c2d16e0b9f48")
 MAPPABLE_FIELDS = (

@@ -19,11 +19,12 @@ from typing import Any
 
 from connectors.http import FatalAPIError, HttpClient
 from connectors.sources import fields as f
-from connectors.sources.base import SCHEMA_INVALID, Event, Page, RawRecord, RecordError
+from connectors.sources.base import Event, Page, RawRecord, RecordError
 from connectors.sources.fields import dotted
 from connectors.sources.http_source import HttpSource, NextToken, Pagination, Token
 from connectors.sources.mapping import FieldMapping
 from connectors.sources.watermark import EPOCH, Watermark, format_instant
+from reconcile.vocabulary import SCHEMA_INVALID
 
 log = logging.getLogger(__name__)
 

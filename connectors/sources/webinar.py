@@ -22,8 +22,9 @@ from urllib.parse import quote
 
 from connectors.http import FatalAPIError, HttpClient
 from connectors.sources import fields as f
-from connectors.sources.base import SCHEMA_INVALID, Event, Page, RawRecord, RecordError
+from connectors.sources.base import Event, Page, RawRecord, RecordError
 from connectors.sources.http_source import HttpSource, NextToken, check_http
+from reconcile.vocabulary import SCHEMA_INVALID
 
 log = logging.getLogger(__name__)
 

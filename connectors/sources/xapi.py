@@ -15,17 +15,10 @@ from typing import Any, ClassVar
 
 from connectors.http import HttpClient
 from connectors.sources import fields as f
-from connectors.sources.base import (
-    MISSING_IDENTITY,
-    SCHEMA_INVALID,
-    UNSUPPORTED_VERB,
-    Event,
-    Page,
-    RawRecord,
-    RecordError,
-)
+from connectors.sources.base import Event, Page, RawRecord, RecordError
 from connectors.sources.http_source import HttpSource, NextLink
 from connectors.sources.watermark import EPOCH, Watermark, format_instant
+from reconcile.vocabulary import MISSING_IDENTITY, SCHEMA_INVALID, UNSUPPORTED_VERB
 
 _ADL = "http://adlnet.gov/expapi/verbs/"
 _ACTIVITY_STREAMS = "http://activitystrea.ms/schema/1.0/"
