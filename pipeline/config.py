@@ -233,6 +233,7 @@ class RegistryBaseConfig(HttpTlsConfig):
 class AmaRegistryConfig(RegistryBaseConfig):
     kind: Literal["ama_pra"] = "ama_pra"
     token: str = ""
+    provider_organization: str = Field("1000001", pattern=r"^[0-9]{7}$", description="Our 7-digit ACCME id.")
     token_env: str | None = None
 
     def secret(self) -> str:

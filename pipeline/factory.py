@@ -113,7 +113,7 @@ def build_registry(config: RegistryConfig) -> Registry:
 
     if isinstance(config, AmaRegistryConfig):
         bearer = {"Authorization": f"Bearer {config.secret()}"}
-        return AmaPraRegistry(config.name, client(headers=bearer), config.page_size)
+        return AmaPraRegistry(config.name, client(headers=bearer), config.page_size, config.provider_organization)
     if isinstance(config, CeBrokerRegistryConfig):
         provider = config.provider_id or config.parent_provider_id
         return CeBrokerRegistry(

@@ -23,6 +23,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from deploy.sandbox import pars_reports
 from deploy.sandbox.base import HttpError, Request, Response, SandboxServer, require_bearer, utc_now_ms
 from deploy.sandbox.paging import HoldingStore, KeysetPager
 
@@ -37,6 +38,8 @@ _MONTH_DAY = re.compile(r"[0-9]{2}-[0-9]{2}")
 _NPI = re.compile(r"[0-9]{10}")
 
 Item = dict[str, Any]
+# What a delete report must carry: the action and the CreditID naming the learner record.
+_DELETE_FIELDS = frozenset({"XtensibleInfo.LearnerRecordAction", "CreditID", "ActivityReport"})
 
 
 def luhn_check_digit(digits: str) -> int:
@@ -180,6 +183,25 @@ def _outcome(key: Any, outcome: str, receipt_id: str | None = None, error: str |
     }
 
 
+def _report_outcome(
+    credit_id: str | None, outcome: str, receipt_id: str | None = None, error: str | None = None
+) -> dict[str, Any]:
+    return {"CreditID": credit_id, "outcome": outcome, "receipt_id": receipt_id, "error": error}
+
+
+def _learner_reports(request: Request) -> list[Any]:
+    """The `ActivityReport` list of an `ACCMELearnerReports` body; any other shape is refused whole (400)."""
+    body = request.json()
+    wrapper = body.get("ACCMELearnerReports") if isinstance(body, dict) else None
+    batch = wrapper.get("ActivityReports") if isinstance(wrapper, dict) else None
+    reports = batch.get("ActivityReport") if isinstance(batch, dict) else None
+    if not isinstance(reports, list):
+        raise HttpError(400, 'body must be {"ACCMELearnerReports": {"ActivityReports": {"ActivityReport": [...]}}}')
+    if len(reports) > MAX_BATCH:
+        raise HttpError(400, f"at most {MAX_BATCH} learner reports per request")
+    return reports
+
+
 def _items(request: Request, field: str) -> list[Any]:
     body = request.json()
     items = body.get(field) if isinstance(body, dict) else None
@@ -194,7 +216,7 @@ class AmaPraRegistry(SandboxServer):
     """Activities, credits, revocations and deletions (batched, bearer token) and paged holdings."""
 
     name = "ama-pra-registry"
-    state_attrs = ("accepted", "_activities", "_holdings", "_receipts", "_keys_by_record")
+    state_attrs = ("accepted", "learner_actions", "_activities", "_holdings", "_receipts", "_keys_by_record")
 
     def __init__(
         self,
@@ -206,6 +228,7 @@ class AmaPraRegistry(SandboxServer):
         super().__init__(port)
         self.token = token
         self.accepted: list[Item] = []  # every accepted credit and revocation, in order: nothing accepted twice
+        self.learner_actions: list[tuple[str, str]] = []  # (add | delete, CreditID) of every report taken, in order
         self._validator = CreditItemValidator(today, years_back)
         self._pager = KeysetPager("received_at", "record_id")
         self._lock = threading.Lock()
@@ -217,6 +240,8 @@ class AmaPraRegistry(SandboxServer):
         self.route("POST", "/v1/credits", self._post_credits)
         self.route("POST", "/v1/revocations", self._post_revocations)
         self.route("POST", "/v1/deletions", self._post_deletions)
+        self.route("POST", "/v1/saveLearnerActivity", self._save_learner_activity)
+        self.route("POST", "/v1/deleteLearnerActivity", self._delete_learner_activity)
         self.route("GET", "/v1/holdings", self._get_holdings)
 
     # -- helpers for tests -----------------------------------------------------------------------------------
@@ -235,6 +260,7 @@ class AmaPraRegistry(SandboxServer):
         are the test's records of what was accepted (nothing accepted before counts twice after)."""
         with self._lock:
             self.accepted.clear()
+            self.learner_actions.clear()
             self._activities.clear()
             self._holdings.clear()
             self._receipts.clear()
@@ -282,6 +308,20 @@ class AmaPraRegistry(SandboxServer):
             results = [self._delete_below(item) for item in items]
         return Response(200, {"results": results})
 
+    def _save_learner_activity(self, request: Request) -> Response:
+        require_bearer(request, self.token)
+        reports = _learner_reports(request)
+        with self._lock:
+            results = [self._add_report(report) for report in reports]
+        return Response(200, {"results": results})
+
+    def _delete_learner_activity(self, request: Request) -> Response:
+        require_bearer(request, self.token)
+        reports = _learner_reports(request)
+        with self._lock:
+            results = [self._delete_report(report) for report in reports]
+        return Response(200, {"results": results})
+
     def _keyed_batch(self, request: Request, field: str) -> list[Any]:
         require_bearer(request, self.token)
         if not request.headers.get("idempotency-key"):
@@ -316,11 +356,55 @@ class AmaPraRegistry(SandboxServer):
         if errors:
             return _outcome(key, "rejected", error="; ".join(errors))
         held = self._holdings.get(item["record_id"])
-        if held is not None and item["version"] <= held["version"]:
+        # A deleted entry at this very version is the first half of a correction or repair: the add may follow.
+        if held is not None and (
+            item["version"] < held["version"] or (item["version"] == held["version"] and held["status"] == "AWARDED")
+        ):
             return _outcome(key, "rejected", error="version: stale version, must be above the version held")
         if held is not None and held["status"] == "AWARDED":
             return _outcome(key, "rejected", error="record_id: already reported; records cannot be edited, delete it")
         return _outcome(key, "accepted", receipt_id=self._accept(item, dict(item)))
+
+    def _add_report(self, report: Any) -> dict[str, Any]:
+        credit_id = pars_reports.credit_id_of(report)
+        item, errors = pars_reports.flat_item(report, pars_reports.ADD)
+        if errors:
+            named = {e.partition(":")[0] for e in errors}
+            rules = pars_reports.renamed(self._validator.errors(item))
+            errors += [e for e in dict.fromkeys(rules) if e.partition(":")[0] not in named]
+            return _report_outcome(credit_id, "rejected", error="; ".join(errors))
+        result = self._submit(item | {"report": report})
+        if result["outcome"] == "accepted":
+            self.learner_actions.append((pars_reports.ADD, credit_id))
+        error = result["error"] and "; ".join(pars_reports.renamed(result["error"].split("; ")))
+        return _report_outcome(credit_id, result["outcome"], result["receipt_id"], error)
+
+    def _delete_report(self, report: Any) -> dict[str, Any]:
+        """PARS deletes learner records (revocations and the first half of a correction alike). The record the
+        CreditID names, or an older version of it, is deleted and its keys forgotten; what is left is a deleted
+        entry at that version (listed as REVOKED), so a stale add is still refused and a corrected one taken."""
+        credit_id = pars_reports.credit_id_of(report)
+        item, errors = pars_reports.flat_item(report, pars_reports.DELETE)
+        errors = [e for e in errors if e.partition(":")[0] in _DELETE_FIELDS]
+        if errors:
+            return _report_outcome(credit_id, "rejected", error="; ".join(errors))
+        held = self._holdings.get(item["record_id"])
+        if held is not None and held["version"] > item["version"]:
+            return _report_outcome(credit_id, "nothing_to_delete")
+        if held is not None and held["status"] == "REVOKED" and held["version"] == item["version"]:
+            return _report_outcome(credit_id, "duplicate", held.get("receipt_id"))
+        if held is not None:
+            self._delete(item["record_id"])
+        deleted = (held or {}) | {k: item[k] for k in ("record_id", "version", "idempotency_key")}
+        deleted |= {"status": "REVOKED", "report": report}
+        receipt_id = str(uuid.uuid4())
+        self.learner_actions.append((pars_reports.DELETE, credit_id))
+        self._holdings[item["record_id"]] = {**deleted, "receipt_id": receipt_id, "received_at": utc_now_ms()}
+        # Only an active record revoked by a later version counts as accepted; a deletion of what is held (a
+        # correction, a repair) or of nothing registers no key, so the add that follows it is taken.
+        if held is not None and held["status"] == "AWARDED" and held["version"] < item["version"]:
+            self.accepted.append({**item, "receipt_id": receipt_id, "received_at": utc_now_ms()})
+        return _report_outcome(credit_id, "deleted", receipt_id)
 
     def _revoke(self, item: Any) -> dict[str, Any]:
         key = item.get("idempotency_key") if isinstance(item, dict) else None
