@@ -525,3 +525,16 @@ def registry_diffs_of(ledger: Ledger, run_id: str) -> dict[str, dict[str, int]]:
     with ledger.engine.connect() as conn:
         rows = conn.execute(select(r.registry, r.counts).where(r.run_id == run_id).order_by(r.registry))
         return {row.registry: json.loads(row.counts) for row in rows}
+
+
+def sent_since(ledger: Ledger, registry: str, since: datetime) -> list[tuple[str, int]]:
+    """(record_id, version) of the deliveries to `registry` sent (or last confirmed) since a moment, oldest
+    first: those a registry that decides later (PARS boards) may still reject."""
+    d = t.deliveries.c
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(
+            select(d.record_id, d.version)
+            .where((d.registry == registry) & (d.state == "sent") & (d.updated_at >= since))
+            .order_by(d.updated_at, d.record_id)
+        )
+        return [(r.record_id, int(r.version)) for r in rows]

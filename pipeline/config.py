@@ -234,6 +234,7 @@ class AmaRegistryConfig(RegistryBaseConfig):
     kind: Literal["ama_pra"] = "ama_pra"
     token: str = ""
     provider_organization: str = Field("1000001", pattern=r"^[0-9]{7}$", description="Our 7-digit ACCME id.")
+    decision_window_hours: int = Field(48, ge=1, description="How long after sending the board's decision is asked.")
     token_env: str | None = None
 
     def secret(self) -> str:

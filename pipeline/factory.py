@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -113,7 +114,14 @@ def build_registry(config: RegistryConfig) -> Registry:
 
     if isinstance(config, AmaRegistryConfig):
         bearer = {"Authorization": f"Bearer {config.secret()}"}
-        return AmaPraRegistry(config.name, client(headers=bearer), config.page_size, config.provider_organization)
+        return AmaPraRegistry(
+            config.name,
+            client(headers=bearer),
+            config.page_size,
+            config.provider_organization,
+            timedelta(hours=config.decision_window_hours),
+            on_add_accepted=lambda: crash_point("pars.add_accepted"),
+        )
     if isinstance(config, CeBrokerRegistryConfig):
         provider = config.provider_id or config.parent_provider_id
         return CeBrokerRegistry(

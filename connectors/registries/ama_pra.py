@@ -17,13 +17,14 @@ once more; only what is still refused then is a rejection.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.http import APIError, HttpClient
 from connectors.registries.base import (
     AWARDED,
+    REGISTRY_REJECTED,
     REVOKED,
     CreditRecord,
     Failure,
@@ -35,11 +36,12 @@ from connectors.registries.base import (
     paged_holdings,
     rejected,
 )
-from connectors.registries.pars_mapping import ADD, DELETE, deletion_of, learner_report, learner_reports
+from connectors.registries.pars_mapping import ADD, DELETE, credit_id, deletion_of, learner_report, learner_reports
 
 Outcomes = dict[str, Receipt | Failure]
 SAVE_PATH = "/v1/saveLearnerActivity"
 DELETE_PATH = "/v1/deleteLearnerActivity"
+STATUS_PATH = "/v1/getLearnerStatus"
 ACCEPTED = ("accepted", "duplicate", "deleted")
 
 # What the registry says when a credit names an activity it does not know (PARS: "activity not found").
@@ -51,10 +53,18 @@ class AmaPraRegistry:
     holdings_path = "/v1/holdings"
 
     def __init__(
-        self, name: str, client: HttpClient, page_size: int = 200, provider_organization: str = "1000001"
+        self,
+        name: str,
+        client: HttpClient,
+        page_size: int = 200,
+        provider_organization: str = "1000001",
+        decision_window: timedelta = timedelta(days=2),
+        on_add_accepted: Callable[[], None] = lambda: None,
     ) -> None:
         self.name = name
         self.provider_organization = provider_organization
+        self.decision_window = decision_window
+        self._on_add_accepted = on_add_accepted
         self.client = client
         self.page_size = page_size
         self._registered: set[str] = set()
@@ -78,6 +88,21 @@ class AmaPraRegistry:
         outcomes = self._delete(records, reports)
         return [outcomes.get(idempotency_key(r)) or Receipt(r["record_id"], r["version"], "deleted") for r in records]
 
+    def rejections(self, sent: Sequence[tuple[str, int]]) -> list[Failure]:
+        """`getLearnerStatus` for records sent lately: those the board rejected, with its reason. An APIError
+        propagates: the decisions are asked again on the next run."""
+        failed: list[Failure] = []
+        for start in range(0, len(sent), self.page_size):
+            chunk = sent[start : start + self.page_size]
+            body = self.client.post_json(STATUS_PATH, {"CreditID": [credit_id(rid, v) for rid, v in chunk]})
+            decided = {result["CreditID"]: result for result in body["results"]}
+            for record_id, version in chunk:
+                result = decided.get(credit_id(record_id, version)) or {}
+                if result.get("status") == "Rejected":
+                    reason = f"rejected by the board: {result.get('reason') or 'no reason given'}"
+                    failed.append(Failure(record_id, version, REGISTRY_REJECTED, reason))
+        return failed
+
     def holdings(self, since: datetime | None = None) -> Iterator[RegistryEntry]:
         return paged_holdings(self.client, self.holdings_path, "entries", self.page_size, since)
 
@@ -96,6 +121,8 @@ class AmaPraRegistry:
         awards = [r for r in pending if r["status"] == AWARDED]
         outcomes |= self._post(DELETE_PATH, revocations, DELETE)
         outcomes |= self._post(SAVE_PATH, awards, ADD)
+        if awards:
+            self._on_add_accepted()
         forgotten = [r for r in awards if _unregistered(outcomes[idempotency_key(r)])]
         if forgotten:
             self._registered -= {r["activity_id"] for r in forgotten}

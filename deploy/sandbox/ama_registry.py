@@ -216,7 +216,16 @@ class AmaPraRegistry(SandboxServer):
     """Activities, credits, revocations and deletions (batched, bearer token) and paged holdings."""
 
     name = "ama-pra-registry"
-    state_attrs = ("accepted", "learner_actions", "_activities", "_holdings", "_receipts", "_keys_by_record")
+    state_attrs = (
+        "accepted",
+        "learner_actions",
+        "status_polls",
+        "_activities",
+        "_holdings",
+        "_receipts",
+        "_keys_by_record",
+        "_undecided",
+    )
 
     def __init__(
         self,
@@ -224,9 +233,16 @@ class AmaPraRegistry(SandboxServer):
         port: int = 0,
         today: Callable[[], date] = date.today,
         years_back: int = 1,
+        decision_polls: int = 1,
     ) -> None:
         super().__init__(port)
         self.token = token
+        # The board decides on the `decision_polls`-th status query of a record (until then it is pending):
+        # PARS's "within 24 hours", made deterministic. It rejects the ids in `board_rejects` (id → reason).
+        self.decision_polls = decision_polls
+        self.board_rejects: dict[str, str] = {}
+        self.status_polls = 0
+        self._undecided: dict[str, int] = {}  # CreditID → status queries seen while pending
         self.accepted: list[Item] = []  # every accepted credit and revocation, in order: nothing accepted twice
         self.learner_actions: list[tuple[str, str]] = []  # (add | delete, CreditID) of every report taken, in order
         self._validator = CreditItemValidator(today, years_back)
@@ -242,6 +258,7 @@ class AmaPraRegistry(SandboxServer):
         self.route("POST", "/v1/deletions", self._post_deletions)
         self.route("POST", "/v1/saveLearnerActivity", self._save_learner_activity)
         self.route("POST", "/v1/deleteLearnerActivity", self._delete_learner_activity)
+        self.route("POST", "/v1/getLearnerStatus", self._get_learner_status)
         self.route("GET", "/v1/holdings", self._get_holdings)
 
     # -- helpers for tests -----------------------------------------------------------------------------------
@@ -261,6 +278,7 @@ class AmaPraRegistry(SandboxServer):
         with self._lock:
             self.accepted.clear()
             self.learner_actions.clear()
+            self._undecided.clear()
             self._activities.clear()
             self._holdings.clear()
             self._receipts.clear()
@@ -322,6 +340,19 @@ class AmaPraRegistry(SandboxServer):
             results = [self._delete_report(report) for report in reports]
         return Response(200, {"results": results})
 
+    def _get_learner_status(self, request: Request) -> Response:
+        require_bearer(request, self.token)
+        body = request.json()
+        credit_ids = body.get("CreditID") if isinstance(body, dict) else None
+        if not (isinstance(credit_ids, list) and all(isinstance(c, str) for c in credit_ids)):
+            raise HttpError(400, 'body must be {"CreditID": ["ccid:…", ...]}')
+        if len(credit_ids) > MAX_BATCH:
+            raise HttpError(400, f"at most {MAX_BATCH} CreditIDs per request")
+        with self._lock:
+            self.status_polls += 1
+            results = [self._status(credit_id) for credit_id in credit_ids]
+        return Response(200, {"results": results})
+
     def _keyed_batch(self, request: Request, field: str) -> list[Any]:
         require_bearer(request, self.token)
         if not request.headers.get("idempotency-key"):
@@ -376,6 +407,7 @@ class AmaPraRegistry(SandboxServer):
         result = self._submit(item | {"report": report})
         if result["outcome"] == "accepted":
             self.learner_actions.append((pars_reports.ADD, credit_id))
+            self._undecided[str(credit_id)] = 0
         error = result["error"] and "; ".join(pars_reports.renamed(result["error"].split("; ")))
         return _report_outcome(credit_id, result["outcome"], result["receipt_id"], error)
 
@@ -405,6 +437,37 @@ class AmaPraRegistry(SandboxServer):
         if held is not None and held["status"] == "AWARDED" and held["version"] < item["version"]:
             self.accepted.append({**item, "receipt_id": receipt_id, "received_at": utc_now_ms()})
         return _report_outcome(credit_id, "deleted", receipt_id)
+
+    def _status(self, credit_id: str) -> dict[str, Any]:
+        """Where the board stands on one learner record; pending ones are decided on their `decision_polls`-th query."""
+        record_id, _, version = credit_id.removeprefix("ccid:").rpartition(":")
+        held = self._holdings.get(record_id)
+        if held is None or str(held["version"]) != version:
+            return {"CreditID": credit_id, "status": "NotFound", "reason": None}
+        if held["status"] != "AWARDED":
+            status = {"REVOKED": "Deleted", "REJECTED": "Rejected"}[held["status"]]
+            return {"CreditID": credit_id, "status": status, "reason": held.get("rejection_reason")}
+        if credit_id in self._undecided:
+            self._undecided[credit_id] += 1
+            if self._undecided[credit_id] < self.decision_polls:
+                return {"CreditID": credit_id, "status": "Pending", "reason": None}
+            del self._undecided[credit_id]
+            reason = self._board_reason(held)
+            if reason is not None:
+                self._reject(record_id, reason)
+                return {"CreditID": credit_id, "status": "Rejected", "reason": reason}
+        return {"CreditID": credit_id, "status": "Accepted", "reason": None}
+
+    def _board_reason(self, held: Item) -> str | None:
+        ids = [held.get("npi"), held.get("board_id"), (held.get("licence") or {}).get("number")]
+        return next((self.board_rejects[i] for i in ids if i in self.board_rejects), None)
+
+    def _reject(self, record_id: str, reason: str) -> None:
+        """The board's rejection: the record no longer counts (listed REJECTED) and its keys are forgotten, so
+        the report can be sent again once the learner's data is fixed."""
+        held = self._holdings[record_id]
+        self._delete(record_id)
+        self._holdings[record_id] = {**held, "status": "REJECTED", "rejection_reason": reason}
 
     def _revoke(self, item: Any) -> dict[str, Any]:
         key = item.get("idempotency_key") if isinstance(item, dict) else None

@@ -258,3 +258,67 @@ def test_given_reports_of_two_learners_when_one_is_invalid_then_only_it_is_refus
 
     assert (ok["outcome"], refused["outcome"], refused["CreditID"]) == ("accepted", "rejected", "ccid:rec-2:1")
     assert set(pars[0].holdings()) == {"rec-1"}
+
+
+# -- the board's decision, after acceptance (getLearnerStatus) ------------------------------------------------
+
+
+def status(pars: Any, *credit_ids: str) -> list[dict[str, Any]]:
+    registry, session = pars
+    response = session.post(f"{registry.url}/v1/getLearnerStatus", json={"CreditID": list(credit_ids)}, timeout=5)
+    assert response.status_code == 200, response.text
+    return response.json()["results"]
+
+
+def test_given_an_accepted_report_whose_board_id_the_board_rejects_when_its_status_is_asked_then_rejected_with_reason(
+    pars: Any,
+) -> None:
+    registry = pars[0]
+    registry.decision_polls = 2
+    registry.board_rejects[NPI] = "Learner name does not match the board's record"
+    call(pars, "saveLearnerActivity", report("rec-1"))
+
+    first = status(pars, "ccid:rec-1:1", "ccid:rec-9:1")
+    second = status(pars, "ccid:rec-1:1")
+    third = status(pars, "ccid:rec-1:1")
+
+    assert [r["status"] for r in first] == ["Pending", "NotFound"]
+    reason = "Learner name does not match the board's record"
+    assert second == third == [{"CreditID": "ccid:rec-1:1", "status": "Rejected", "reason": reason}]
+    assert registry.holdings()["rec-1"]["status"] == "REJECTED"
+
+
+def test_given_a_rejected_report_when_sent_again_after_the_data_is_fixed_then_accepted_and_accepted_by_the_board(
+    pars: Any,
+) -> None:
+    registry = pars[0]
+    registry.board_rejects[NPI] = "Board ID not found"
+    call(pars, "saveLearnerActivity", report())
+    status(pars, "ccid:rec-1:1")
+    registry.board_rejects.clear()  # the office corrected the learner's id with the board
+
+    [again] = call(pars, "saveLearnerActivity", report())
+
+    assert again["outcome"] == "accepted"
+    assert status(pars, "ccid:rec-1:1") == [{"CreditID": "ccid:rec-1:1", "status": "Accepted", "reason": None}]
+    assert registry.holdings()["rec-1"]["status"] == "AWARDED"
+
+
+def test_given_a_report_the_board_does_not_reject_when_asked_then_accepted_and_a_deleted_one_says_deleted(
+    pars: Any,
+) -> None:
+    call(pars, "saveLearnerActivity", report("rec-1"), report("rec-2"))
+    call(pars, "deleteLearnerActivity", report("rec-2", version=2, action="delete"))
+
+    results = status(pars, "ccid:rec-1:1", "ccid:rec-2:2")
+
+    assert [r["status"] for r in results] == ["Accepted", "Deleted"]
+
+
+@pytest.mark.parametrize("sent", [{}, {"CreditID": "ccid:rec-1:1"}, {"CreditID": [1]}, []])
+def test_given_a_status_query_not_naming_credit_ids_when_posted_then_400(pars: Any, sent: Any) -> None:
+    registry, session = pars
+
+    response = session.post(f"{registry.url}/v1/getLearnerStatus", json=sent, timeout=5)
+
+    assert response.status_code == 400
