@@ -15,6 +15,7 @@ from connectors.registries.base import Registry
 from connectors.registries.cebroker import CeBrokerRegistry
 from connectors.registries.cebroker_xml import Envelope
 from connectors.registries.employer_hr import CsvExport, EmployerHrRegistry, HmacSigner, Roster, RosterError
+from connectors.registries.reporting_year import YearClose
 from connectors.sources.base import Source
 from connectors.sources.csv_drop import CsvDropSource, DirectoryDrop, DropLocation, HttpDrop
 from connectors.sources.http_source import NextToken, PageNumber, Pagination
@@ -121,6 +122,7 @@ def build_registry(config: RegistryConfig) -> Registry:
             config.provider_organization,
             timedelta(hours=config.decision_window_hours),
             on_add_accepted=lambda: crash_point("pars.add_accepted"),
+            year_close=year_close_of(config),
         )
     if isinstance(config, CeBrokerRegistryConfig):
         provider = config.provider_id or config.parent_provider_id
@@ -139,6 +141,15 @@ def build_registry(config: RegistryConfig) -> Registry:
         raise ConfigError(f"registry {config.name}: {err}") from None
     export = CsvExport(config.export_dir, config.name) if config.export_dir else None
     return EmployerHrRegistry(config.name, client(auth=HmacSigner(config.secret())), roster, export, config.page_size)
+
+
+def year_close_of(config: AmaRegistryConfig) -> YearClose | None:
+    if not config.year_close:
+        return None
+    try:
+        return YearClose.parse(config.year_close)
+    except ValueError:
+        raise ConfigError(f"registry {config.name}: year_close {config.year_close} is not a day of the year") from None
 
 
 def codec_for(settings: Settings, schema_name: str) -> AvroCodec:

@@ -18,7 +18,7 @@ once more; only what is still refused then is a rejection.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from connectors.http import APIError, HttpClient
@@ -37,6 +37,7 @@ from connectors.registries.base import (
     rejected,
 )
 from connectors.registries.pars_mapping import ADD, DELETE, credit_id, deletion_of, learner_report, learner_reports
+from connectors.registries.reporting_year import YearClose
 
 Outcomes = dict[str, Receipt | Failure]
 SAVE_PATH = "/v1/saveLearnerActivity"
@@ -60,7 +61,11 @@ class AmaPraRegistry:
         provider_organization: str = "1000001",
         decision_window: timedelta = timedelta(days=2),
         on_add_accepted: Callable[[], None] = lambda: None,
+        year_close: YearClose | None = None,
+        today: Callable[[], date] = date.today,
     ) -> None:
+        self.year_close = year_close
+        self._today = today
         self.name = name
         self.provider_organization = provider_organization
         self.decision_window = decision_window
@@ -109,7 +114,10 @@ class AmaPraRegistry:
     # -- the steps of one batch ----------------------------------------------------------------------------
 
     def _send(self, batch: Sequence[CreditRecord], replace: bool) -> list[Receipt | Failure]:
-        outcomes = self._register_activities([r for r in batch if r["status"] == AWARDED])
+        outcomes = self._closed_years(batch)
+        outcomes |= self._register_activities(
+            [r for r in batch if r["status"] == AWARDED and idempotency_key(r) not in outcomes]
+        )
         pending = [r for r in batch if idempotency_key(r) not in outcomes]
         # With `replace`, the version held may be this very one (altered in place), so it goes as well.
         clear = [r for r in pending if replace or (r["status"] == AWARDED and r["version"] > 1)]
@@ -131,6 +139,18 @@ class AmaPraRegistry:
             resend = [r for r in forgotten if idempotency_key(r) not in again]
             outcomes |= self._post(SAVE_PATH, resend, ADD)
         return [outcomes[idempotency_key(r)] for r in batch]
+
+    def _closed_years(self, batch: Sequence[CreditRecord]) -> Outcomes:
+        """Awards completed in a year the registry no longer takes: refused here, never sent. Deletions still
+        go (our choice: the public record does not say PARS refuses them)."""
+        if self.year_close is None:
+            return {}
+        today, close = self._today(), self.year_close
+        return {
+            idempotency_key(r): rejected(r, close.reason(r["completed_on"].year))
+            for r in batch
+            if r["status"] == AWARDED and close.is_closed(r["completed_on"].year, today)
+        }
 
     def _register_activities(self, awards: Sequence[CreditRecord]) -> Outcomes:
         titles = {r["activity_id"]: r["activity_title"] for r in awards if r["activity_id"] not in self._registered}

@@ -6,7 +6,8 @@
 - Records cannot be edited: a record already held and awarded is refused until it is deleted
   (`POST /v1/deletions`); a correction is delete + resubmit.
 - A revocation is its own call (`POST /v1/revocations`): the holding is kept on record, marked REVOKED.
-- Completion dates are dates; reports older than the previous calendar year are refused (`years_back`).
+- Completion dates are dates; reports older than the previous calendar year are refused (`years_back`), and
+  with `year_close` ("MM-DD") the previous year too once that day of the current year has passed.
 
 Rejections name the field and the rule, never the value (it may be PII). The registry keeps one holding per
 record and serves the holdings back, paged, for the nightly diff.
@@ -79,9 +80,10 @@ def _keyed_errors(item: Item) -> list[str]:
 class CreditItemValidator:
     """The registry's per-item rules; `errors` returns "field: rule" strings, empty when the item is valid."""
 
-    def __init__(self, today: Callable[[], date], years_back: int = 1) -> None:
+    def __init__(self, today: Callable[[], date], years_back: int = 1, year_close: str | None = None) -> None:
         self._today = today
         self._years_back = years_back
+        self._year_close = year_close  # "MM-DD": the previous year is refused after that day (ACCME FAQ: 03-31)
 
     def errors(self, item: Any) -> list[str]:
         if not isinstance(item, dict):
@@ -146,6 +148,12 @@ class CreditItemValidator:
         today = self._today()
         if completed > today:
             return ["completed_on: must not be in the future"]
+        if (
+            self._year_close
+            and completed.year == today.year - 1
+            and today > date.fromisoformat(f"{today.year}-{self._year_close}")
+        ):
+            return [f"completed_on: reporting year {completed.year} closed on {self._year_close} of the next year"]
         if completed < date(today.year - self._years_back, 1, 1):
             if self._years_back == 1:
                 return ["completed_on: must not be before 1 January of the previous calendar year"]
@@ -234,6 +242,7 @@ class AmaPraRegistry(SandboxServer):
         today: Callable[[], date] = date.today,
         years_back: int = 1,
         decision_polls: int = 1,
+        year_close: str | None = None,
     ) -> None:
         super().__init__(port)
         self.token = token
@@ -245,7 +254,7 @@ class AmaPraRegistry(SandboxServer):
         self._undecided: dict[str, int] = {}  # CreditID → status queries seen while pending
         self.accepted: list[Item] = []  # every accepted credit and revocation, in order: nothing accepted twice
         self.learner_actions: list[tuple[str, str]] = []  # (add | delete, CreditID) of every report taken, in order
-        self._validator = CreditItemValidator(today, years_back)
+        self._validator = CreditItemValidator(today, years_back, year_close)
         self._pager = KeysetPager("received_at", "record_id")
         self._lock = threading.Lock()
         self._activities: dict[str, Item] = {}
