@@ -1,8 +1,14 @@
 """An AMA PRA-style physician credit registry, modelled on ACCME PARS where it matters (DESIGN §7).
 
 - An activity must be registered (`POST /v1/activities`) before learners are reported against it.
-- Credits arrive in batches (`POST /v1/credits`); each item is idempotent on its own key `<record_id>:<version>`,
-  so a retried batch never creates a second credit.
+- Learner records arrive as PARS learner reports in the draft `ACCMELearnerReports` shape (`pars_reports`):
+  `POST /v1/saveLearnerActivity` adds, `POST /v1/deleteLearnerActivity` deletes; there is no update. Each report
+  is idempotent on its `CreditID` (`ccid:<record_id>:<version>`), so a retried batch never creates a second one.
+- The board decides later: `POST /v1/getLearnerStatus` answers Pending, Accepted, Rejected (with the board's
+  reason), Deleted or NotFound per CreditID; a rejected record no longer counts and may be added again.
+- The flat routes below (`/v1/credits`, `/v1/revocations`, `/v1/deletions`) are the sandbox's earlier invented
+  protocol, kept for the tests of the shared rules; the connector no longer uses them.
+- Flat credits (`POST /v1/credits`): each item is idempotent on its own key `<record_id>:<version>`.
 - Records cannot be edited: a record already held and awarded is refused until it is deleted
   (`POST /v1/deletions`); a correction is delete + resubmit.
 - A revocation is its own call (`POST /v1/revocations`): the holding is kept on record, marked REVOKED.

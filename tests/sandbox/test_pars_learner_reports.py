@@ -244,10 +244,18 @@ def test_given_a_body_not_shaped_as_learner_reports_when_posted_then_400(pars: A
     assert "ACCMELearnerReports" in response.json()["error"]
 
 
-def test_given_no_bearer_when_saving_then_401(pars: Any) -> None:
-    response = requests.post(f"{pars[0].url}/v1/saveLearnerActivity", json=body(report()), timeout=5)
+@pytest.mark.parametrize("operation", ["saveLearnerActivity", "deleteLearnerActivity", "getLearnerStatus"])
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong-token"])
+def test_given_no_or_a_wrong_bearer_when_calling_a_learner_operation_then_401_and_nothing_changes(
+    pars: Any, operation: str, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    sent = body(report(action="delete" if operation == "deleteLearnerActivity" else "add")) | {"CreditID": []}
+
+    response = requests.post(f"{pars[0].url}/v1/{operation}", json=sent, headers=headers, timeout=5)
 
     assert response.status_code == 401
+    assert (pars[0].holdings(), pars[0].status_polls) == ({}, 0)
 
 
 def test_given_reports_of_two_learners_when_one_is_invalid_then_only_it_is_refused(pars: Any) -> None:
