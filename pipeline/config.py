@@ -235,6 +235,7 @@ class AmaRegistryConfig(RegistryBaseConfig):
     token: str = ""
     provider_organization: str = Field("1000001", pattern=r"^[0-9]{7}$", description="Our 7-digit ACCME id.")
     decision_window_hours: int = Field(48, ge=1, description="How long after sending the board's decision is asked.")
+    decision_poll_minutes: int = Field(60, ge=0, description="At most one board-decision query per this many minutes.")
     year_close: str = Field(
         "03-31",
         pattern=r"^([0-9]{2}-[0-9]{2})?$",

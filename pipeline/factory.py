@@ -123,6 +123,7 @@ def build_registry(config: RegistryConfig) -> Registry:
             timedelta(hours=config.decision_window_hours),
             on_add_accepted=lambda: crash_point("pars.add_accepted"),
             year_close=year_close_of(config),
+            decision_poll_interval=timedelta(minutes=config.decision_poll_minutes),
         )
     if isinstance(config, CeBrokerRegistryConfig):
         provider = config.provider_id or config.parent_provider_id

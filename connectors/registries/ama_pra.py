@@ -63,7 +63,9 @@ class AmaPraRegistry:
         on_add_accepted: Callable[[], None] = lambda: None,
         year_close: YearClose | None = None,
         today: Callable[[], date] = date.today,
+        decision_poll_interval: timedelta = timedelta(hours=1),
     ) -> None:
+        self.decision_poll_interval = decision_poll_interval
         self.year_close = year_close
         self._today = today
         self.name = name

@@ -111,10 +111,12 @@ class Registry(Protocol):
 @runtime_checkable
 class DecidedLater(Protocol):
     """A registry that accepts a record provisionally and decides later (PARS: the board accepts or rejects
-    within 24 hours). `rejections` asks about records sent within `decision_window` and names those rejected."""
+    within 24 hours). `rejections` asks about records sent within `decision_window` and names those rejected; it is
+    asked at most once per `decision_poll_interval`."""
 
     name: str
     decision_window: timedelta
+    decision_poll_interval: timedelta
 
     def rejections(self, sent: Sequence[tuple[str, int]]) -> list[Failure]: ...
 

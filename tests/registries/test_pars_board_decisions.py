@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from connectors.registries.ama_pra import AmaPraRegistry
@@ -19,6 +20,12 @@ from pipeline.deliver import deliver_with_retries, settle_dead_letters
 
 Credits = Any  # the `credits` fixture: tests/registries/conftest.py Credits
 REASON = "Learner name and date of birth do not match the board's record"
+
+
+@pytest.fixture(autouse=True)
+def ask_every_pass(ama: AmaPraRegistry) -> None:
+    """The passes here stand for nightly runs, a day apart: the board is asked on each."""
+    ama.decision_poll_interval = timedelta(0)
 
 
 def open_dead_letters(ledger: Ledger) -> list[tuple[str, str, str]]:
@@ -96,3 +103,19 @@ def test_given_records_sent_before_the_decision_window_when_the_pass_runs_then_t
     deliver_with_retries(ledger, ama, [])
 
     assert ama_sandbox.status_polls == 0
+
+
+def test_given_passes_minutes_apart_when_the_poll_interval_has_not_passed_then_the_board_is_asked_once(
+    ledger: Ledger, ama: AmaPraRegistry, ama_sandbox: AmaSandbox, credits: Credits
+) -> None:
+    record = credits.record(learner=credits.physician | {"npi": "1234567893"})
+    credits.seed(ledger, [record, credits.record()], [ama])  # the second stays sent: the board accepts it
+    ama.decision_poll_interval = timedelta(hours=1)  # the stream's delivery passes come every few seconds
+    deliver_with_retries(ledger, ama, [])
+    ama_sandbox.board_rejects["1234567893"] = REASON
+
+    first, second, third = (deliver_with_retries(ledger, ama, []) for _ in range(3))
+
+    assert ama_sandbox.status_polls == 1
+    assert (first.failed, second.failed, third.failed) == (1, 0, 0)
+    assert len(open_dead_letters(ledger)) == 1
