@@ -116,7 +116,9 @@ def _refuse_ambiguous_prefixes(prefixes: tuple[str, ...], selected: list[Selecte
         matches = sorted({d.record_id for d in selected if d.record_id.startswith(prefix)})
         if len(matches) > 1:
             shown = ", ".join(matches[:3]) + (", …" if len(matches) > 3 else "")
-            raise ReplayError(f"--record-id {prefix} matches {len(matches)} records ({shown}); give more of the id")
+            raise ReplayError(
+                f"--record-id {prefix} matches {len(matches)} records ({shown}); give more of the id"
+            )
 
 
 def replay(

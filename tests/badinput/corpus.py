@@ -441,7 +441,7 @@ def _csv_cases() -> Iterator[Case]:
         yield build("control_characters", "SCHEMA_INVALID", {"First": f"Ada{control}Mary"})
         yield build("control_characters", "SCHEMA_INVALID", {"Last": f"Love{control}lace"})
         yield build("control_characters", "SCHEMA_INVALID", {"Email": f"ada{control}x@example.net"})
-    formulas = ('=HYPERLINK("http://127.0.0.1","x")', "+cmd|' /C calc'!A0", "@SUM(1+1)", "-2+3", "=1+1")
+    formulas = ("=HYPERLINK(\"http://127.0.0.1\",\"x\")", "+cmd|' /C calc'!A0", "@SUM(1+1)", "-2+3", "=1+1")
     for hostile in (*INJECTIONS, *formulas):
         yield build("injection", "SCHEMA_INVALID", {"First": hostile}, secrets=(hostile,))
         yield build("injection", "SCHEMA_INVALID", {"Last": hostile}, secrets=(hostile,))
@@ -454,10 +454,8 @@ def _csv_cases() -> Iterator[Case]:
         yield build("impossible_dates", "SCHEMA_INVALID", {"DOB": dob})
     scan_in = BASE + timedelta(days=3)
     for minutes in (-50, -1, 0, 24 * 60 + 1, 2 * 24 * 60, 400 * 24 * 60):
-        changes = {
-            "In": scan_in.strftime("%Y-%m-%d %H:%M"),
-            "Out": (scan_in + timedelta(minutes=minutes)).strftime("%Y-%m-%d %H:%M"),
-        }
+        changes = {"In": scan_in.strftime("%Y-%m-%d %H:%M"),
+                   "Out": (scan_in + timedelta(minutes=minutes)).strftime("%Y-%m-%d %H:%M")}
         yield build("durations", "IMPLAUSIBLE_DURATION", changes)
     for status in ("absent", "no-show", "registered", "ATTENDED?", "left early", "cancelled", "1"):
         yield build("unknown_enums", "UNSUPPORTED_KIND", {"Status": status})
@@ -654,14 +652,8 @@ def _push_cases() -> Iterator[Case]:
         yield build("wrong_types", "SCHEMA_INVALID", payload=Pushed(raw, framed=False), stage="reconcile")
     yield build("wrong_types", "SCHEMA_INVALID", payload=Pushed(good + b"trailing"), stage="reconcile")
     for size in (1025, 5000, 20_000):
-        for path in (
-            "learner>given_name",
-            "learner>family_name",
-            "learner>email",
-            "event_id",
-            "activity_ref",
-            "learner>board_id",
-        ):
+        for path in ("learner>given_name", "learner>family_name", "learner>email", "event_id", "activity_ref",
+                     "learner>board_id"):
             value = ("u" * size + "@example.net") if path.endswith("email") else "x" * size
             yield build("huge_fields", "FIELD_TOO_LARGE", {path: value}, stage="reconcile")
     for control in CONTROLS:
@@ -695,12 +687,8 @@ def _push_cases() -> Iterator[Case]:
         event["learner"] = {**event["learner"], "given_name": raw}
         body = avro_body(event, _given_name_as_bytes)
         yield build("mixed_encodings", "SCHEMA_INVALID", payload=Pushed(body), stage="reconcile")
-    yield build(
-        "identity",
-        "MISSING_IDENTITY",
-        {"learner": {**good_pushed_event(0)["learner"], "npi": None, "email": None}},
-        stage="reconcile",
-    )
+    yield build("identity", "MISSING_IDENTITY", {"learner": {**good_pushed_event(0)["learner"], "npi": None,
+                                                              "email": None}}, stage="reconcile")
 
 
 def corpus() -> list[Case]:
@@ -709,6 +697,7 @@ def corpus() -> list[Case]:
     ids = [case.case_id for case in cases]
     assert len(ids) == len(set(ids)), "case ids must be unique"
     return cases
+
 
 
 # -- how each source reads the corpus (the config a deployment would write) -------------------------------------
@@ -730,22 +719,9 @@ def source_config(kind: str, name: str, base_url: str, secret: str, *, page_size
             "registrant_questions": WEBINAR_QUESTIONS,
         }
     if kind == "csv_drop":
-        return {
-            **common,
-            "kind": "csv_drop",
-            "token": secret,
-            "fields": CSV_FIELDS,
-            "kinds": CSV_KINDS,
-            "activities": CSV_ACTIVITIES,
-            "timezone": "UTC",
-        }
+        return {**common, "kind": "csv_drop", "token": secret, "fields": CSV_FIELDS, "kinds": CSV_KINDS,
+                "activities": CSV_ACTIVITIES, "timezone": "UTC"}
     if kind == "provider_rest":
-        return {
-            **common,
-            "kind": "provider_rest",
-            "token": secret,
-            "fields": REST_FIELDS,
-            "kinds": REST_KINDS,
-            "activities": REST_ACTIVITIES,
-        }
+        return {**common, "kind": "provider_rest", "token": secret, "fields": REST_FIELDS, "kinds": REST_KINDS,
+                "activities": REST_ACTIVITIES}
     raise ValueError(f"no pulled source of kind {kind}")

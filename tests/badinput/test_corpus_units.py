@@ -53,17 +53,8 @@ def test_given_the_generator_when_run_twice_then_it_yields_over_a_thousand_ident
     assert [(c.case_id, c.expected, repr(c.payload)[:200]) for c in CASES] == [
         (c.case_id, c.expected, repr(c.payload)[:200]) for c in again
     ]
-    categories = {
-        "truncated_json",
-        "wrong_types",
-        "huge_fields",
-        "control_characters",
-        "injection",
-        "impossible_dates",
-        "durations",
-        "invalid_npis",
-        "mixed_encodings",
-    }
+    categories = {"truncated_json", "wrong_types", "huge_fields", "control_characters", "injection",
+                  "impossible_dates", "durations", "invalid_npis", "mixed_encodings"}
     for kind in ("xapi", "webinar", "csv_drop", "provider_rest", "push"):
         assert categories <= {c.category for c in CASES if c.kind == kind}, kind
     assert {"unknown_enums"} <= {c.category for c in CASES if c.kind != "webinar"}
@@ -127,12 +118,8 @@ def outcome(case: Case, sources: dict[str, Source]) -> tuple[list[Rejection | di
         registration = case.payload["registrant"]
         registrants = Registrants({registration["id"]: registration} if registration else {}, {})
         row = case.payload["participant"]
-        data = {
-            "webinar_id": WEBINAR_ID,
-            "instance": "i-1",
-            "participant": row,
-            "registrant": registrants.of(row) if isinstance(row, dict) else None,
-        }
+        data = {"webinar_id": WEBINAR_ID, "instance": "i-1", "participant": row,
+                "registrant": registrants.of(row) if isinstance(row, dict) else None}
         record = RawRecord(f"webinar {WEBINAR_ID} instance i-1 page 1 row 1", data)
     else:
         assert isinstance(source, CsvDropSource)

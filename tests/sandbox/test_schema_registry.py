@@ -35,12 +35,8 @@ def sandbox() -> Iterator[SchemaRegistrySandbox]:
 
 def _register(sandbox: SchemaRegistrySandbox, subject: str, schema: str | dict[str, Any]) -> requests.Response:
     text = schema if isinstance(schema, str) else json.dumps(schema)
-    return requests.post(
-        f"{sandbox.url}/subjects/{subject}/versions",
-        json={"schema": text, "schemaType": "AVRO"},
-        headers={"Content-Type": CONTENT_TYPE},
-        timeout=5,
-    )
+    return requests.post(f"{sandbox.url}/subjects/{subject}/versions", json={"schema": text, "schemaType": "AVRO"},
+                         headers={"Content-Type": CONTENT_TYPE}, timeout=5)
 
 
 def _get(sandbox: SchemaRegistrySandbox, path: str) -> requests.Response:
@@ -114,12 +110,8 @@ def test_given_compatibility_none_when_an_incompatible_schema_is_registered_then
 
 @pytest.mark.parametrize(
     "body",
-    [
-        {"schema": "{not json"},
-        {"schema": json.dumps({"type": "record", "name": "R", "fields": [{"name": "x"}]})},
-        {"nothing": 1},
-        {"schema": CREDIT, "schemaType": "PROTOBUF"},
-    ],
+    [{"schema": "{not json"}, {"schema": json.dumps({"type": "record", "name": "R", "fields": [{"name": "x"}]})},
+     {"nothing": 1}, {"schema": CREDIT, "schemaType": "PROTOBUF"}],
 )
 def test_given_an_invalid_registration_when_posted_then_422_with_error_code_42201(
     sandbox: SchemaRegistrySandbox, body: dict[str, Any]
@@ -147,11 +139,8 @@ def test_given_a_lookup_when_posted_then_registered_schemas_are_found_and_others
     _register(sandbox, "s-value", CREDIT)
 
     def lookup(subject: str, schema: Any) -> requests.Response:
-        return requests.post(
-            f"{sandbox.url}/subjects/{subject}?normalize=False&deleted=False",
-            json={"schema": json.dumps(schema) if isinstance(schema, dict) else schema},
-            timeout=5,
-        )
+        return requests.post(f"{sandbox.url}/subjects/{subject}?normalize=False&deleted=False",
+                             json={"schema": json.dumps(schema) if isinstance(schema, dict) else schema}, timeout=5)
 
     found = lookup("s-value", CREDIT)
     assert found.status_code == 200

@@ -105,16 +105,9 @@ def test_given_an_added_enum_symbol_when_checked_then_old_data_still_reads() -> 
 @pytest.mark.parametrize(
     ("writer", "reader", "ok"),
     [
-        ("int", "long", True),
-        ("int", "double", True),
-        ("long", "float", True),
-        ("float", "double", True),
-        ("string", "bytes", True),
-        ("bytes", "string", True),
-        ("long", "int", False),
-        ("double", "float", False),
-        ("string", "int", False),
-        ("boolean", "int", False),
+        ("int", "long", True), ("int", "double", True), ("long", "float", True), ("float", "double", True),
+        ("string", "bytes", True), ("bytes", "string", True),
+        ("long", "int", False), ("double", "float", False), ("string", "int", False), ("boolean", "int", False),
     ],
 )
 def test_given_a_primitive_change_when_checked_then_only_avro_promotions_pass(
@@ -140,13 +133,8 @@ def test_given_unions_when_checked_then_every_writer_branch_must_be_readable() -
 
 def test_given_renames_with_aliases_when_checked_then_they_resolve() -> None:
     old = {"type": "record", "name": "Old", "namespace": "a", "fields": [{"name": "n", "type": "int"}]}
-    renamed = {
-        "type": "record",
-        "name": "New",
-        "namespace": "a",
-        "aliases": ["Old"],
-        "fields": [{"name": "m", "aliases": ["n"], "type": "long"}],
-    }
+    renamed = {"type": "record", "name": "New", "namespace": "a", "aliases": ["Old"],
+               "fields": [{"name": "m", "aliases": ["n"], "type": "long"}]}
     moved = {"type": "record", "name": "Old", "namespace": "b", "fields": [{"name": "n", "type": "int"}]}
     unaliased = {"type": "record", "name": "New", "namespace": "a", "fields": [{"name": "n", "type": "int"}]}
 
@@ -157,14 +145,10 @@ def test_given_renames_with_aliases_when_checked_then_they_resolve() -> None:
 
 def test_given_nested_arrays_maps_and_fixed_when_checked_then_problems_carry_their_path() -> None:
     def schema(item: str, size: int) -> dict[str, Any]:
-        return {
-            "type": "record",
-            "name": "R",
-            "fields": [
-                {"name": "xs", "type": {"type": "array", "items": {"type": "map", "values": item}}},
-                {"name": "h", "type": {"type": "fixed", "name": "Hash", "size": size}},
-            ],
-        }
+        return {"type": "record", "name": "R", "fields": [
+            {"name": "xs", "type": {"type": "array", "items": {"type": "map", "values": item}}},
+            {"name": "h", "type": {"type": "fixed", "name": "Hash", "size": size}},
+        ]}
 
     assert check_backward(schema("long", 16), schema("int", 16)) == []
     assert check_backward(schema("int", 32), schema("string", 16)) == [
@@ -181,14 +165,9 @@ def test_given_a_decimal_scale_change_when_checked_then_it_is_reported() -> None
 
 
 def test_given_a_recursive_schema_when_checked_then_the_check_terminates() -> None:
-    node = {
-        "type": "record",
-        "name": "Node",
-        "fields": [
-            {"name": "value", "type": "int"},
-            {"name": "next", "type": ["null", "Node"], "default": None},
-        ],
-    }
+    node = {"type": "record", "name": "Node", "fields": [
+        {"name": "value", "type": "int"}, {"name": "next", "type": ["null", "Node"], "default": None},
+    ]}
     wider = copy.deepcopy(node)
     wider["fields"][0]["type"] = "long"
 
