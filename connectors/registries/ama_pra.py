@@ -65,15 +65,16 @@ class AmaPraRegistry:
         today: Callable[[], date] = date.today,
         decision_poll_interval: timedelta = timedelta(hours=1),
     ) -> None:
+        self.name = name
+        self.client = client
+        self.page_size = page_size
+        self.provider_organization = provider_organization
+        self.decision_window = decision_window
         self.decision_poll_interval = decision_poll_interval
         self.year_close = year_close
         self._today = today
-        self.name = name
-        self.provider_organization = provider_organization
-        self.decision_window = decision_window
+        # A test hook (pipeline/faults.py): called once PARS has answered a batch of adds, before any is recorded.
         self._on_add_accepted = on_add_accepted
-        self.client = client
-        self.page_size = page_size
         self._registered: set[str] = set()
 
     def check(self) -> None:
