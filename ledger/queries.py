@@ -541,3 +541,16 @@ def last_finished_runs(ledger: Ledger, statuses: Sequence[str]) -> dict[str, dat
     )
     with ledger.engine.connect() as conn:
         return {row.flow: as_utc(row.finished_at) for row in conn.execute(query)}
+
+
+def sent_since(ledger: Ledger, registry: str, since: datetime) -> list[tuple[str, int]]:
+    """(record_id, version) of the deliveries to `registry` sent (or last confirmed) since a moment, oldest
+    first: those a registry that decides later (PARS boards) may still reject."""
+    d = t.deliveries.c
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(
+            select(d.record_id, d.version)
+            .where((d.registry == registry) & (d.state == DeliveryState.SENT) & (d.updated_at >= since))
+            .order_by(d.updated_at, d.record_id)
+        )
+        return [(r.record_id, int(r.version)) for r in rows]

@@ -233,6 +233,14 @@ class RegistryBaseConfig(HttpTlsConfig):
 class AmaRegistryConfig(RegistryBaseConfig):
     kind: Literal["ama_pra"] = "ama_pra"
     token: str = ""
+    provider_organization: str = Field("1000001", pattern=r"^[0-9]{7}$", description="Our 7-digit ACCME id.")
+    decision_window_hours: int = Field(48, ge=1, description="How long after sending the board's decision is asked.")
+    decision_poll_minutes: int = Field(60, ge=0, description="At most one board-decision query per this many minutes.")
+    year_close: str = Field(
+        "03-31",
+        pattern=r"^([0-9]{2}-[0-9]{2})?$",
+        description='MM-DD the previous year closes; "": none (PARS judges).',
+    )
     token_env: str | None = None
 
     def secret(self) -> str:

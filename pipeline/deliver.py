@@ -18,6 +18,7 @@ from ledger.ops import requeue_deliveries, set_dead_letters_resolved
 from ledger.queries import DeliveryKey, delivery_dead_letter_ids, delivery_states, unavailable_deliveries
 from ledger.store import DeadLetterEntry, DeliveryOutcome, Ledger, utcnow
 from pipeline import metrics
+from pipeline.board_decisions import late_rejections
 from pipeline.faults import crash_point
 from reconcile.vocabulary import REGISTRY_REJECTED, REGISTRY_UNAVAILABLE, DeliveryState
 
@@ -40,13 +41,18 @@ class DeliveryStats:
 def deliver_with_retries(
     ledger: Ledger, registry: Registry, retry_delays: Sequence[timedelta], batch_size: int = 100
 ) -> DeliveryStats:
-    """The delivery pass of the nightly run and the stream: due retries of unavailable-registry failures, then
-    everything pending, then the retried deliveries' dead letters settled."""
+    """The delivery pass of the nightly run and the stream: the boards' late rejections of what was sent (they
+    count as failed deliveries), due retries of unavailable-registry failures, then everything pending, then the
+    retried deliveries' dead letters settled."""
     started = utcnow()
+    rejected_later = late_rejections(ledger, registry)
+    keys = [{"record_id": f.record_id, "version": f.version} for f in rejected_later]
+    record_results(ledger, registry.name, keys, list(rejected_later))
     retried = due_retries(ledger, registry.name, retry_delays, started)
     requeue_deliveries(ledger, retried)
     stats = deliver_pending(ledger, registry, batch_size)
     stats.retried = len(retried)
+    stats.failed += len(rejected_later)
     if retried:
         sent, _ = settle_dead_letters(ledger, retried, started)
         log.info("registry %s: %d earlier failures retried, %d went through", registry.name, len(retried), len(sent))

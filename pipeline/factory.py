@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,6 +15,7 @@ from connectors.registries.base import Registry
 from connectors.registries.cebroker import CeBrokerRegistry
 from connectors.registries.cebroker_xml import Envelope
 from connectors.registries.employer_hr import CsvExport, EmployerHrRegistry, HmacSigner, Roster, RosterError
+from connectors.registries.reporting_year import YearClose
 from connectors.sources.base import Source
 from connectors.sources.csv_drop import CsvDropSource, DirectoryDrop, DropLocation, HttpDrop
 from connectors.sources.http_source import NextToken, PageNumber, Pagination
@@ -121,7 +123,16 @@ def build_registry(config: RegistryConfig) -> Registry:
 
     if isinstance(config, AmaRegistryConfig):
         bearer = {"Authorization": f"Bearer {config.secret()}"}
-        return AmaPraRegistry(config.name, client(headers=bearer), config.page_size)
+        return AmaPraRegistry(
+            config.name,
+            client(headers=bearer),
+            config.page_size,
+            config.provider_organization,
+            timedelta(hours=config.decision_window_hours),
+            on_add_accepted=lambda: crash_point("pars.add_accepted"),
+            year_close=year_close_of(config),
+            decision_poll_interval=timedelta(minutes=config.decision_poll_minutes),
+        )
     if isinstance(config, CeBrokerRegistryConfig):
         provider = config.provider_id or config.parent_provider_id
         return CeBrokerRegistry(
@@ -139,6 +150,15 @@ def build_registry(config: RegistryConfig) -> Registry:
         raise ConfigError(f"registry {config.name}: {err}") from None
     export = CsvExport(config.export_dir, config.name) if config.export_dir else None
     return EmployerHrRegistry(config.name, client(auth=HmacSigner(config.secret())), roster, export, config.page_size)
+
+
+def year_close_of(config: AmaRegistryConfig) -> YearClose | None:
+    if not config.year_close:
+        return None
+    try:
+        return YearClose.parse(config.year_close)
+    except ValueError:
+        raise ConfigError(f"registry {config.name}: year_close {config.year_close} is not a day of the year") from None
 
 
 def codec_for(settings: Settings, schema_name: str) -> AvroCodec:

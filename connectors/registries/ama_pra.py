@@ -1,10 +1,13 @@
 """AMA PRA-style physician registry (ACCME PARS-like): AMA PRA credits of MD/DO learners by NPI or board id.
 
-How a batch goes out (each step one batched call, each item idempotent on `<record_id>:<version>`):
+Learner records go as PARS learner reports (`pars_mapping`: the draft `ACCMELearnerReports` schema), added or
+deleted, never updated. How a batch goes out (each step one batched call, each report idempotent on its
+`CreditID`, `ccid:<record_id>:<version>`):
 1. activities not yet registered by this connector are registered (registering again is harmless);
 2. records cannot be edited, so a later version of an award first deletes whatever older version is held
-   (delete-then-add; when re-delivering for the nightly repair, the same version too);
-3. revocations go to their own call; 4. awards are added.
+   (delete + add; when re-delivering for the nightly repair, the same version too);
+3. revocations are deletions at the revoking version (`deleteLearnerActivity`); 4. awards are added
+   (`saveLearnerActivity`).
 
 Which activities are registered is remembered per process, but the registry is the judge: a registry restored
 from an old backup, or restarted empty, answers "activity is not registered" for an activity we registered.
@@ -14,14 +17,14 @@ once more; only what is still refused then is a rejection.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from connectors.http import APIError, HttpClient
 from connectors.registries.base import (
     AWARDED,
+    REGISTRY_REJECTED,
     REVOKED,
     CreditRecord,
     Failure,
@@ -33,25 +36,45 @@ from connectors.registries.base import (
     paged_holdings,
     rejected,
 )
+from connectors.registries.pars_mapping import ADD, DELETE, credit_id, deletion_of, learner_report, learner_reports
+from connectors.registries.reporting_year import YearClose
 
 Outcomes = dict[str, Receipt | Failure]
+SAVE_PATH = "/v1/saveLearnerActivity"
+DELETE_PATH = "/v1/deleteLearnerActivity"
+STATUS_PATH = "/v1/getLearnerStatus"
+ACCEPTED = ("accepted", "duplicate", "deleted")
 
 # What the registry says when a credit names an activity it does not know (PARS: "activity not found").
 UNREGISTERED_ACTIVITY = "activity is not registered"
-
-
-def _batch_key(keys: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(keys).encode()).hexdigest()
 
 
 class AmaPraRegistry:
     credit_types = frozenset({"AMA_PRA_1", "AMA_PRA_2"})
     holdings_path = "/v1/holdings"
 
-    def __init__(self, name: str, client: HttpClient, page_size: int = 200) -> None:
+    def __init__(
+        self,
+        name: str,
+        client: HttpClient,
+        page_size: int = 200,
+        provider_organization: str = "1000001",
+        decision_window: timedelta = timedelta(days=2),
+        on_add_accepted: Callable[[], None] = lambda: None,
+        year_close: YearClose | None = None,
+        today: Callable[[], date] = date.today,
+        decision_poll_interval: timedelta = timedelta(hours=1),
+    ) -> None:
         self.name = name
         self.client = client
         self.page_size = page_size
+        self.provider_organization = provider_organization
+        self.decision_window = decision_window
+        self.decision_poll_interval = decision_poll_interval
+        self.year_close = year_close
+        self._today = today
+        # A test hook (pipeline/faults.py): called once PARS has answered a batch of adds, before any is recorded.
+        self._on_add_accepted = on_add_accepted
         self._registered: set[str] = set()
 
     def check(self) -> None:
@@ -68,10 +91,25 @@ class AmaPraRegistry:
         return self._send(batch, replace=True)
 
     def withdraw(self, entries: Sequence[RegistryEntry]) -> list[Receipt | Failure]:
-        deletions = [_deletion(e.record_id, e.version + 1) for e in entries]
         records = [{"record_id": e.record_id, "version": e.version} for e in entries]
-        outcomes = self._delete(records, deletions)
+        reports = [deletion_of(e.record_id, e.version, e.raw.get("report")) for e in entries]
+        outcomes = self._delete(records, reports)
         return [outcomes.get(idempotency_key(r)) or Receipt(r["record_id"], r["version"], "deleted") for r in records]
+
+    def rejections(self, sent: Sequence[tuple[str, int]]) -> list[Failure]:
+        """`getLearnerStatus` for records sent lately: those the board rejected, with its reason. An APIError
+        propagates: the decisions are asked again on the next run."""
+        failed: list[Failure] = []
+        for start in range(0, len(sent), self.page_size):
+            chunk = sent[start : start + self.page_size]
+            body = self.client.post_json(STATUS_PATH, {"CreditID": [credit_id(rid, v) for rid, v in chunk]})
+            decided = {result["CreditID"]: result for result in body["results"]}
+            for record_id, version in chunk:
+                result = decided.get(credit_id(record_id, version)) or {}
+                if result.get("status") == "Rejected":
+                    reason = f"rejected by the board: {result.get('reason') or 'no reason given'}"
+                    failed.append(Failure(record_id, version, REGISTRY_REJECTED, reason))
+        return failed
 
     def holdings(self, since: datetime | None = None) -> Iterator[RegistryEntry]:
         return paged_holdings(self.client, self.holdings_path, "entries", self.page_size, since)
@@ -79,26 +117,43 @@ class AmaPraRegistry:
     # -- the steps of one batch ----------------------------------------------------------------------------
 
     def _send(self, batch: Sequence[CreditRecord], replace: bool) -> list[Receipt | Failure]:
-        outcomes = self._register_activities([r for r in batch if r["status"] == AWARDED])
+        outcomes = self._closed_years(batch)
+        outcomes |= self._register_activities(
+            [r for r in batch if r["status"] == AWARDED and idempotency_key(r) not in outcomes]
+        )
         pending = [r for r in batch if idempotency_key(r) not in outcomes]
         # With `replace`, the version held may be this very one (altered in place), so it goes as well.
         clear = [r for r in pending if replace or (r["status"] == AWARDED and r["version"] > 1)]
-        below = 1 if replace else 0
-        outcomes |= self._delete(clear, [_deletion(r["record_id"], r["version"] + below) for r in clear])
+        below = 0 if replace else 1
+        org = self.provider_organization
+        outcomes |= self._delete(clear, [learner_report(r, DELETE, org, r["version"] - below) for r in clear])
         pending = [r for r in pending if idempotency_key(r) not in outcomes]
         revocations = [r for r in pending if r["status"] == REVOKED]
         awards = [r for r in pending if r["status"] == AWARDED]
-        outcomes |= self._post("/v1/revocations", "revocations", revocations, _revocation)
-        outcomes |= self._post("/v1/credits", "credits", awards, _award)
+        outcomes |= self._post(DELETE_PATH, revocations, DELETE)
+        outcomes |= self._post(SAVE_PATH, awards, ADD)
+        if awards:
+            self._on_add_accepted()
         forgotten = [r for r in awards if _unregistered(outcomes[idempotency_key(r)])]
         if forgotten:
             self._registered -= {r["activity_id"] for r in forgotten}
             again = self._register_activities(forgotten)
             outcomes |= again
             resend = [r for r in forgotten if idempotency_key(r) not in again]
-            # Another batch key: a registry that replays answers by Idempotency-Key must not replay the refusal.
-            outcomes |= self._post("/v1/credits", "credits", resend, _award, batch_salt="re-registered")
+            outcomes |= self._post(SAVE_PATH, resend, ADD)
         return [outcomes[idempotency_key(r)] for r in batch]
+
+    def _closed_years(self, batch: Sequence[CreditRecord]) -> Outcomes:
+        """Awards completed in a year the registry no longer takes: refused here, never sent. Deletions still
+        go (our choice: the public record does not say PARS refuses them)."""
+        if self.year_close is None:
+            return {}
+        today, close = self._today(), self.year_close
+        return {
+            idempotency_key(r): rejected(r, close.reason(r["completed_on"].year))
+            for r in batch
+            if r["status"] == AWARDED and close.is_closed(r["completed_on"].year, today)
+        }
 
     def _register_activities(self, awards: Sequence[CreditRecord]) -> Outcomes:
         titles = {r["activity_id"]: r["activity_title"] for r in awards if r["activity_id"] not in self._registered}
@@ -122,79 +177,49 @@ class AmaPraRegistry:
             if r["activity_id"] not in self._registered
         }
 
-    def _delete(self, records: Sequence[CreditRecord], deletions: list[dict[str, Any]]) -> Outcomes:
+    def _delete(self, records: Sequence[CreditRecord], reports: list[dict[str, Any]]) -> Outcomes:
         """Failures only: a record whose held versions could not be deleted must not be added again."""
-        if not deletions:
-            return {}
-        keys = [f"{d['record_id']}:below:{d['versions_below']}" for d in deletions]
-        try:
-            results = self.client.post_json(
-                "/v1/deletions", {"deletions": deletions}, headers={"Idempotency-Key": _batch_key(keys)}
-            )["results"]
-        except APIError as err:
-            return {idempotency_key(r): f for r, f in zip(records, failures(records, err), strict=True)}
         outcomes: Outcomes = {}
-        for record, result in zip(records, results, strict=True):
-            if result["outcome"] == "rejected":
+        for record, result in zip(records, self._reports(DELETE_PATH, records, reports), strict=True):
+            if isinstance(result, Failure):
+                outcomes[idempotency_key(record)] = result
+            elif result["outcome"] == "rejected":
                 outcomes[idempotency_key(record)] = rejected(record, f"deletion: {result.get('error')}")
         return outcomes
 
-    def _post(
-        self,
-        path: str,
-        field: str,
-        records: Sequence[CreditRecord],
-        item: Callable[[CreditRecord], dict[str, Any]],
-        batch_salt: str = "",
-    ) -> Outcomes:
-        if not records:
-            return {}
-        keys = [idempotency_key(r) for r in records]
-        batch_key = _batch_key([*keys, batch_salt] if batch_salt else keys)
-        try:
-            body = self.client.post_json(
-                path, {field: [item(r) for r in records]}, headers={"Idempotency-Key": batch_key}
-            )
-        except APIError as err:
-            return dict(zip(keys, failures(records, err), strict=True))
-        by_key = {result["idempotency_key"]: result for result in body["results"]}
+    def _post(self, path: str, records: Sequence[CreditRecord], action: str) -> Outcomes:
+        """Awards (`add`) or revocations (`delete` of the record at its revoking version), each answered."""
+        reports = [learner_report(r, action, self.provider_organization) for r in records]
         outcomes: Outcomes = {}
-        for key, record in zip(keys, records, strict=True):
-            result = by_key.get(key)
-            if result is None:
-                outcomes[key] = rejected(record, "no result returned")
-            elif result["outcome"] in ("accepted", "duplicate"):
+        for record, result in zip(records, self._reports(path, records, reports), strict=True):
+            key = idempotency_key(record)
+            if isinstance(result, Failure):
+                outcomes[key] = result
+            elif result["outcome"] in ACCEPTED:
                 outcomes[key] = Receipt(record["record_id"], record["version"], result["receipt_id"])
+            elif result["outcome"] == "nothing_to_delete":
+                outcomes[key] = rejected(record, "stale version: a later version is held")
             else:
                 outcomes[key] = rejected(record, str(result.get("error")))
         return outcomes
 
+    def _reports(
+        self, path: str, records: Sequence[CreditRecord], reports: Sequence[dict[str, Any]]
+    ) -> list[dict[str, Any] | Failure]:
+        """The registry's result for each report, in order, matched by CreditID; a failure where none came."""
+        if not reports:
+            return []
+        try:
+            body = self.client.post_json(path, learner_reports(reports))
+        except APIError as err:
+            return list(failures(records, err))  # type: ignore[arg-type]
+        by_id = {result.get("CreditID"): result for result in body["results"]}
+        answers: list[dict[str, Any] | Failure] = []
+        for record, report in zip(records, reports, strict=True):
+            result = by_id.get(report["Activity"]["CreditCertificate"][0]["CreditID"])
+            answers.append(result if result is not None else rejected(record, "no result returned"))
+        return answers
+
 
 def _unregistered(outcome: Receipt | Failure) -> bool:
     return isinstance(outcome, Failure) and UNREGISTERED_ACTIVITY in outcome.message
-
-
-def _deletion(record_id: str, versions_below: int) -> dict[str, Any]:
-    return {"record_id": record_id, "versions_below": versions_below}
-
-
-def _revocation(record: CreditRecord) -> dict[str, Any]:
-    return {"idempotency_key": idempotency_key(record), "record_id": record["record_id"], "version": record["version"]}
-
-
-def _award(record: CreditRecord) -> dict[str, Any]:
-    learner = record["learner"]
-    return {
-        **_revocation(record),
-        "status": record["status"],
-        "npi": learner.get("npi"),
-        "board_id": learner.get("board_id"),
-        "first_name": learner.get("given_name"),
-        "last_name": learner.get("family_name"),
-        "dob_month_day": learner.get("dob_month_day"),
-        "activity_id": record["activity_id"],
-        "activity_title": record["activity_title"],
-        "credit_type": record["credit_type"],
-        "amount": f"{record['amount']:.2f}",
-        "completed_on": record["completed_on"].isoformat(),
-    }

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from connectors.http import APIError, FailureType, FatalAPIError, RetriableAPIError
 from reconcile.vocabulary import AWARDED, REGISTRY_REJECTED, REGISTRY_UNAVAILABLE
@@ -103,6 +103,19 @@ class Registry(Protocol):
     def withdraw(self, entries: Sequence[RegistryEntry]) -> list[Receipt | Failure]: ...
 
     def holdings(self, since: datetime | None = None) -> Iterator[RegistryEntry]: ...
+
+
+@runtime_checkable
+class DecidedLater(Protocol):
+    """A registry that accepts a record provisionally and decides later (PARS: the board accepts or rejects
+    within 24 hours). `rejections` asks about records sent within `decision_window` and names those rejected; it is
+    asked at most once per `decision_poll_interval`."""
+
+    name: str
+    decision_window: timedelta
+    decision_poll_interval: timedelta
+
+    def rejections(self, sent: Sequence[tuple[str, int]]) -> list[Failure]: ...
 
 
 def paged_holdings(

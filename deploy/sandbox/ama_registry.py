@@ -1,12 +1,19 @@
 """An AMA PRA-style physician credit registry, modelled on ACCME PARS where it matters (DESIGN §7).
 
 - An activity must be registered (`POST /v1/activities`) before learners are reported against it.
-- Credits arrive in batches (`POST /v1/credits`); each item is idempotent on its own key `<record_id>:<version>`,
-  so a retried batch never creates a second credit.
+- Learner records arrive as PARS learner reports in the draft `ACCMELearnerReports` shape (`pars_reports`):
+  `POST /v1/saveLearnerActivity` adds, `POST /v1/deleteLearnerActivity` deletes; there is no update. Each report
+  is idempotent on its `CreditID` (`ccid:<record_id>:<version>`), so a retried batch never creates a second one.
+- The board decides later: `POST /v1/getLearnerStatus` answers Pending, Accepted, Rejected (with the board's
+  reason), Deleted or NotFound per CreditID; a rejected record no longer counts and may be added again.
+- The flat routes below (`/v1/credits`, `/v1/revocations`, `/v1/deletions`) are the sandbox's earlier invented
+  protocol, kept for the tests of the shared rules; the connector no longer uses them.
+- Flat credits (`POST /v1/credits`): each item is idempotent on its own key `<record_id>:<version>`.
 - Records cannot be edited: a record already held and awarded is refused until it is deleted
   (`POST /v1/deletions`); a correction is delete + resubmit.
 - A revocation is its own call (`POST /v1/revocations`): the holding is kept on record, marked REVOKED.
-- Completion dates are dates; reports older than the previous calendar year are refused (`years_back`).
+- Completion dates are dates; reports older than the previous calendar year are refused (`years_back`), and
+  with `year_close` ("MM-DD") the previous year too once that day of the current year has passed.
 
 Rejections name the field and the rule, never the value (it may be PII). The registry keeps one holding per
 record and serves the holdings back, paged, for the nightly diff.
@@ -23,6 +30,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from deploy.sandbox import pars_reports
 from deploy.sandbox.base import HttpError, Request, Response, SandboxServer, require_bearer, utc_now_ms
 from deploy.sandbox.paging import HoldingStore, KeysetPager
 
@@ -37,6 +45,8 @@ _MONTH_DAY = re.compile(r"[0-9]{2}-[0-9]{2}")
 _NPI = re.compile(r"[0-9]{10}")
 
 Item = dict[str, Any]
+# What a delete report must carry: the action and the CreditID naming the learner record.
+_DELETE_FIELDS = frozenset({"XtensibleInfo.LearnerRecordAction", "CreditID", "ActivityReport"})
 
 
 def luhn_check_digit(digits: str) -> int:
@@ -76,9 +86,10 @@ def _keyed_errors(item: Item) -> list[str]:
 class CreditItemValidator:
     """The registry's per-item rules; `errors` returns "field: rule" strings, empty when the item is valid."""
 
-    def __init__(self, today: Callable[[], date], years_back: int = 1) -> None:
+    def __init__(self, today: Callable[[], date], years_back: int = 1, year_close: str | None = None) -> None:
         self._today = today
         self._years_back = years_back
+        self._year_close = year_close  # "MM-DD": the previous year is refused after that day (ACCME FAQ: 03-31)
 
     def errors(self, item: Any) -> list[str]:
         if not isinstance(item, dict):
@@ -143,6 +154,12 @@ class CreditItemValidator:
         today = self._today()
         if completed > today:
             return ["completed_on: must not be in the future"]
+        if (
+            self._year_close
+            and completed.year == today.year - 1
+            and today > date.fromisoformat(f"{today.year}-{self._year_close}")
+        ):
+            return [f"completed_on: reporting year {completed.year} closed on {self._year_close} of the next year"]
         if completed < date(today.year - self._years_back, 1, 1):
             if self._years_back == 1:
                 return ["completed_on: must not be before 1 January of the previous calendar year"]
@@ -180,6 +197,25 @@ def _outcome(key: Any, outcome: str, receipt_id: str | None = None, error: str |
     }
 
 
+def _report_outcome(
+    credit_id: str | None, outcome: str, receipt_id: str | None = None, error: str | None = None
+) -> dict[str, Any]:
+    return {"CreditID": credit_id, "outcome": outcome, "receipt_id": receipt_id, "error": error}
+
+
+def _learner_reports(request: Request) -> list[Any]:
+    """The `ActivityReport` list of an `ACCMELearnerReports` body; any other shape is refused whole (400)."""
+    body = request.json()
+    wrapper = body.get("ACCMELearnerReports") if isinstance(body, dict) else None
+    batch = wrapper.get("ActivityReports") if isinstance(wrapper, dict) else None
+    reports = batch.get("ActivityReport") if isinstance(batch, dict) else None
+    if not isinstance(reports, list):
+        raise HttpError(400, 'body must be {"ACCMELearnerReports": {"ActivityReports": {"ActivityReport": [...]}}}')
+    if len(reports) > MAX_BATCH:
+        raise HttpError(400, f"at most {MAX_BATCH} learner reports per request")
+    return reports
+
+
 def _items(request: Request, field: str) -> list[Any]:
     body = request.json()
     items = body.get(field) if isinstance(body, dict) else None
@@ -194,7 +230,16 @@ class AmaPraRegistry(SandboxServer):
     """Activities, credits, revocations and deletions (batched, bearer token) and paged holdings."""
 
     name = "ama-pra-registry"
-    state_attrs = ("accepted", "_activities", "_holdings", "_receipts", "_keys_by_record")
+    state_attrs = (
+        "accepted",
+        "learner_actions",
+        "status_polls",
+        "_activities",
+        "_holdings",
+        "_receipts",
+        "_keys_by_record",
+        "_undecided",
+    )
 
     def __init__(
         self,
@@ -202,11 +247,20 @@ class AmaPraRegistry(SandboxServer):
         port: int = 0,
         today: Callable[[], date] = date.today,
         years_back: int = 1,
+        decision_polls: int = 1,
+        year_close: str | None = None,
     ) -> None:
         super().__init__(port)
         self.token = token
+        # The board decides on the `decision_polls`-th status query of a record (until then it is pending):
+        # PARS's "within 24 hours", made deterministic. It rejects the ids in `board_rejects` (id → reason).
+        self.decision_polls = decision_polls
+        self.board_rejects: dict[str, str] = {}
+        self.status_polls = 0
+        self._undecided: dict[str, int] = {}  # CreditID → status queries seen while pending
         self.accepted: list[Item] = []  # every accepted credit and revocation, in order: nothing accepted twice
-        self._validator = CreditItemValidator(today, years_back)
+        self.learner_actions: list[tuple[str, str]] = []  # (add | delete, CreditID) of every report taken, in order
+        self._validator = CreditItemValidator(today, years_back, year_close)
         self._pager = KeysetPager("received_at", "record_id")
         self._lock = threading.Lock()
         self._activities: dict[str, Item] = {}
@@ -217,6 +271,9 @@ class AmaPraRegistry(SandboxServer):
         self.route("POST", "/v1/credits", self._post_credits)
         self.route("POST", "/v1/revocations", self._post_revocations)
         self.route("POST", "/v1/deletions", self._post_deletions)
+        self.route("POST", "/v1/saveLearnerActivity", self._save_learner_activity)
+        self.route("POST", "/v1/deleteLearnerActivity", self._delete_learner_activity)
+        self.route("POST", "/v1/getLearnerStatus", self._get_learner_status)
         self.route("GET", "/v1/holdings", self._get_holdings)
 
     # -- helpers for tests -----------------------------------------------------------------------------------
@@ -235,6 +292,8 @@ class AmaPraRegistry(SandboxServer):
         are the test's records of what was accepted (nothing accepted before counts twice after)."""
         with self._lock:
             self.accepted.clear()
+            self.learner_actions.clear()
+            self._undecided.clear()
             self._activities.clear()
             self._holdings.clear()
             self._receipts.clear()
@@ -282,6 +341,33 @@ class AmaPraRegistry(SandboxServer):
             results = [self._delete_below(item) for item in items]
         return Response(200, {"results": results})
 
+    def _save_learner_activity(self, request: Request) -> Response:
+        require_bearer(request, self.token)
+        reports = _learner_reports(request)
+        with self._lock:
+            results = [self._add_report(report) for report in reports]
+        return Response(200, {"results": results})
+
+    def _delete_learner_activity(self, request: Request) -> Response:
+        require_bearer(request, self.token)
+        reports = _learner_reports(request)
+        with self._lock:
+            results = [self._delete_report(report) for report in reports]
+        return Response(200, {"results": results})
+
+    def _get_learner_status(self, request: Request) -> Response:
+        require_bearer(request, self.token)
+        body = request.json()
+        credit_ids = body.get("CreditID") if isinstance(body, dict) else None
+        if not (isinstance(credit_ids, list) and all(isinstance(c, str) for c in credit_ids)):
+            raise HttpError(400, 'body must be {"CreditID": ["ccid:…", ...]}')
+        if len(credit_ids) > MAX_BATCH:
+            raise HttpError(400, f"at most {MAX_BATCH} CreditIDs per request")
+        with self._lock:
+            self.status_polls += 1
+            results = [self._status(credit_id) for credit_id in credit_ids]
+        return Response(200, {"results": results})
+
     def _keyed_batch(self, request: Request, field: str) -> list[Any]:
         require_bearer(request, self.token)
         if not request.headers.get("idempotency-key"):
@@ -316,11 +402,87 @@ class AmaPraRegistry(SandboxServer):
         if errors:
             return _outcome(key, "rejected", error="; ".join(errors))
         held = self._holdings.get(item["record_id"])
-        if held is not None and item["version"] <= held["version"]:
+        # A deleted entry at this very version is the first half of a correction or repair: the add may follow.
+        if held is not None and (
+            item["version"] < held["version"] or (item["version"] == held["version"] and held["status"] == "AWARDED")
+        ):
             return _outcome(key, "rejected", error="version: stale version, must be above the version held")
         if held is not None and held["status"] == "AWARDED":
             return _outcome(key, "rejected", error="record_id: already reported; records cannot be edited, delete it")
         return _outcome(key, "accepted", receipt_id=self._accept(item, dict(item)))
+
+    def _add_report(self, report: Any) -> dict[str, Any]:
+        credit_id = pars_reports.credit_id_of(report)
+        item, errors = pars_reports.flat_item(report, pars_reports.ADD)
+        if errors:
+            named = {e.partition(":")[0] for e in errors}
+            rules = pars_reports.renamed(self._validator.errors(item))
+            errors += [e for e in dict.fromkeys(rules) if e.partition(":")[0] not in named]
+            return _report_outcome(credit_id, "rejected", error="; ".join(errors))
+        result = self._submit(item | {"report": report})
+        if result["outcome"] == "accepted":
+            self.learner_actions.append((pars_reports.ADD, credit_id))
+            self._undecided[str(credit_id)] = 0
+        error = result["error"] and "; ".join(pars_reports.renamed(result["error"].split("; ")))
+        return _report_outcome(credit_id, result["outcome"], result["receipt_id"], error)
+
+    def _delete_report(self, report: Any) -> dict[str, Any]:
+        """PARS deletes learner records (revocations and the first half of a correction alike). The record the
+        CreditID names, or an older version of it, is deleted and its keys forgotten; what is left is a deleted
+        entry at that version (listed as REVOKED), so a stale add is still refused and a corrected one taken."""
+        credit_id = pars_reports.credit_id_of(report)
+        item, errors = pars_reports.flat_item(report, pars_reports.DELETE)
+        errors = [e for e in errors if e.partition(":")[0] in _DELETE_FIELDS]
+        if errors:
+            return _report_outcome(credit_id, "rejected", error="; ".join(errors))
+        held = self._holdings.get(item["record_id"])
+        if held is not None and held["version"] > item["version"]:
+            return _report_outcome(credit_id, "nothing_to_delete")
+        if held is not None and held["status"] == "REVOKED" and held["version"] == item["version"]:
+            return _report_outcome(credit_id, "duplicate", held.get("receipt_id"))
+        if held is not None:
+            self._delete(item["record_id"])
+        deleted = (held or {}) | {k: item[k] for k in ("record_id", "version", "idempotency_key")}
+        deleted |= {"status": "REVOKED", "report": report}
+        receipt_id = str(uuid.uuid4())
+        self.learner_actions.append((pars_reports.DELETE, credit_id))
+        self._holdings[item["record_id"]] = {**deleted, "receipt_id": receipt_id, "received_at": utc_now_ms()}
+        # Only an active record revoked by a later version counts as accepted; a deletion of what is held (a
+        # correction, a repair) or of nothing registers no key, so the add that follows it is taken.
+        if held is not None and held["status"] == "AWARDED" and held["version"] < item["version"]:
+            self.accepted.append({**item, "receipt_id": receipt_id, "received_at": utc_now_ms()})
+        return _report_outcome(credit_id, "deleted", receipt_id)
+
+    def _status(self, credit_id: str) -> dict[str, Any]:
+        """Where the board stands on one learner record; pending ones are decided on their `decision_polls`-th query."""
+        record_id, _, version = credit_id.removeprefix("ccid:").rpartition(":")
+        held = self._holdings.get(record_id)
+        if held is None or str(held["version"]) != version:
+            return {"CreditID": credit_id, "status": "NotFound", "reason": None}
+        if held["status"] != "AWARDED":
+            status = {"REVOKED": "Deleted", "REJECTED": "Rejected"}[held["status"]]
+            return {"CreditID": credit_id, "status": status, "reason": held.get("rejection_reason")}
+        if credit_id in self._undecided:
+            self._undecided[credit_id] += 1
+            if self._undecided[credit_id] < self.decision_polls:
+                return {"CreditID": credit_id, "status": "Pending", "reason": None}
+            del self._undecided[credit_id]
+            reason = self._board_reason(held)
+            if reason is not None:
+                self._reject(record_id, reason)
+                return {"CreditID": credit_id, "status": "Rejected", "reason": reason}
+        return {"CreditID": credit_id, "status": "Accepted", "reason": None}
+
+    def _board_reason(self, held: Item) -> str | None:
+        ids = [held.get("npi"), held.get("board_id"), (held.get("licence") or {}).get("number")]
+        return next((self.board_rejects[i] for i in ids if i in self.board_rejects), None)
+
+    def _reject(self, record_id: str, reason: str) -> None:
+        """The board's rejection: the record no longer counts (listed REJECTED) and its keys are forgotten, so
+        the report can be sent again once the learner's data is fixed."""
+        held = self._holdings[record_id]
+        self._delete(record_id)
+        self._holdings[record_id] = {**held, "status": "REJECTED", "rejection_reason": reason}
 
     def _revoke(self, item: Any) -> dict[str, Any]:
         key = item.get("idempotency_key") if isinstance(item, dict) else None

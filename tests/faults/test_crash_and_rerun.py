@@ -66,3 +66,22 @@ def test_given_a_run_killed_after_a_cebroker_message_accepted_when_rerun_then_no
 
     assert world.stack.cebroker.refused_duplicates == 0, "an entry already reported was sent again"
     assert world.settle() == reference
+
+
+def test_given_a_run_killed_after_pars_accepted_adds_when_rerun_then_no_learner_report_is_added_twice(
+    world: World, reference: Outcome
+) -> None:
+    assert world.run(crash_at="pars.add_accepted:2").killed
+    sent = {
+        f"ccid:{e.record_id}:{e.version}"
+        for e in world.ledger.registry_expectations("ama-pra").values()
+        if e.delivery_state == "sent"
+    }
+    taken = {credit_id for action, credit_id in world.stack.ama.learner_actions if action == "add"}
+    assert taken - sent, "the kill fell where the ledger already knew what PARS took"
+
+    world.run().counts()
+
+    adds = [credit_id for action, credit_id in world.stack.ama.learner_actions if action == "add"]
+    assert len(adds) == len(set(adds)), "a learner report PARS had taken was added again"
+    assert world.settle() == reference

@@ -162,3 +162,35 @@ def test_given_bad_arguments_when_running_an_ops_command_then_exit_code_2_with_a
 
     assert result.returncode == 2
     assert "error" in result.stderr.lower()
+
+
+def test_given_a_board_rejecting_what_pars_accepted_when_the_data_is_fixed_then_replay_sends_it_once(
+    ops: Ops,
+) -> None:
+    first = ops.cli("run", "--json")
+    assert first.returncode == 0, first.stderr
+    victim_id, victim = sorted(ops.sandboxes.ama.holdings().items())[0]
+    learner_id = victim.get("npi") or victim.get("board_id")
+    ops.sandboxes.ama.board_rejects[learner_id] = "Board ID and name do not match"
+
+    night = ops.cli("run", "--json")
+
+    assert night.returncode == 1, night.stderr  # a board's rejection is a failed delivery: the night is partial
+    rejected = night.json()["delivery_failed"]
+    assert rejected >= 1
+    dead = ops.cli("deadletters", "list", "--stage", "deliver", "--unresolved", "--json").json()
+    assert {(d["registry"], d["reason_code"]) for d in dead} == {("ama-pra", "REGISTRY_REJECTED")}
+    assert len(dead) == rejected
+    assert all(d["reason"] == "rejected by the board: Board ID and name do not match" for d in dead)
+    assert learner_id not in night.stdout + night.stderr
+
+    ops.sandboxes.ama.board_rejects.clear()  # the office fixed the learner's data with the board
+    replayed = ops.cli("replay", "--reason-code", "REGISTRY_REJECTED", "--json")
+
+    assert replayed.returncode == 0, replayed.stderr
+    [outcome] = replayed.json()["outcomes"]
+    assert (outcome["registry"], outcome["delivered"], outcome["failed"]) == ("ama-pra", rejected, 0)
+    assert ops.cli("deadletters", "list", "--stage", "deliver", "--unresolved", "--json").json() == []
+    adds = Counter(credit_id for action, credit_id in ops.sandboxes.ama.learner_actions if action == "add")
+    assert adds[f"ccid:{victim_id}:{victim['version']}"] == 2  # added, rejected by the board, added once more
+    assert ops.sandboxes.ama.holdings()[victim_id]["status"] == "AWARDED"

@@ -129,7 +129,7 @@ def test_given_a_batch_with_one_invalid_record_when_delivered_then_only_that_one
     failure = results[1]
     assert isinstance(failure, Failure)
     assert failure.reason_code == REGISTRY_REJECTED
-    assert failure.message == "completed_on: must not be before 1 January of the previous calendar year"
+    assert failure.message == "Activity.CompletedDateTime: must not be before 1 January of the previous calendar year"
     assert too_old["record_id"] not in ama_sandbox.holdings()
 
 
@@ -201,3 +201,74 @@ def test_given_nothing_listening_when_checked_then_unreachable_is_named() -> Non
 
     with pytest.raises(RegistryCheckError, match=r"registry ama-pra: unreachable at http://127\.0\.0\.1"):
         AmaPraRegistry("ama-pra", HttpClient(url, retry=ONE_ATTEMPT)).check()
+
+
+# -- the PARS learner report shape (draft ACCMELearnerReports v0.5) ---------------------------------------------
+
+
+def test_given_a_physician_credit_when_delivered_then_the_registry_holds_a_pars_learner_report_of_it(
+    ama: AmaPraRegistry, ama_sandbox: AmaSandbox, credits: Credits
+) -> None:
+    record = credits.record(amount="1.25")
+
+    [receipt] = ama.deliver([record])
+
+    report = ama_sandbox.holdings()[receipt.record_id]["report"]
+    assert report["Member"] == {
+        "Name": {"GivenName": "Amelia", "FamilyName": "Hart"},
+        "PersonalInfo": {"BirthDate": "--03-14"},
+    }
+    activity = report["Activity"]
+    assert (activity["Module"]["ModuleName"]["moduleID"], activity["Status"], activity["CompletedDateTime"]) == (
+        "ACT-001",
+        "Completed",
+        "2026-11-17",
+    )
+    [certificate] = activity["CreditCertificate"]
+    assert certificate["UniqueID"] == [{"value": "1493027167", "domain": "NPI"}]
+    assert certificate["CreditReceived"] == {
+        "activityCertification": "AMA PRA Category 1 Credit",
+        "creditUnit": "Point",
+        "numberOfCredits": 1.25,
+    }
+    assert certificate["CreditID"] == f"ccid:{record['record_id']}:1"
+    assert report["XtensibleInfo"]["LearnerRecordAction"] == "add"
+
+
+def test_given_a_learner_with_board_id_and_state_licence_when_delivered_then_each_id_goes_under_its_domain(
+    ama: AmaPraRegistry, ama_sandbox: AmaSandbox, credits: Credits
+) -> None:
+    learner = credits.physician | {
+        "npi": None,
+        "board_id": "ABIM-204518",
+        "licence_number": "A123456",
+        "licence_state": "CA",
+    }
+
+    [receipt] = ama.deliver([credits.record(learner=learner)])
+
+    [certificate] = ama_sandbox.holdings()[receipt.record_id]["report"]["Activity"]["CreditCertificate"]
+    assert certificate["UniqueID"] == [
+        {"value": "ABIM-204518", "domain": "ABIM"},
+        {"value": "A123456", "domain": "CA"},
+    ]
+
+
+def test_given_held_v1_when_v2_and_then_a_revocation_are_delivered_then_pars_saw_adds_and_deletes_only(
+    ama: AmaPraRegistry, ama_sandbox: AmaSandbox, credits: Credits
+) -> None:
+    v1 = credits.record()
+    v2 = credits.next_version(v1, amount=Decimal("0.50"))
+    v3 = credits.next_version(v2, status="REVOKED")
+
+    for record in (v1, v2, v3):
+        assert all(isinstance(r, Receipt) for r in ama.deliver([record]))
+
+    rid = v1["record_id"]
+    assert ama_sandbox.learner_actions == [
+        ("add", f"ccid:{rid}:1"),
+        ("delete", f"ccid:{rid}:1"),
+        ("add", f"ccid:{rid}:2"),
+        ("delete", f"ccid:{rid}:3"),
+    ]
+    assert (ama_sandbox.holdings()[rid]["status"], ama_sandbox.holdings()[rid]["version"]) == ("REVOKED", 3)

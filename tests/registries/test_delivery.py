@@ -81,7 +81,10 @@ def test_given_a_record_the_registry_rejects_when_delivered_then_dead_letter_wit
     assert set(ama_sandbox.holdings()) == {r["record_id"] for r in fine}
     rejected = deliveries(ledger, "ama-pra")[(too_old["record_id"], 1)]
     assert rejected["state"] == "failed"
-    assert rejected["last_error"] == "completed_on: must not be before 1 January of the previous calendar year"
+    assert (
+        rejected["last_error"]
+        == "Activity.CompletedDateTime: must not be before 1 January of the previous calendar year"
+    )
     [dead] = dead_letters(ledger)
     assert (dead["stage"], dead["reason_code"], dead["registry"]) == ("deliver", REGISTRY_REJECTED, "ama-pra")
     assert dead["source_ref"] == f"credit {too_old['record_id']} v1"
