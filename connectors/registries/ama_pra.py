@@ -23,9 +23,6 @@ from typing import Any
 
 from connectors.http import APIError, HttpClient
 from connectors.registries.base import (
-    AWARDED,
-    REGISTRY_REJECTED,
-    REVOKED,
     CreditRecord,
     Failure,
     Receipt,
@@ -38,6 +35,7 @@ from connectors.registries.base import (
 )
 from connectors.registries.pars_mapping import ADD, DELETE, credit_id, deletion_of, learner_report, learner_reports
 from connectors.registries.reporting_year import YearClose
+from reconcile.vocabulary import AWARDED, REGISTRY_REJECTED, REVOKED
 
 Outcomes = dict[str, Receipt | Failure]
 SAVE_PATH = "/v1/saveLearnerActivity"

@@ -15,7 +15,6 @@ from typing import Any, Protocol, runtime_checkable
 
 from connectors.http import APIError, FailureType, FatalAPIError, RetriableAPIError
 from reconcile.vocabulary import AWARDED, REGISTRY_REJECTED, REGISTRY_UNAVAILABLE
-from reconcile.vocabulary import REVOKED as REVOKED  # re-exported: ama_pra.py imports it from here
 
 CreditRecord = Mapping[str, Any]
 
