@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from flows import cli_broker, cli_certificates
+from flows import cli_broker, cli_certificates, cli_export
 from flows.log_format import LogLines, console_to_log, use_json_logs
 from ledger.ops import set_dead_letters_resolved
 from ledger.queries import (
@@ -380,6 +380,7 @@ def _parser() -> argparse.ArgumentParser:
     transcript.add_argument("--format", choices=TRANSCRIPT_FORMATS, help="output on stdout (default table)")
     transcript.set_defaults(format_default="table")
     cli_certificates.add_command(commands, _command, common)
+    cli_export.add_command(commands, _command, common)
 
     report = _command(
         commands,
@@ -917,6 +918,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "stream": _stream,
     "transcript": _transcript,
     "certificates": _certificates,
+    "export": lambda args: cli_export.run(args, _ledger_settings(args)),
     "report": _report,
     "recover": lambda args: cli_broker.recover(args, _ledger_settings(args)),
     "republish": lambda args: cli_broker.republish(args, _ledger_settings(args)),

@@ -146,12 +146,19 @@ class AmaPraRegistry:
         go (our choice: the public record does not say PARS refuses them)."""
         if self.year_close is None:
             return {}
-        today, close = self._today(), self.year_close
+        close = self.year_close
         return {
-            idempotency_key(r): rejected(r, close.reason(r["completed_on"].year))
-            for r in batch
-            if r["status"] == AWARDED and close.is_closed(r["completed_on"].year, today)
+            idempotency_key(r): rejected(r, close.reason(r["completed_on"].year)) for r in batch if self.year_closed(r)
         }
+
+    def year_closed(self, record: CreditRecord) -> bool:
+        """An award completed in a year the registry no longer takes (refused before sending)."""
+        close = self.year_close
+        return (
+            close is not None
+            and record["status"] == AWARDED
+            and close.is_closed(record["completed_on"].year, self._today())
+        )
 
     def _register_activities(self, awards: Sequence[CreditRecord]) -> Outcomes:
         titles = {r["activity_id"]: r["activity_title"] for r in awards if r["activity_id"] not in self._registered}

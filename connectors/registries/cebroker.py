@@ -109,7 +109,7 @@ class CeBrokerRegistry:
 
         def entries(records: Sequence[CreditRecord]) -> list[tuple[CreditRecord, Attendee]]:
             return [
-                (r, self._attendee(r, course_ids[r["activity_id"]])) for r in records if r["activity_id"] in course_ids
+                (r, self.attendee(r, course_ids[r["activity_id"]])) for r in records if r["activity_id"] in course_ids
             ]
 
         outcomes |= self._delete([(record, attendee.key()) for record, attendee in entries(revocations)])
@@ -260,7 +260,8 @@ class CeBrokerRegistry:
                 outcomes[idempotency_key(record)] = Receipt(record["record_id"], record["version"], receipt)
         return outcomes
 
-    def _attendee(self, record: CreditRecord, course_id: str) -> Attendee:
+    def attendee(self, record: CreditRecord, course_id: str) -> Attendee:
+        """The roster entry of `record` (also a row of the file channel, `pipeline.export`)."""
         learner = record["learner"]
         return Attendee(
             external_ref=idempotency_key(record),

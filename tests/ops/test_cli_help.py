@@ -23,6 +23,7 @@ COMMANDS = [
     ("serve",),
     ("stream",),
     ("report",),
+    ("export",),
 ]
 
 

@@ -1,0 +1,118 @@
+"""`cmesync export`: the file channels (`pipeline.export`), kept apart from `flows/cli.py`, which only
+registers the command. The file holds names and licences (that is its purpose); stdout and the logs get the
+path and counts only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from pipeline.config import ConfigError, Settings
+from pipeline.export import FORMATS, ExportError
+
+console = Console(stderr=True)
+
+KINDS = {"pars": "ama_pra", "cebroker": "cebroker"}
+HELP = (
+    "Write the pending deliveries of a PARS (ama_pra) or CE Broker registry as the learner or roster file an "
+    'office uploads by hand, xlsx or tab-delimited, in the column layout of README "File channels": exactly '
+    "the records the next delivery pass would send, built by the connector's own mapping. They are then "
+    "recorded sent with the receipt `export:<file name>`, so no API delivery sends them again (--dry-run: "
+    "the file only). --registry names the registry when the configuration has several of that kind.\n"
+    "Exit code 0: file written; 1: nothing pending to export (no file); 2: unknown registry or activity, bad "
+    "arguments or configuration, or FILE cannot be written."
+)
+
+
+def add_command(
+    commands: Any, command: Callable[..., argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    export = command(
+        commands,
+        "export",
+        "pending PARS / CE Broker deliveries as a file to upload by hand",
+        HELP,
+        "  cmesync export pars --activity ACT-002 --format xlsx --out pars-ACT-002.xlsx\n"
+        "  cmesync export cebroker --format tsv --out roster.tsv --json",
+        [common],
+    )
+    export.add_argument("channel", choices=sorted(KINDS), help="pars (learner file) or cebroker (roster file)")
+    export.add_argument("--activity", metavar="ID", help="only the records of this catalog activity (pars)")
+    export.add_argument("--format", dest="file_format", choices=FORMATS, required=True, help="file format")
+    export.add_argument("--out", type=Path, required=True, metavar="FILE", help="the file to write")
+    export.add_argument("--registry", metavar="NAME", help="the registry, when several of that kind are configured")
+    export.add_argument("--dry-run", action="store_true", help="write the file, mark nothing exported")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit code per HELP."""
+    try:
+        return _export(args, settings)
+    except ExportError as err:
+        console.print(f"[red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+        return 2
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.run_lock import run_lock
+    from ledger.store import Ledger
+    from pipeline.export import export_pending
+    from pipeline.factory import build_registry
+
+    kind = KINDS[args.channel]
+    configs = [c for c in settings.registries if c.kind == kind and args.registry in (None, c.name)]
+    if not configs:
+        named = f" named {args.registry}" if args.registry else ""
+        raise ExportError(f"no {kind} registry{named} in the configuration")
+    if len(configs) > 1:
+        raise ExportError(f"{len(configs)} {kind} registries configured: name one with --registry")
+    activity = _activity(settings, args.activity)
+    registry = build_registry(configs[0])
+    ledger = Ledger(settings.ledger_url)
+    try:
+        with run_lock(settings.ledger_url, f"cli-{uuid.uuid4()}", "export"):
+            exported = export_pending(ledger, registry, args.out, args.file_format, activity, args.dry_run)
+    except OSError as err:
+        raise ExportError(f"--out {args.out}: {err.strerror}") from None
+    finally:
+        ledger.close()
+    result = {
+        "registry": registry.name,
+        "file": str(exported.path) if exported else None,
+        "records": exported.records if exported else 0,
+        "rows": exported.rows if exported else 0,
+        "marked_sent": bool(exported) and not args.dry_run,
+    }
+    if args.json:
+        print(json.dumps(result))
+    elif exported is not None:
+        print(exported.path)
+    if exported is None:
+        console.print(f"nothing to export: no pending deliveries to {registry.name}", highlight=False)
+        return 1
+    marked = "nothing marked (dry run)" if args.dry_run else "marked sent"
+    console.print(f"{exported.records} record(s), {exported.rows} row(s) for {registry.name}; {marked}")
+    return 0
+
+
+def _activity(settings: Settings, ref: str | None) -> str | None:
+    """The catalog id of the activity asked for (any of its refs will do)."""
+    if ref is None:
+        return None
+    from pipeline.catalog import fetch_catalog
+    from reconcile.catalog import CatalogError
+
+    try:
+        found = fetch_catalog(settings).resolve(ref)
+    except CatalogError as err:
+        raise ConfigError(str(err)) from None
+    if found is None:
+        raise ExportError(f"unknown activity {ref}: not in the catalog")
+    return found.activity_id
