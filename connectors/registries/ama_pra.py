@@ -27,6 +27,7 @@ from connectors.registries.base import (
     Failure,
     Receipt,
     RegistryEntry,
+    SendsBatches,
     check_call,
     failures,
     idempotency_key,
@@ -47,7 +48,7 @@ ACCEPTED = ("accepted", "duplicate", "deleted")
 UNREGISTERED_ACTIVITY = "activity is not registered"
 
 
-class AmaPraRegistry:
+class AmaPraRegistry(SendsBatches):
     credit_types = frozenset({"AMA_PRA_1", "AMA_PRA_2"})
     holdings_path = "/v1/holdings"
 
@@ -81,12 +82,6 @@ class AmaPraRegistry:
     def accepts(self, record: CreditRecord) -> bool:
         learner = record["learner"]
         return record["credit_type"] in self.credit_types and bool(learner.get("npi") or learner.get("board_id"))
-
-    def deliver(self, batch: Sequence[CreditRecord]) -> list[Receipt | Failure]:
-        return self._send(batch, replace=False)
-
-    def redeliver(self, batch: Sequence[CreditRecord]) -> list[Receipt | Failure]:
-        return self._send(batch, replace=True)
 
     def withdraw(self, entries: Sequence[RegistryEntry]) -> list[Receipt | Failure]:
         records = [{"record_id": e.record_id, "version": e.version} for e in entries]

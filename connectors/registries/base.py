@@ -104,6 +104,20 @@ class Registry(Protocol):
     def holdings(self, since: datetime | None = None) -> Iterator[RegistryEntry]: ...
 
 
+class SendsBatches:
+    """`deliver` and `redeliver` of a registry whose one send path takes a `replace` flag: a redelivery (the
+    nightly diff's repair, a replay) may replace what the registry holds; a first delivery never does."""
+
+    def deliver(self, batch: Sequence[CreditRecord]) -> list[Receipt | Failure]:
+        return self._send(batch, replace=False)
+
+    def redeliver(self, batch: Sequence[CreditRecord]) -> list[Receipt | Failure]:
+        return self._send(batch, replace=True)
+
+    def _send(self, batch: Sequence[CreditRecord], replace: bool) -> list[Receipt | Failure]:
+        raise NotImplementedError
+
+
 @runtime_checkable
 class DecidedLater(Protocol):
     """A registry that accepts a record provisionally and decides later (PARS: the board accepts or rejects

@@ -25,6 +25,7 @@ from connectors.registries.base import (
     Failure,
     Receipt,
     RegistryEntry,
+    SendsBatches,
     check_call,
     failures,
     idempotency_key,
@@ -40,7 +41,7 @@ NOTHING_HELD = "nothing-held"
 Outcomes = dict[str, Receipt | Failure]
 
 
-class CeBrokerRegistry:
+class CeBrokerRegistry(SendsBatches):
     professions = frozenset({"RN", "NP", "CNS"})
 
     def __init__(
@@ -76,12 +77,6 @@ class CeBrokerRegistry:
             and learner.get("profession") in self.professions
             and bool(learner.get("licence_number") and learner.get("licence_state"))
         )
-
-    def deliver(self, batch: Sequence[CreditRecord]) -> list[Receipt | Failure]:
-        return self._send(batch, replace=False)
-
-    def redeliver(self, batch: Sequence[CreditRecord]) -> list[Receipt | Failure]:
-        return self._send(batch, replace=True)
 
     def withdraw(self, entries: Sequence[RegistryEntry]) -> list[Receipt | Failure]:
         records = [{"record_id": e.record_id, "version": e.version} for e in entries]

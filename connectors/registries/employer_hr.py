@@ -32,6 +32,7 @@ from connectors.registries.base import (
     Failure,
     Receipt,
     RegistryEntry,
+    SendsBatches,
     check_call,
     failures,
     idempotency_key,
@@ -176,7 +177,7 @@ class CsvExport:
             raise
 
 
-class EmployerHrRegistry:
+class EmployerHrRegistry(SendsBatches):
     def __init__(
         self, name: str, client: HttpClient, roster: Roster, export: CsvExport | None = None, page_size: int = 200
     ) -> None:
@@ -191,12 +192,6 @@ class EmployerHrRegistry:
 
     def accepts(self, record: CreditRecord) -> bool:
         return self.roster.employee_id(record["learner"]) is not None
-
-    def deliver(self, batch: Sequence[CreditRecord]) -> list[Receipt | Failure]:
-        return self._send(batch, replace=False)
-
-    def redeliver(self, batch: Sequence[CreditRecord]) -> list[Receipt | Failure]:
-        return self._send(batch, replace=True)
 
     def withdraw(self, entries: Sequence[RegistryEntry]) -> list[Receipt | Failure]:
         records = [{"record_id": e.record_id, "version": e.version} for e in entries]
