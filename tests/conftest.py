@@ -50,9 +50,17 @@ def _postgres_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test on the ledger runs on SQLite; one marked `dialect` (its behaviour is the database's: ledger SQL,
+    upserts, locks, migrations, watermarks, fault scenarios on the ledger) runs on PostgreSQL as well."""
+    if "ledger_url" in metafunc.fixturenames:
+        dialects = ["sqlite", "postgresql"] if metafunc.definition.get_closest_marker("dialect") else ["sqlite"]
+        metafunc.parametrize("ledger_url", dialects, indirect=True)
+
+
+@pytest.fixture
 def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Every ledger test runs on SQLite and on the real PostgreSQL server, each in a fresh database."""
+    """A fresh ledger database on the dialect `pytest_generate_tests` chose for this test."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'ledger.db'}"
     else:
@@ -65,3 +73,45 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+# Tiers by what a test uses (DESIGN §10): `unit` needs nothing, `sandbox` needs the HTTP sandboxes, `integration`
+# needs the broker, PostgreSQL or Prefect. A tier marked by hand on a test that starts its parts inline is kept.
+INTEGRATION_FIXTURES = frozenset({"kafka_bootstrap", "prefect_harness"})
+SANDBOX_FIXTURES = frozenset(
+    {
+        "sandboxes",
+        "schema_registry",
+        "sandbox",
+        "ama_sandbox",
+        "cebroker_sandbox",
+        "hr_sandbox",
+        "sample_lrs",
+        "empty_lrs",
+        "xapi",
+        "ama",
+        "ama_session",
+        "harness",
+        "lenient_sandbox",
+        "server",
+    }
+)
+TIERS = ("unit", "sandbox", "integration")
+
+
+def tier_of(item: pytest.Item) -> str:
+    fixtures = set(getattr(item, "fixturenames", ()))
+    callspec = getattr(item, "callspec", None)
+    on_postgres = callspec is not None and callspec.params.get("ledger_url") == "postgresql"
+    if on_postgres or fixtures & INTEGRATION_FIXTURES or item.get_closest_marker("integration"):
+        return "integration"
+    if fixtures & SANDBOX_FIXTURES or item.get_closest_marker("sandbox"):
+        return "sandbox"
+    return "unit"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = tier_of(item)
+        if not item.get_closest_marker(tier):
+            item.add_marker(getattr(pytest.mark, tier))

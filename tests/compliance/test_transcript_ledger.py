@@ -15,7 +15,7 @@ from pipeline.transcript import TranscriptError, compliance_summary, learner_tra
 from reconcile.identity import LICENCE, NPI, licence_key, new_learner_id
 from tests.compliance.conftest import AS_OF, EMAIL_B, NPI_A, NPI_C, World
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.dialect]
 
 
 def a_history(world: World) -> None:

@@ -13,7 +13,7 @@ from ledger import tables as t
 from reconcile.compliance.roster import ROSTER_COLUMNS
 from tests.faults.conftest import World
 
-pytestmark = [pytest.mark.integration, pytest.mark.faults]
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.dialect]
 
 
 def test_given_a_run_killed_after_hr_received_its_notices_when_rerun_then_each_is_held_once_and_recorded(

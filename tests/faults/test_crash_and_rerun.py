@@ -7,7 +7,7 @@ import pytest
 
 from tests.faults.conftest import Outcome, World
 
-pytestmark = [pytest.mark.integration, pytest.mark.faults]
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.dialect]
 
 # Each gap of DESIGN §1, and the how-many-th time it is reached: mid-stage, with work done before and after.
 CRASH_POINTS = (

@@ -51,6 +51,7 @@ def lock_held(world: World) -> bool:
     return lock_file.exists() and lock_file.stat().st_size > 0
 
 
+@pytest.mark.dialect
 def test_given_two_runs_started_together_when_they_meet_then_one_is_refused_and_the_other_ends_as_the_clean_run(
     world: World, reference: Outcome
 ) -> None:

@@ -101,6 +101,7 @@ def proxied(world: World) -> Iterator[TcpProxy | None]:
         yield proxy
 
 
+@pytest.mark.dialect
 def test_given_the_ledger_unavailable_for_seconds_mid_run_when_it_comes_back_then_the_run_finishes_as_the_clean_run(
     world: World, proxied: TcpProxy | None, reference: Outcome
 ) -> None:

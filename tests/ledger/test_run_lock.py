@@ -15,6 +15,8 @@ import pytest
 from ledger.run_lock import RunLocked, run_lock
 from tests.ops.conftest import wait_for
 
+pytestmark = pytest.mark.dialect
+
 REPO = Path(__file__).resolve().parents[2]
 
 HOLD = textwrap.dedent(

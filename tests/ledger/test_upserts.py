@@ -7,10 +7,13 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from sqlalchemy import select
 
 from ledger import tables as t
 from ledger.store import DeadLetterEntry, Ledger
+
+pytestmark = pytest.mark.dialect
 
 WRITERS = 8
 

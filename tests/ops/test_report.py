@@ -19,7 +19,7 @@ from pipeline.report import (
     render_markdown,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.dialect]
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from pipeline.run_glance import TREND_RUNS
 from tests.ops.conftest import REPO
 from tests.ops.test_report import a_night
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.dialect]
 
 
 @pytest.fixture

@@ -110,6 +110,7 @@ def test_given_a_running_stream_when_sigterm_arrives_mid_delivery_then_the_batch
     ledger.close()
 
 
+@pytest.mark.dialect
 def test_given_a_nightly_run_holding_the_ledger_when_the_stream_reconciles_then_it_delivers_only_once_released(
     ops: Ops,
 ) -> None:

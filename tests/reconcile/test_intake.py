@@ -23,7 +23,7 @@ from schemas.codec import AvroCodec
 
 SHIPPED_PROFESSIONS = load_professions(PROFESSIONS_FILE)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.dialect]
 
 CATALOG = parse_catalog(
     {

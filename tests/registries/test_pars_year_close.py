@@ -97,6 +97,7 @@ def test_given_year_close_in_config_when_built_then_the_connector_uses_it_and_a_
         AmaRegistryConfig(name="a", base_url="http://x", token="t", year_close="March 31")
 
 
+@pytest.mark.sandbox
 def test_given_the_sandbox_closing_years_on_03_31_when_the_previous_year_arrives_after_then_it_refuses_it(
     credits: Credits,
 ) -> None:

@@ -56,6 +56,7 @@ def test_given_a_rate_that_is_not_positive_when_built_then_refused(rate: float) 
         RateLimiter(rate)
 
 
+@pytest.mark.sandbox
 def test_given_a_failing_registry_when_the_client_retries_then_every_attempt_waits_for_a_slot() -> None:
     clock = FrozenClock()
     limiter = RateLimiter(2, clock=clock, sleep=clock.sleep)

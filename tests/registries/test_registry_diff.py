@@ -26,6 +26,8 @@ from ledger.store import Expectation, Ledger
 from pipeline.deliver import deliver_pending
 from pipeline.registry_diff import compare, diff_and_repair
 
+pytestmark = pytest.mark.dialect
+
 Credits = Any  # the `credits` fixture: tests/registries/conftest.py Credits
 Held = dict[str, tuple[int, Decimal, date]]
 

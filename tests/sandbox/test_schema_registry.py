@@ -99,6 +99,7 @@ def test_given_an_incompatible_schema_when_registered_then_409_and_no_new_versio
     assert _get(sandbox, "/subjects/s-value/versions").json() == [1]
 
 
+@pytest.mark.sandbox
 def test_given_compatibility_none_when_an_incompatible_schema_is_registered_then_it_is_accepted() -> None:
     with SchemaRegistrySandbox(compatibility="NONE") as sandbox:
         _register(sandbox, "s-value", CREDIT)

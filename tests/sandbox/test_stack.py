@@ -41,6 +41,7 @@ def test_given_default_statements_path_when_resolved_then_it_is_the_bundled_samp
     assert DEFAULT_STATEMENTS.is_file()
 
 
+@pytest.mark.sandbox
 def test_given_sample_stack_when_started_then_all_three_sandboxes_answer() -> None:
     with SandboxStack() as stack:
         lrs = requests.get(
@@ -60,6 +61,7 @@ def test_given_sample_stack_when_started_then_all_three_sandboxes_answer() -> No
     assert registry.status_code == 200
 
 
+@pytest.mark.sandbox
 def test_given_started_stack_when_stopped_then_no_sandbox_accepts_connections() -> None:
     stack = SandboxStack().start()
     urls = [server.url for server in stack.servers]
@@ -69,6 +71,7 @@ def test_given_started_stack_when_stopped_then_no_sandbox_accepts_connections() 
     assert all(refuses_connections(url) for url in urls)
 
 
+@pytest.mark.sandbox
 def test_given_schema_registry_port_taken_when_starting_then_already_started_sandboxes_are_stopped(
     busy_port: int,
 ) -> None:
@@ -99,6 +102,7 @@ def test_given_help_flag_when_running_the_module_then_usage_explains_statements_
     assert "xAPI LRS" in result.stdout
 
 
+@pytest.mark.sandbox
 def test_given_module_running_when_sigterm_then_it_printed_working_urls_and_exits_cleanly() -> None:
     command = [sys.executable, "-m", "deploy.sandbox"]
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -70,6 +70,7 @@ def test_given_pulled_source_when_new_records_arrive_then_the_next_pull_publishe
 
 
 @pytest.mark.parametrize("harness", OVER_HTTP, indirect=True)
+@pytest.mark.dialect
 def test_given_pull_killed_between_pages_when_rerun_then_nothing_is_lost_and_the_ledger_has_no_duplicates(
     harness: Any, pipeline_for: Callable[[Any], Any], tmp_path: Path
 ) -> None:
