@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME := $(CURDIR)/var/prefect
 
-.PHONY: demo demo-reset test lint venv chromium poppler
+.PHONY: demo demo-reset test test-unit lint venv chromium poppler
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
@@ -35,6 +35,10 @@ poppler:
 test: $(STAMP) chromium poppler
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
+
+# The tier a developer runs often: tests that need nothing but Python (tiers in README "Tests").
+test-unit: $(STAMP)
+	$(VENV)/bin/pytest -m unit
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

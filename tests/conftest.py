@@ -94,6 +94,11 @@ SANDBOX_FIXTURES = frozenset(
         "harness",
         "lenient_sandbox",
         "server",
+        "cebroker",
+        "pars",
+        "api",
+        "lrs",
+        "catalog_server",
     }
 )
 TIERS = ("unit", "sandbox", "integration")
