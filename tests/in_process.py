@@ -10,6 +10,8 @@ import io
 import logging
 import os
 import subprocess
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 from flows.cli import main
@@ -17,9 +19,30 @@ from flows.cli import main
 REPO = Path(__file__).resolve().parents[1]
 
 
-def cmesync(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+def cmesync(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`cmesync ARGS` in this process, from `cwd` (the repository, as the subprocess ran), stderr including every
-    log record the command emits, as a subprocess's stderr would: a PII check over it still sees the logs."""
+    log record the command emits, as a subprocess's stderr would: a PII check over it still sees the logs.
+    `env`, if given, is the whole environment during the call, as a subprocess's would be."""
+    with _environment(env):
+        return _invoke(args, cwd)
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str] | None) -> Iterator[None]:
+    """os.environ replaced in place (rich's consoles read COLUMNS from that very mapping) and restored after, so
+    what a command sets there (`run --embedded` points CMESYNC_LEDGER_URL at its ledger) ends with it."""
+    saved = dict(os.environ)
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _invoke(args: tuple[str, ...], cwd: Path) -> subprocess.CompletedProcess[str]:
     stdout, stderr = io.StringIO(), io.StringIO()
     logs = logging.StreamHandler(stderr)
     root = logging.getLogger()
@@ -32,6 +55,9 @@ def cmesync(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
                 code = main(list(args))
             except SystemExit as exit_:  # argument errors and --help end this way, as in the console script
                 code = exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 1
+            except Exception:  # what the interpreter does with an uncaught one: a traceback and exit code 1
+                traceback.print_exc()
+                code = 1
     finally:
         root.removeHandler(logs)
         os.chdir(before)
