@@ -14,7 +14,9 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-from flows.cli import main
+from rich.console import Console
+
+from flows import cli, cli_broker, cli_certificates, cli_export, cli_render
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,7 +44,18 @@ def _environment(env: dict[str, str] | None) -> Iterator[None]:
         os.environ.update(saved)
 
 
+def _fit_consoles() -> None:
+    """The CLI's module-level rich consoles at the width a fresh process would give them (COLUMNS, else rich's 80
+    for a pipe): they were made at the first import, in whatever environment that call had."""
+    columns = os.environ.get("COLUMNS", "")
+    for module in (cli, cli_broker, cli_certificates, cli_export, cli_render):
+        for console in vars(module).values():
+            if isinstance(console, Console):
+                console.width = int(columns) if columns.isdigit() else 80
+
+
 def _invoke(args: tuple[str, ...], cwd: Path) -> subprocess.CompletedProcess[str]:
+    _fit_consoles()
     stdout, stderr = io.StringIO(), io.StringIO()
     logs = logging.StreamHandler(stderr)
     root = logging.getLogger()
@@ -52,7 +65,7 @@ def _invoke(args: tuple[str, ...], cwd: Path) -> subprocess.CompletedProcess[str
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             try:
-                code = main(list(args))
+                code = cli.main(list(args))
             except SystemExit as exit_:  # argument errors and --help end this way, as in the console script
                 code = exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 1
             except Exception:  # what the interpreter does with an uncaught one: a traceback and exit code 1
@@ -61,4 +74,5 @@ def _invoke(args: tuple[str, ...], cwd: Path) -> subprocess.CompletedProcess[str
     finally:
         root.removeHandler(logs)
         os.chdir(before)
+    _fit_consoles()
     return subprocess.CompletedProcess(["cmesync", *args], code, stdout.getvalue(), stderr.getvalue())
