@@ -112,7 +112,9 @@ max_attempts = 2
         return CliResult(tuple(args), done.returncode, done.stdout, done.stderr)
 
     def json_logs(self) -> bool:
-        return tomllib.loads(self.config_path.read_text()).get("logging", {}).get("format") == "json"
+        """JSON logs or Prometheus metrics (whose registry is the process's) configured: a process of its own."""
+        config = tomllib.loads(self.config_path.read_text())
+        return config.get("logging", {}).get("format") == "json" or "metrics" in config
 
     def start(self, *args: str) -> subprocess.Popen[str]:
         """Start `cmesync ARGS --config <config>` in the background (for `stream` and `serve`)."""
