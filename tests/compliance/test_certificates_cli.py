@@ -1,11 +1,10 @@
-"""`cmesync certificates` as an operator runs it: the real command in a subprocess against the ledger (SQLite and
+"""`cmesync certificates` as an operator runs it: the real command (in process) against the ledger (SQLite and
 PostgreSQL); the PDFs read back with poppler's `pdftotext` and `pdftoppm` (`make poppler`)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -14,11 +13,11 @@ from PIL import Image
 
 from pipeline.config import SAMPLE_DIR
 from reconcile.catalog import Catalog, parse_catalog
+from tests import in_process
 from tests.compliance.conftest import NPI_A, NPI_C, World
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 NAME = {"given_name": "Amelia", "family_name": "Hartwell"}
 
 
@@ -27,13 +26,7 @@ def sample_catalog() -> Catalog:
 
 
 def cmesync(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args, "--config", str(world.config_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return in_process.cmesync(*args, "--config", str(world.config_path))
 
 
 def pdf_text(path: Path) -> str:

@@ -1,4 +1,4 @@
-"""`cmesync transcript` as an operator runs it: the real command in a subprocess against the ledger (SQLite and
+"""`cmesync transcript` as an operator runs it: the real command (in process) against the ledger (SQLite and
 PostgreSQL), with its output formats and exit codes (0 not at risk, 1 at risk, 2 unknown learner/profile or bad
 arguments)."""
 
@@ -8,28 +8,20 @@ import csv
 import io
 import json
 import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 from flows.cli import _parser
+from tests import in_process
 from tests.compliance.conftest import EMAIL_B, NPI_A, World
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def cmesync(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "flows.cli", "transcript", *args, "--config", str(world.config_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return in_process.cmesync("transcript", *args, "--config", str(world.config_path))
 
 
 def test_given_learners_when_transcripts_are_asked_for_then_formats_and_exit_codes_follow_the_risk(

@@ -1,6 +1,7 @@
-"""Fixtures for the operations tests: the real `cmesync` command in a subprocess, against the real broker, the
-sandboxes started in this process (their URLs reach the command through a config file in tmp_path), the
-ledger on SQLite and PostgreSQL, and the session's Prefect test server for the commands that run a flow."""
+"""Fixtures for the operations tests: the real `cmesync` command (in process, or in a subprocess where a test
+needs one), against the real broker, the sandboxes started in this process (their URLs reach the command through
+a config file in tmp_path), the ledger on SQLite and PostgreSQL, and the session's Prefect test server for the
+commands that run a flow."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +20,12 @@ import pytest
 
 from deploy.sandbox.stack import SandboxStack
 from pipeline.config import SAMPLE_DIR
+from tests import in_process
 
 REPO = Path(__file__).resolve().parents[2]
 CMESYNC = [sys.executable, "-m", "flows.cli"]
+# Options that configure the whole process's logging: such a command runs in a process of its own.
+PROCESS_WIDE = frozenset({"--log-format", "--log-level"})
 
 
 @dataclass(frozen=True)
@@ -94,12 +99,22 @@ max_attempts = 2
         return self.config_path
 
     def cli(self, *args: str, timeout_s: float = 300) -> CliResult:
-        """Run `cmesync ARGS --config <this world's config>` and wait for it."""
+        """Run `cmesync ARGS --config <this world's config>` and wait for it: in this process (tests/in_process.py),
+        unless it sets the process's logging (`--log-format`, `--log-level`, `[logging] format = "json"`), which
+        would outlive the command."""
         command = [*args, "--config", str(self.config_path)]
-        done = subprocess.run(
-            [*CMESYNC, *command], cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout_s
-        )
+        if PROCESS_WIDE.isdisjoint(args) and not self.json_logs():
+            done = in_process.cmesync(*command, cwd=REPO, env=self.env)
+        else:
+            done = subprocess.run(
+                [*CMESYNC, *command], cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout_s
+            )
         return CliResult(tuple(args), done.returncode, done.stdout, done.stderr)
+
+    def json_logs(self) -> bool:
+        """JSON logs or Prometheus metrics (whose registry is the process's) configured: a process of its own."""
+        config = tomllib.loads(self.config_path.read_text())
+        return config.get("logging", {}).get("format") == "json" or "metrics" in config
 
     def start(self, *args: str) -> subprocess.Popen[str]:
         """Start `cmesync ARGS --config <config>` in the background (for `stream` and `serve`)."""
