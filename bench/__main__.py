@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         description="Measure the nightly run end to end and per stage against bare kafka-python, for each N.",
         epilog=(
             "examples: python -m bench --events 10000 100000 --json var/bench/results.json; "
-            "python -m bench --events 1000000 (takes a while); python -m bench --scale-out 50000"
+            "python -m bench --events 1000000 (takes a while); python -m bench --scale-out 50000; "
+            "python -m bench --stream-latency"
         ),
     )
     parser.add_argument("--events", type=int, nargs="+", default=[10_000, 100_000], help="N values (default 10k 100k)")
@@ -133,7 +134,17 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="instead: reconcile N events with 1 and with 2 reconciler processes (one group, 2 partitions, PostgreSQL)",
     )
+    parser.add_argument(
+        "--stream-latency",
+        action="store_true",
+        help="instead: produce 500 events/s for 60 s into a running stream, print produce → credit p50/p99 "
+        "(options: python -m bench.stream_latency --help)",
+    )
     args = parser.parse_args(argv)
+    if args.stream_latency:
+        from bench.stream_latency import main as stream_latency
+
+        return stream_latency(["--backend", args.backends[0], "--ledger", args.ledger[0]])
     if args.scale_out:
         from bench.scaleout import main as scale_out
 

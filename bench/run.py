@@ -133,7 +133,7 @@ def generated(workdir: Path, count: int, seed: int) -> Path:
 
 
 @contextlib.contextmanager
-def fresh_ledger(kind: str, workdir: Path, count: int) -> Iterator[str]:
+def fresh_ledger(kind: str, sqlite_path: Path) -> Iterator[str]:
     """A ledger nobody has written to: a new SQLite file, or a new database on the machine's PostgreSQL
     (dropped afterwards), so every measurement starts from the same empty state."""
     if kind == "postgresql":
@@ -143,10 +143,9 @@ def fresh_ledger(kind: str, workdir: Path, count: int) -> Iterator[str]:
         finally:
             drop_database(url)
         return
-    ledger_path = workdir / f"ledger-{count}.db"
     for suffix in ("", "-wal", "-shm"):
-        Path(f"{ledger_path}{suffix}").unlink(missing_ok=True)
-    yield f"sqlite:///{ledger_path}"
+        Path(f"{sqlite_path}{suffix}").unlink(missing_ok=True)
+    yield f"sqlite:///{sqlite_path}"
 
 
 def measure(
@@ -167,7 +166,7 @@ def measure(
     statements_path = generated(workdir, count, seed)
     result: dict[str, Any] = {"events": count, "backend": backend, "ledger": ledger}
     with (
-        fresh_ledger(ledger, workdir, count) as ledger_url,
+        fresh_ledger(ledger, workdir / f"ledger-{count}.db") as ledger_url,
         EmbeddedBroker() as broker,
         SandboxProcess(statements_path) as sandboxes,
     ):
