@@ -5,6 +5,7 @@ one JSON object."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -12,10 +13,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, get_args
 
+from bench.scaleout import drop_database, fresh_database
 from deploy.broker import ATTENDANCE_TOPIC, EmbeddedBroker, TopicSpec, ensure_topics
 from deploy.embedded import embedded_endpoints
 from pipeline import stages
@@ -26,6 +28,7 @@ from pipeline.pull import normalise_page
 
 CONFIG = Path(__file__).with_name("cmesync.toml")
 REFERENCE_TOPIC = "bench.reference"
+LEDGERS = ("sqlite", "postgresql")
 
 
 def peak_rss_mb() -> float:
@@ -129,7 +132,25 @@ def generated(workdir: Path, count: int, seed: int) -> Path:
     return path
 
 
-def measure(count: int, seed: int, workdir: Path, backend: KafkaBackend = "kafka-python") -> dict[str, Any]:
+@contextlib.contextmanager
+def fresh_ledger(kind: str, sqlite_path: Path) -> Iterator[str]:
+    """A ledger nobody has written to: a new SQLite file, or a new database on the machine's PostgreSQL
+    (dropped afterwards), so every measurement starts from the same empty state."""
+    if kind == "postgresql":
+        url = fresh_database()
+        try:
+            yield url
+        finally:
+            drop_database(url)
+        return
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{sqlite_path}{suffix}").unlink(missing_ok=True)
+    yield f"sqlite:///{sqlite_path}"
+
+
+def measure(
+    count: int, seed: int, workdir: Path, backend: KafkaBackend = "kafka-python", ledger: str = "sqlite"
+) -> dict[str, Any]:
     """The nightly run first, so that peak RSS is the run's own; then each stage alone."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ["CMESYNC_KAFKA_BACKEND"] = backend
@@ -143,12 +164,13 @@ def measure(count: int, seed: int, workdir: Path, backend: KafkaBackend = "kafka
 
     workdir.mkdir(parents=True, exist_ok=True)
     statements_path = generated(workdir, count, seed)
-    ledger_path = workdir / f"ledger-{count}.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{ledger_path}{suffix}").unlink(missing_ok=True)
-    os.environ["CMESYNC_LEDGER_URL"] = f"sqlite:///{ledger_path}"
-    result: dict[str, Any] = {"events": count, "backend": backend}
-    with EmbeddedBroker() as broker, SandboxProcess(statements_path) as sandboxes:
+    result: dict[str, Any] = {"events": count, "backend": backend, "ledger": ledger}
+    with (
+        fresh_ledger(ledger, workdir / f"ledger-{count}.db") as ledger_url,
+        EmbeddedBroker() as broker,
+        SandboxProcess(statements_path) as sandboxes,
+    ):
+        os.environ["CMESYNC_LEDGER_URL"] = ledger_url
         base = Settings.load(CONFIG)
         endpoints = embedded_endpoints(base, broker.bootstrap, sandboxes)
         settings = base.with_endpoints(endpoints)
@@ -212,11 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, required=True)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--backend", choices=get_args(KafkaBackend), default="kafka-python")
+    parser.add_argument("--ledger", choices=LEDGERS, default="sqlite")
     parser.add_argument("--workdir", type=Path, default=Path("var/bench"))
     args = parser.parse_args(argv)
     # A terminated measurement unwinds its `with` blocks, so its broker and sandbox processes stop with it.
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
-    print(json.dumps(measure(args.events, args.seed, args.workdir, args.backend)))
+    print(json.dumps(measure(args.events, args.seed, args.workdir, args.backend, args.ledger)))
     return 0
 
 

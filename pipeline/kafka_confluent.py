@@ -75,6 +75,9 @@ class ConfluentBatchConsumer:
     ) -> None:
         self.topic = topic
         self.max_records = max_records
+        # librdkafka reports a partition's end once per arrival there, so a consumer that calls `batches()` again
+        # and again (the stream) must remember which partitions are still at their end between the calls.
+        self._at_end: set[int] = set()
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -97,7 +100,7 @@ class ConfluentBatchConsumer:
     def batches(self, stall_timeout_s: float = STALL_TIMEOUT_S) -> Iterator[list[Consumed]]:
         """Batches up to the end of every assigned partition (librdkafka's partition-EOF events). A broker that
         answers nothing for `stall_timeout_s` before every partition reached its end raises ConsumerStalled."""
-        at_end: set[int] = set()
+        at_end = self._at_end
         progress = time.monotonic()
         while True:
             records: list[Consumed] = []
@@ -119,6 +122,16 @@ class ConfluentBatchConsumer:
                 return
             if time.monotonic() - progress > stall_timeout_s:
                 raise ConsumerStalled(f"{self.topic}: partitions {sorted(assigned - at_end)} not read to the end")
+
+    def lag_by_partition(self) -> dict[int, int]:
+        """Messages behind the high watermark, per assigned partition where a fetch has told us the watermark
+        and this consumer holds a position (the same partitions `BatchConsumer.lag_by_partition` reports)."""
+        lag: dict[int, int] = {}
+        for tp in self._consumer.position(self._consumer.assignment()):
+            _, highwater = self._consumer.get_watermark_offsets(tp, cached=True)
+            if highwater >= 0 and tp.offset >= 0:
+                lag[tp.partition] = max(highwater - tp.offset, 0)
+        return lag
 
     def commit(self, batch: Sequence[Consumed]) -> None:
         """Commit past the highest offset per partition of a batch the ledger has already committed."""

@@ -33,8 +33,7 @@ from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
 from pipeline.factory import build_registries, codec_for
 from pipeline.intake import IntakeStats, reconcile_messages, redecide_unknown_professions
-from pipeline.kafka_io import BatchConsumer, ConsumerStalled
-from pipeline.kafka_security import kafka_python_options
+from pipeline.kafka_io import Consumer, ConsumerStalled, make_consumer
 from pipeline.metrics_export import refresh_from_ledger
 
 log = logging.getLogger(__name__)
@@ -135,6 +134,18 @@ class DeliveryPump(threading.Thread):
             ledger.close()
 
 
+def stream_consumer(settings: Settings) -> Consumer:
+    """The poll loop's consumer on the configured backend (`kafka_backend`), with the configured security."""
+    return make_consumer(
+        settings.kafka_bootstrap,
+        ATTENDANCE_TOPIC,
+        settings.consumer_group,
+        settings.batch_size,
+        backend=settings.kafka_backend,
+        security=settings.kafka_security,
+    )
+
+
 def run_stream(
     settings: Settings,
     stop: threading.Event,
@@ -146,13 +157,7 @@ def run_stream(
     """Consume until `stop` is set; return what was done."""
     stats = StreamStats()
     ledger = Ledger(settings.ledger_url)
-    consumer = BatchConsumer(
-        settings.kafka_bootstrap,
-        ATTENDANCE_TOPIC,
-        settings.consumer_group,
-        settings.batch_size,
-        options=kafka_python_options(settings.kafka_security),
-    )
+    consumer = stream_consumer(settings)
     codec = codec_for(settings, "attendance_event")
     catalog = fetch_catalog(settings)
     registries = build_registries(settings)

@@ -12,20 +12,36 @@ from pathlib import Path
 import pytest
 
 from bench.generate import statements
+from bench.run import LEDGERS
 
 pytestmark = pytest.mark.integration
 
 EVENTS = 10_000
 
 
-def test_given_10k_generated_statements_when_the_benchmark_runs_then_its_counts_add_up(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ledger", LEDGERS)
+def test_given_10k_generated_statements_when_the_benchmark_runs_then_its_counts_add_up(
+    tmp_path: Path, ledger: str
+) -> None:
     generated = statements(EVENTS, seed=7)
     voided = {s["object"]["id"] for s in generated if s.get("verb", {}).get("id", "").endswith("/voided")}
     served = [s for s in generated if s["id"] not in voided]  # an LRS never returns voided statements
     without_actor = [s for s in served if "actor" not in s]
 
     completed = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--events", str(EVENTS), "--seed", "7", "--workdir", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--events",
+            str(EVENTS),
+            "--seed",
+            "7",
+            "--workdir",
+            str(tmp_path),
+            "--ledger",
+            ledger,
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -35,6 +51,7 @@ def test_given_10k_generated_statements_when_the_benchmark_runs_then_its_counts_
     assert completed.returncode == 0, completed.stderr[-2000:]
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     counts = result["counts"]
+    assert result["ledger"] == ledger
 
     assert counts["records_read"] == len(served)
     assert counts["rejected_at_normalise"] == len(without_actor)

@@ -56,3 +56,27 @@ def test_given_an_empty_topic_when_consumed_then_no_batch_and_no_hang(
     consumer = make_consumer(kafka_bootstrap, topic, "backend-empty", backend=backend)
     assert list(consumer.batches()) == []
     consumer.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_given_a_consumer_read_to_the_end_when_it_reads_again_with_nothing_new_then_it_ends_without_stalling(
+    kafka_bootstrap: str, backend: KafkaBackend
+) -> None:
+    """The stream calls `batches()` again and again on one consumer: an idle topic is the end, not a stall."""
+    topic = f"test.again.{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka_bootstrap, (TopicSpec(topic),))
+    producer = make_producer(kafka_bootstrap, backend=backend)
+    publish(producer, topic, [(None, f"m{i}".encode()) for i in range(30)])
+    consumer = make_consumer(kafka_bootstrap, topic, "backend-again", max_records=10, backend=backend)
+    first = [m for batch in consumer.batches() for m in batch]
+    idle = list(consumer.batches(stall_timeout_s=5))
+    publish(producer, topic, [(None, b"late")])
+    producer.close()
+    late = [m for batch in consumer.batches() for m in batch]
+    lag = consumer.lag_by_partition()
+    consumer.close()
+
+    assert len(first) == 30
+    assert idle == []
+    assert [m.value for m in late] == [b"late"]
+    assert lag == {0: 0}
