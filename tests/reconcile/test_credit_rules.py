@@ -57,7 +57,7 @@ CATALOG = parse_catalog(
         ]
     }
 )
-BOARD_CERTIFIED = LearnerFacts("MD", "ABIM-1", "01-02")
+BOARD_CERTIFIED = LearnerFacts("MD", "ABIM-1", "01-02", "ABIM", True)
 
 
 def at(minutes: float) -> datetime:
@@ -351,9 +351,9 @@ def test_given_two_claims_when_decided_then_the_latest_corrects_the_earlier(ev: 
 @pytest.mark.parametrize(
     ("facts", "moc"),
     [
-        (LearnerFacts("MD", None, "01-02"), False),
-        (LearnerFacts("MD", "ABIM-1", None), False),
-        (LearnerFacts("MD", "ABIM-1", "01-02"), True),
+        (LearnerFacts("MD", None, "01-02", "ABIM", True), False),
+        (LearnerFacts("MD", "ABIM-1", None, "ABIM", True), False),
+        (LearnerFacts("MD", "ABIM-1", "01-02", "ABIM", True), True),
     ],
     ids=["no-board-id", "no-dob", "both"],
 )

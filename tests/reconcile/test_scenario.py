@@ -129,6 +129,8 @@ class Person:
             "family_name": self.family,
             "dob_month_day": self.dob,
             "profession": self.profession,
+            "board": "ABIM" if self.board else None,
+            "moc_consent": True if self.board else None,
         }
 
 
