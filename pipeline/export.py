@@ -106,7 +106,7 @@ def file_rows(registry: Registry, records: Sequence[CreditRecord]) -> tuple[tupl
 
 
 def _sendable(registry: Registry, record: CreditRecord) -> bool:
-    return not (isinstance(registry, AmaPraRegistry) and registry.year_closed(record))
+    return not (isinstance(registry, AmaPraRegistry) and (registry.year_closed(record) or registry.board_hold(record)))
 
 
 def _pars_reports(registry: AmaPraRegistry, record: CreditRecord) -> list[dict[str, Any]]:

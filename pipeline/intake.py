@@ -43,6 +43,8 @@ CREDIT_LEARNER_FIELDS = (
     "given_name",
     "family_name",
     "dob_month_day",
+    "board",
+    "moc_consent",
 )
 
 Fresh = dict[str, tuple[dict[str, Any], Consumed]]

@@ -23,12 +23,19 @@ from datetime import date
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
+from reconcile.boards import CERTIFYING_BOARDS, FULL_CREDIT_ONLY, certifying_board
 from reconcile.catalog import Activity
 from reconcile.credit_types import ABIM_MOC, CREDIT_TYPES, QUARTER, CreditRule, CreditType, Rounding
 from reconcile.learners import LearnerFacts
 from reconcile.participation import Participation, participation
 from reconcile.professions import NO_CREDIT, ProfessionMap, unmapped_reason
-from reconcile.vocabulary import MISSING_BOARD_IDENTITY, UNKNOWN_PROFESSION
+from reconcile.vocabulary import (
+    CONSENT_MISSING,
+    MISSING_BOARD_IDENTITY,
+    PARTIAL_BOARD_CREDIT,
+    UNKNOWN_BOARD,
+    UNKNOWN_PROFESSION,
+)
 
 COMPLETION_KINDS = frozenset({"COMPLETED"})
 PARTICIPATION_KINDS = frozenset({"ATTENDED", "COMPLETED"})
@@ -215,6 +222,26 @@ def possible_credit_types(activity: Activity) -> tuple[str, ...]:
     )
 
 
+def moc_hold(learner: LearnerFacts, decision: CreditDecision, activity: Activity) -> HeldCredit | None:
+    """Why the MOC points cannot go to the learner's certifying board yet, first gap first; None when they can.
+    The board needs its id and the dob MM-DD, the board must be named by the source (never guessed) and be one
+    of the eight PARS reports to, the learner must have consented to board reporting (ACCME FAQ 7921), and
+    ABP takes full credit only (ACCME MOC tips). The AMA PRA credit of the same activity is not held."""
+    if not (learner.board_id and learner.dob_month_day):
+        return HeldCredit(ABIM_MOC, MISSING_BOARD_IDENTITY, "ABIM MOC needs the board id and dob MM-DD")
+    board = certifying_board(learner.board)
+    if board is None:
+        known = "no certifying board is known" if not learner.board else "the certifying board is not one of them"
+        return HeldCredit(ABIM_MOC, UNKNOWN_BOARD, f"MOC goes to one of {', '.join(CERTIFYING_BOARDS)}: {known}")
+    if learner.moc_consent is not True:
+        answer = "declined" if learner.moc_consent is False else "not given"
+        return HeldCredit(ABIM_MOC, CONSENT_MISSING, f"the learner's consent to report MOC to {board} is {answer}")
+    if board in FULL_CREDIT_ONLY and decision.amount < activity.designations[ABIM_MOC]:
+        reason = f"{board} takes full credit only: the MOC points earned are below the designation"
+        return HeldCredit(ABIM_MOC, PARTIAL_BOARD_CREDIT, reason)
+    return None
+
+
 @dataclass(frozen=True)
 class Decisions:
     awarded: dict[str, CreditDecision]
@@ -236,8 +263,8 @@ def decide_credits(
     there is simply no record of that type (an RN never gets AMA_PRA_1, an LPN mapped to NONE gets nothing,
     and that is not an error). Two gaps hold credit back instead: an unknown profession (UNKNOWN_PROFESSION,
     every type: our choice, so that an attendee known only by email, or by a code the mapping does not list,
-    is not silently dropped), and ABIM MOC without board id and dob MM-DD (MISSING_BOARD_IDENTITY, for the
-    MOC record only). Both are re-decided when the learner's profile or the mapping fills the gap.
+    is not silently dropped), and MOC the learner's board cannot take yet (`moc_hold`, for the MOC record only).
+    Both are re-decided when the learner's profile or the mapping fills the gap.
     """
     evidence = summarise(activity, events)
     eligible_as = professions.profession_of(profession) if profession is not None else None
@@ -255,8 +282,8 @@ def decide_credits(
         decision = RULES[spec.rule](spec, activity, evidence, awarded)
         if decision is None:
             continue
-        if credit_type == ABIM_MOC and not (learner.board_id and learner.dob_month_day):
-            held.append(HeldCredit(ABIM_MOC, MISSING_BOARD_IDENTITY, "ABIM MOC needs the board id and dob MM-DD"))
+        if credit_type == ABIM_MOC and (hold := moc_hold(learner, decision, activity)) is not None:
+            held.append(hold)
             continue
         awarded[credit_type] = decision
     return Decisions(awarded, held)

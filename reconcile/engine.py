@@ -19,6 +19,7 @@ from reconcile.learners import LearnerFacts, reported_profession
 from reconcile.merge import CreditState, merge, record_id_for
 from reconcile.professions import ProfessionMap
 from reconcile.vocabulary import (
+    CONSENT_MISSING,
     IDENTITY_CONFLICT,
     INVALID_CLAIM,
     INVALID_NPI,
@@ -27,7 +28,9 @@ from reconcile.vocabulary import (
     MISSING_VOID_TARGET,
     NOT_ACCREDITED,
     OUTSIDE_ACTIVITY_WINDOW,
+    PARTIAL_BOARD_CREDIT,
     UNKNOWN_ACTIVITY,
+    UNKNOWN_BOARD,
     UNKNOWN_PROFESSION,
 )
 
@@ -166,8 +169,11 @@ class Reconciliation:
     settled: list[Hold]  # holds that could have existed for a pair and no longer apply
 
 
+MOC_HOLDS = (MISSING_BOARD_IDENTITY, UNKNOWN_BOARD, CONSENT_MISSING, PARTIAL_BOARD_CREDIT)
+
+
 def _possible_holds(activity: Activity) -> tuple[str, ...]:
-    return (UNKNOWN_PROFESSION, MISSING_BOARD_IDENTITY) if ABIM_MOC in activity.designations else (UNKNOWN_PROFESSION,)
+    return (UNKNOWN_PROFESSION, *MOC_HOLDS) if ABIM_MOC in activity.designations else (UNKNOWN_PROFESSION,)
 
 
 def reconcile_pairs(

@@ -34,7 +34,7 @@ def _reported(learner: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
     npi = normalised_npi(learner)
     if npi and npi_is_valid(npi):
         found["npi"] = (npi,)
-    for name in ("board_id", "given_name", "family_name", "email"):
+    for name in ("board_id", "board", "given_name", "family_name", "email"):
         value = str(learner.get(name) or "").strip()
         if value:
             found[name] = (value,)
@@ -42,6 +42,9 @@ def _reported(learner: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
         found["dob_month_day"] = (dob,)
     if profession := reported_profession(learner):
         found["profession"] = (profession,)
+    if isinstance(learner.get("moc_consent"), bool):
+        # A later "no" withdraws an earlier "yes": the last answer counts, like any other field.
+        found["moc_consent"] = (learner["moc_consent"],)
     licence = learner.get("licence") or {}
     if licence.get("number") and licence.get("state"):
         found["licence"] = (str(licence["number"]).strip(), str(licence["state"]).strip().upper())
@@ -57,7 +60,7 @@ def learner_profile(
     stamp = reported_at.astimezone(UTC).isoformat()
     for group, values in _reported(learner).items():
         names = _GROUPS.get(group, (group,))
-        kept = tuple(profile.get(n) or "" for n in names)
+        kept = tuple("" if profile.get(n) is None else profile.get(n) for n in names)
         if group not in observed and any(kept):
             observed[group] = ""  # known before observation stamps existed: any dated report is newer
         if group in observed and (stamp, values) <= (observed[group], kept):
@@ -75,8 +78,16 @@ class LearnerFacts:
     profession: str | None = None
     board_id: str | None = None
     dob_month_day: str | None = None
+    board: str | None = None
+    moc_consent: bool | None = None
 
     @classmethod
     def of(cls, profile: Mapping[str, Any] | None) -> LearnerFacts:
         profile = profile or {}
-        return cls(profile.get("profession"), profile.get("board_id"), profile.get("dob_month_day"))
+        return cls(
+            profile.get("profession"),
+            profile.get("board_id"),
+            profile.get("dob_month_day"),
+            profile.get("board"),
+            profile.get("moc_consent"),
+        )

@@ -38,6 +38,9 @@ class ReasonCode(StrEnum):
     MISSING_VOID_TARGET = "MISSING_VOID_TARGET"
     MISSING_BOARD_IDENTITY = "MISSING_BOARD_IDENTITY"  # held: decided again when the profile fills in
     UNKNOWN_PROFESSION = "UNKNOWN_PROFESSION"  # held: decided again when the mapping lists the code
+    CONSENT_MISSING = "CONSENT_MISSING"  # held MOC: the learner gave no permission to report to the boards
+    UNKNOWN_BOARD = "UNKNOWN_BOARD"  # held MOC: the learner's certifying board is absent or not one of the eight
+    PARTIAL_BOARD_CREDIT = "PARTIAL_BOARD_CREDIT"  # held MOC: the board (ABP) takes full credit only
     # reconcile, written by the broker-loss check (pipeline/broker_loss.py): the broker lost what the ledger used
     TOPIC_BEHIND = "TOPIC_BEHIND"
     LOG_START_PAST_LEDGER = "LOG_START_PAST_LEDGER"
@@ -47,6 +50,7 @@ class ReasonCode(StrEnum):
     REGISTRY_REJECTED = "REGISTRY_REJECTED"
     REGISTRY_UNAVAILABLE = "REGISTRY_UNAVAILABLE"
     LICENCE_INVALID = "LICENCE_INVALID"  # CE Broker's licence validation refused the learner's licence
+    BOARD_REPORTED_ONCE = "BOARD_REPORTED_ONCE"  # ABP takes one report per learner and activity: never a second
 
 
 class CreditStatus(StrEnum):
@@ -85,6 +89,9 @@ INVALID_CLAIM = ReasonCode.INVALID_CLAIM
 MISSING_VOID_TARGET = ReasonCode.MISSING_VOID_TARGET
 MISSING_BOARD_IDENTITY = ReasonCode.MISSING_BOARD_IDENTITY
 UNKNOWN_PROFESSION = ReasonCode.UNKNOWN_PROFESSION
+CONSENT_MISSING = ReasonCode.CONSENT_MISSING
+UNKNOWN_BOARD = ReasonCode.UNKNOWN_BOARD
+PARTIAL_BOARD_CREDIT = ReasonCode.PARTIAL_BOARD_CREDIT
 TOPIC_BEHIND = ReasonCode.TOPIC_BEHIND
 LOG_START_PAST_LEDGER = ReasonCode.LOG_START_PAST_LEDGER
 GROUP_OFFSETS_GONE = ReasonCode.GROUP_OFFSETS_GONE
@@ -92,5 +99,6 @@ CREDIT_STREAM_BEHIND = ReasonCode.CREDIT_STREAM_BEHIND
 REGISTRY_REJECTED = ReasonCode.REGISTRY_REJECTED
 REGISTRY_UNAVAILABLE = ReasonCode.REGISTRY_UNAVAILABLE
 LICENCE_INVALID = ReasonCode.LICENCE_INVALID
+BOARD_REPORTED_ONCE = ReasonCode.BOARD_REPORTED_ONCE
 AWARDED = CreditStatus.AWARDED
 REVOKED = CreditStatus.REVOKED

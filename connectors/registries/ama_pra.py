@@ -34,9 +34,28 @@ from connectors.registries.base import (
     paged_holdings,
     rejected,
 )
-from connectors.registries.pars_mapping import ADD, DELETE, credit_id, deletion_of, learner_report, learner_reports
+from connectors.registries.pars_mapping import (
+    ADD,
+    DELETE,
+    MOC,
+    board_of,
+    consented,
+    credit_id,
+    deletion_of,
+    is_moc,
+    learner_report,
+    learner_reports,
+)
 from connectors.registries.reporting_year import YearClose
-from reconcile.vocabulary import AWARDED, REGISTRY_REJECTED, REVOKED
+from reconcile.boards import CERTIFYING_BOARDS, REPORTED_ONCE
+from reconcile.vocabulary import (
+    AWARDED,
+    BOARD_REPORTED_ONCE,
+    CONSENT_MISSING,
+    REGISTRY_REJECTED,
+    REVOKED,
+    UNKNOWN_BOARD,
+)
 
 Outcomes = dict[str, Receipt | Failure]
 SAVE_PATH = "/v1/saveLearnerActivity"
@@ -46,10 +65,12 @@ ACCEPTED = ("accepted", "duplicate", "deleted")
 
 # What the registry says when a credit names an activity it does not know (PARS: "activity not found").
 UNREGISTERED_ACTIVITY = "activity is not registered"
+# What it says when a board taking one report per learner and activity (ABP) already has this learner's.
+REPORTED_ONCE_ERROR = "one report per learner and activity"
 
 
 class AmaPraRegistry(SendsBatches):
-    credit_types = frozenset({"AMA_PRA_1", "AMA_PRA_2"})
+    credit_types = frozenset({"AMA_PRA_1", "AMA_PRA_2", MOC})
     holdings_path = "/v1/holdings"
 
     def __init__(
@@ -81,7 +102,24 @@ class AmaPraRegistry(SendsBatches):
 
     def accepts(self, record: CreditRecord) -> bool:
         learner = record["learner"]
+        if is_moc(record):
+            return bool(learner.get("board_id"))
         return record["credit_type"] in self.credit_types and bool(learner.get("npi") or learner.get("board_id"))
+
+    def board_hold(self, record: CreditRecord) -> Failure | None:
+        """MOC points that must not reach a board: no certifying board named, or no consent. The credit rules
+        hold such MOC before it becomes a record; this guards what was decided before the learner's answer
+        changed, so that nothing reaches a board without consent. A deletion always goes."""
+        if not (is_moc(record) and record["status"] == AWARDED):
+            return None
+        learner = record["learner"]
+        if board_of(learner) is None:
+            message = f"MOC goes to one of {', '.join(CERTIFYING_BOARDS)}: the learner's board is not known"
+            return Failure(record["record_id"], record["version"], UNKNOWN_BOARD, message)
+        if not consented(learner):
+            message = f"the learner's consent to report MOC to {board_of(learner)} is not given"
+            return Failure(record["record_id"], record["version"], CONSENT_MISSING, message)
+        return None
 
     def withdraw(self, entries: Sequence[RegistryEntry]) -> list[Receipt | Failure]:
         records = [{"record_id": e.record_id, "version": e.version} for e in entries]
@@ -111,12 +149,17 @@ class AmaPraRegistry(SendsBatches):
 
     def _send(self, batch: Sequence[CreditRecord], replace: bool) -> list[Receipt | Failure]:
         outcomes = self._closed_years(batch)
+        outcomes |= {idempotency_key(r): hold for r in batch if (hold := self.board_hold(r)) is not None}
         outcomes |= self._register_activities(
             [r for r in batch if r["status"] == AWARDED and idempotency_key(r) not in outcomes]
         )
         pending = [r for r in batch if idempotency_key(r) not in outcomes]
         # With `replace`, the version held may be this very one (altered in place), so it goes as well.
-        clear = [r for r in pending if replace or (r["status"] == AWARDED and r["version"] > 1)]
+        # A board taking one report per learner and activity (ABP) never gets a delete + add: the report held
+        # stands, and the registry refuses a second one (BOARD_REPORTED_ONCE).
+        clear = [
+            r for r in pending if (replace or (r["status"] == AWARDED and r["version"] > 1)) and not reported_once(r)
+        ]
         below = 0 if replace else 1
         org = self.provider_organization
         outcomes |= self._delete(clear, [learner_report(r, DELETE, org, r["version"] - below) for r in clear])
@@ -199,6 +242,8 @@ class AmaPraRegistry(SendsBatches):
                 outcomes[key] = Receipt(record["record_id"], record["version"], result["receipt_id"])
             elif result["outcome"] == "nothing_to_delete":
                 outcomes[key] = rejected(record, "stale version: a later version is held")
+            elif REPORTED_ONCE_ERROR in str(result.get("error")):
+                outcomes[key] = Failure(record["record_id"], record["version"], BOARD_REPORTED_ONCE, result["error"])
             else:
                 outcomes[key] = rejected(record, str(result.get("error")))
         return outcomes
@@ -219,6 +264,11 @@ class AmaPraRegistry(SendsBatches):
             result = by_id.get(report["Activity"]["CreditCertificate"][0]["CreditID"])
             answers.append(result if result is not None else rejected(record, "no result returned"))
         return answers
+
+
+def reported_once(record: CreditRecord) -> bool:
+    """MOC for a board that takes one report per learner and activity."""
+    return is_moc(record) and board_of(record["learner"]) in REPORTED_ONCE
 
 
 def _unregistered(outcome: Receipt | Failure) -> bool:

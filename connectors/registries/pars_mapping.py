@@ -1,22 +1,35 @@
 """Our credit records as ACCME PARS learner reports: the one place that knows the draft learner schema
 (`ACCMELearnerReports` v0.5, domain/registries.md §1), so that a change of the schema is an edit here only.
 
+What goes where (the board parts need the learner's consent, ACCME FAQ 7921):
+- an AMA PRA credit (CME) is reported with the learner's NPI and, when the source named the board, the board id
+  under that board's domain; the state licence goes under its state's domain (state-board reporting) only with
+  the learner's consent;
+- MOC points (our credit type `ABIM_MOC`, whichever board counts them) are their own report, certified as
+  "<board> MOC" and carrying the board id under the learner's certifying board (never a guessed one), the NPI
+  when known, the birth month/day and the consent.
+
 Choices where the public record is silent (README "Registries"):
 - one report per credit record, one `CreditCertificate` per report; its `CreditID` is `ccid:<record_id>:<version>`,
   which is how a later delete or status query names the record;
 - `BirthDate` carries only what offices collect, month and day, as ISO 8601's year-less `--MM-DD`;
-- `moduleID` is our activity id; `CompletedDateTime` is a date only (a time shifts across zones).
+- `moduleID` is our activity id; `CompletedDateTime` is a date only (a time shifts across zones);
+- the consent travels as `XtensibleInfo.LearnerConsent` (true/false; the draft schema names no field for it);
+- MOC is certified as "<board> MOC" (the draft lists no certification names for MOC).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from connectors.registries.base import CreditRecord
+from reconcile.boards import certifying_board
+from reconcile.credit_types import ABIM_MOC
 
 ADD, DELETE = "add", "delete"
+MOC = ABIM_MOC
 CERTIFICATIONS = {"AMA_PRA_1": "AMA PRA Category 1 Credit", "AMA_PRA_2": "AMA PRA Category 2 Credit"}
 
 
@@ -24,17 +37,37 @@ def credit_id(record_id: str, version: int) -> str:
     return f"ccid:{record_id}:{version}"
 
 
-def unique_ids(learner: dict[str, Any]) -> list[dict[str, str]]:
-    """The learner's ids, one per domain: NPI, the certifying board's id, the state licence."""
+def board_of(learner: Mapping[str, Any]) -> str | None:
+    """The learner's certifying board as the source named it, in PARS's spelling; None if absent or unknown."""
+    return certifying_board(learner.get("board"))
+
+
+def consented(learner: Mapping[str, Any]) -> bool:
+    return learner.get("moc_consent") is True
+
+
+def is_moc(record: CreditRecord) -> bool:
+    return record["credit_type"] == MOC
+
+
+def unique_ids(record: CreditRecord) -> list[dict[str, str]]:
+    """The learner's ids, one per domain: NPI, the certifying board's id, the state licence (see the module doc)."""
+    learner = record["learner"]
+    board = board_of(learner)
     ids = []
     if learner.get("npi"):
         ids.append({"value": learner["npi"], "domain": "NPI"})
-    if learner.get("board_id"):
-        # Which board the id belongs to is not in our learner profile yet: ABIM, the board PARS reports most.
-        ids.append({"value": learner["board_id"], "domain": learner.get("board") or "ABIM"})
-    if learner.get("licence_number") and learner.get("licence_state"):
+    if board and learner.get("board_id"):
+        ids.append({"value": learner["board_id"], "domain": board})
+    if not is_moc(record) and consented(learner) and learner.get("licence_number") and learner.get("licence_state"):
         ids.append({"value": learner["licence_number"], "domain": learner["licence_state"]})
     return ids
+
+
+def certification(record: CreditRecord) -> str:
+    if is_moc(record):
+        return f"{board_of(record['learner'])} MOC"
+    return CERTIFICATIONS.get(record["credit_type"], record["credit_type"])
 
 
 def learner_report(record: CreditRecord, action: str, provider_organization: str, version: int | None = None) -> dict:
@@ -47,9 +80,9 @@ def learner_report(record: CreditRecord, action: str, provider_organization: str
     if learner.get("dob_month_day"):
         member["PersonalInfo"] = {"BirthDate": f"--{learner['dob_month_day']}"}
     certificate = {
-        "UniqueID": unique_ids(learner),
+        "UniqueID": unique_ids(record),
         "CreditReceived": {
-            "activityCertification": CERTIFICATIONS.get(record["credit_type"], record["credit_type"]),
+            "activityCertification": certification(record),
             "creditUnit": "Point",
             "numberOfCredits": float(record["amount"]),
         },
@@ -65,7 +98,11 @@ def learner_report(record: CreditRecord, action: str, provider_organization: str
             "CompletedDateTime": record["completed_on"].isoformat(),
             "CreditCertificate": [certificate],
         },
-        "XtensibleInfo": {"ProviderID": provider_organization, "LearnerRecordAction": action},
+        "XtensibleInfo": {
+            "ProviderID": provider_organization,
+            "LearnerRecordAction": action,
+            "LearnerConsent": consented(learner),
+        },
     }
 
 

@@ -24,7 +24,18 @@ MAX_FIELD_CHARS = 1024
 # Dead letters travel on Kafka: an oversized record keeps its first bytes, and its reason says so.
 MAX_PAYLOAD_BYTES = 64 * 1024
 
-LEARNER_FIELDS = ("npi", "email", "licence", "board_id", "given_name", "family_name", "dob_month_day", "profession")
+LEARNER_FIELDS = (
+    "npi",
+    "email",
+    "licence",
+    "board_id",
+    "given_name",
+    "family_name",
+    "dob_month_day",
+    "profession",
+    "board",
+    "moc_consent",
+)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ def check_event(event: Mapping[str, Any]) -> None:
     f.person_name(learner.get("family_name"), "learner.family_name")
     f.dob_month_day(learner.get("dob_month_day"), "learner.dob_month_day")
     f.text(learner.get("profession"), "learner.profession")
+    f.text(learner.get("board"), "learner.board")
     licence = learner.get("licence") or {}
     for part in ("number", "state", "profession"):
         f.text(licence.get(part), f"learner.licence.{part}")

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from connectors.sources.base import MAX_FIELD_CHARS, RecordError
+from reconcile.boards import certifying_board
 from reconcile.identity import npi_is_valid
 from reconcile.vocabulary import (
     ENCODING_INVALID,
@@ -183,6 +184,29 @@ def dob_month_day(value: Any, field: str = "dob_month_day") -> str | None:
     return raw
 
 
+_YES = frozenset({"true", "yes", "y", "1"})
+_NO = frozenset({"false", "no", "n", "0"})
+
+
+def consent(value: Any, field: str = "moc_consent") -> bool | None:
+    """A yes/no answer as sign-in sheets, JSON and xAPI write it (true, "Yes", "y", 1); None when unanswered."""
+    if value is None or isinstance(value, bool):
+        return value
+    raw = text(value, field)
+    if raw is None:
+        return None
+    if raw.lower() in _YES | _NO:
+        return raw.lower() in _YES
+    raise RecordError(SCHEMA_INVALID, f"{field} must be yes or no")
+
+
+def board(value: Any, field: str = "board") -> str | None:
+    """The certifying board in its PARS spelling; a board we do not know passes as written, so that the credit
+    rules hold its MOC with a reason (UNKNOWN_BOARD) instead of the record being dropped here."""
+    raw = text(value, field)
+    return certifying_board(raw) or raw
+
+
 def learner(
     *,
     npi_value: Any = None,
@@ -194,6 +218,8 @@ def learner(
     profession_value: Any = None,
     licence_number: Any = None,
     licence_state: Any = None,
+    board_value: Any = None,
+    moc_consent: Any = None,
 ) -> dict[str, Any]:
     """A LearnerIdentity; MISSING_IDENTITY unless the identity rules can match on something."""
     number_, state = text(licence_number, "licence_number"), text(licence_state, "licence_state")
@@ -210,6 +236,8 @@ def learner(
         "family_name": person_name(family_name, "family_name"),
         "dob_month_day": dob_month_day(dob),
         "profession": prof,
+        "board": board(board_value),
+        "moc_consent": consent(moc_consent),
     }
     named = identity["given_name"] and identity["family_name"] and identity["dob_month_day"]
     if not any(identity[key] for key in STRONG_IDENTIFIERS) and not named:

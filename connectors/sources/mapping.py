@@ -32,6 +32,8 @@ MAPPABLE_FIELDS = (
     "board_id",
     "licence_number",
     "licence_state",
+    "board",
+    "moc_consent",
     "claimed_amount",
 )
 MAPPABLE_KINDS = ("ATTENDED", "COMPLETED", "CLAIMED")
@@ -99,6 +101,8 @@ class FieldMapping:
             profession_value=values.get("profession"),
             licence_number=values.get("licence_number"),
             licence_state=values.get("licence_state"),
+            board_value=values.get("board"),
+            moc_consent=values.get("moc_consent"),
         )
         return source.new_event(
             record,

@@ -186,6 +186,8 @@ class XapiSource(HttpSource):
             profession_value=ext("profession"),
             licence_number=ext("licence-number"),
             licence_state=ext("licence-state"),
+            board_value=ext("board"),
+            moc_consent=ext("moc-consent"),
         )
 
     def _account_identity(self, account: Any) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from deploy.sandbox import pars_reports
 from deploy.sandbox.base import HttpError, Request, Response, SandboxServer, require_bearer, utc_now_ms
 from deploy.sandbox.paging import HoldingStore, KeysetPager
 
-CREDIT_TYPES = ("AMA_PRA_1", "AMA_PRA_2")
+CREDIT_TYPES = ("AMA_PRA_1", "AMA_PRA_2", pars_reports.MOC)
 MAX_BATCH = 500
 MAX_AMOUNT = Decimal("999.99")
 NPI_PREFIX = "80840"  # CMS: the check digit is computed as if the NPI carried the card-issuer prefix 80840
@@ -419,12 +419,30 @@ class AmaPraRegistry(SandboxServer):
             rules = pars_reports.renamed(self._validator.errors(item))
             errors += [e for e in dict.fromkeys(rules) if e.partition(":")[0] not in named]
             return _report_outcome(credit_id, "rejected", error="; ".join(errors))
+        if once := self._already_reported(item):
+            return _report_outcome(credit_id, "rejected", error=once)
         result = self._submit(item | {"report": report})
         if result["outcome"] == "accepted":
             self.learner_actions.append((pars_reports.ADD, credit_id))
             self._undecided[str(credit_id)] = 0
         error = result["error"] and "; ".join(pars_reports.renamed(result["error"].split("; ")))
         return _report_outcome(credit_id, result["outcome"], result["receipt_id"], error)
+
+    def _already_reported(self, item: Item) -> str | None:
+        """ABP takes one report per learner and activity: another report of the same learner's MOC for the same
+        activity, while one counts, is refused (a retry of the same report is a duplicate, not a second one)."""
+        board = item.get("moc_board")
+        if board not in pars_reports.ONCE_ONLY_BOARDS or item["idempotency_key"] in self._receipts:
+            return None
+        for held in self._holdings.values():
+            if (held.get("moc_board"), held.get("board_id"), held.get("activity_id"), held.get("status")) == (
+                board,
+                item.get("board_id"),
+                item["activity_id"],
+                "AWARDED",
+            ):
+                return f"CreditCertificate.UniqueID[board]: {board} takes one report per learner and activity"
+        return None
 
     def _delete_report(self, report: Any) -> dict[str, Any]:
         """PARS deletes learner records (revocations and the first half of a correction alike). The record the

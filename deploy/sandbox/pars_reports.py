@@ -13,13 +13,18 @@ from typing import Any
 
 ADD, DELETE = "add", "delete"
 CREDIT_TYPES = {"AMA PRA Category 1 Credit": "AMA_PRA_1", "AMA PRA Category 2 Credit": "AMA_PRA_2"}
-BOARD_DOMAINS = frozenset({"ABA", "ABIM", "ABOS", "ABOHNS", "ABPath", "ABP", "ABS", "ABTS"})
+MOC = "MOC"  # the flat credit type of a report certified "<board> MOC"
+BOARD_DOMAINS = ("ABA", "ABIM", "ABOS", "ABOHNS", "ABPath", "ABP", "ABS", "ABTS")
+ONCE_ONLY_BOARDS = frozenset({"ABP"})  # ABP: one report per learner and activity (ACCME MOC tips)
 STEP = Decimal("0.25")
 
 _CREDIT_ID = re.compile(r"ccid:(?P<record_id>[^:]+):(?P<version>[1-9][0-9]*)")
 _PROVIDER = re.compile(r"[0-9]{7}")
 _BIRTH_MONTH_DAY = re.compile(r"--(?P<month_day>[0-9]{2}-[0-9]{2})")
 _STATE = re.compile(r"[A-Z]{2}")
+# The sandbox's board-id rule (the boards' own formats are not public): 4 to 20 letters, digits or dashes, with
+# at least one digit.
+_BOARD_ID = re.compile(r"(?=[^0-9]*[0-9])[A-Za-z0-9-]{4,20}")
 
 # The flat field the sandbox's rules check → where it sits in a learner report.
 PATHS = {
@@ -31,6 +36,8 @@ PATHS = {
     "completed_on": "Activity.CompletedDateTime",
     "npi": "CreditCertificate.UniqueID[NPI]",
     "board_id": "CreditCertificate.UniqueID[board]",
+    "board": "CreditCertificate.UniqueID[board]",
+    "consent": "XtensibleInfo.LearnerConsent",
     "credit_type": "CreditReceived.activityCertification",
     "amount": "CreditReceived.numberOfCredits",
     "record_id": "CreditID",
@@ -98,7 +105,35 @@ def flat_item(report: Any, action: str) -> tuple[dict[str, Any], list[str]]:
     if not (isinstance(certificates, list) and len(certificates) == 1 and isinstance(certificates[0], dict)):
         return item, [*errors, "Activity.CreditCertificate: must hold exactly one certificate per report"]
     errors += _certificate_fields(certificates[0], item)
+    item["consent"] = _object(report, "XtensibleInfo").get("LearnerConsent") is True
+    if action == ADD:
+        errors += board_errors(item)
     return item, errors
+
+
+def board_errors(item: dict[str, Any]) -> list[str]:
+    """What the boards refuse at once (ACCME: a record that does not match the board is refused when it is
+    submitted): MOC to a board that is not one of the eight, without the learner's id at that board, with an
+    ill-formed id, without the birth month/day or without the learner's consent; a state-licence id without
+    consent or birth month/day (state boards match on licence or NPI and birth month/day)."""
+    errors: list[str] = []
+    if item.get("board_id") is not None and not (
+        isinstance(item["board_id"], str) and _BOARD_ID.fullmatch(item["board_id"])
+    ):
+        errors.append("CreditCertificate.UniqueID[board]: not a well-formed board id")
+    if item.get("credit_type") == MOC:
+        board = item.get("moc_board")
+        if board not in BOARD_DOMAINS:
+            errors.append(f"CreditReceived.activityCertification: MOC goes to one of {', '.join(BOARD_DOMAINS)}")
+        elif item.get("board") != board or item.get("board_id") is None:
+            errors.append(f"CreditCertificate.UniqueID[board]: MOC needs the learner's {board} id")
+    if item.get("credit_type") == MOC or item.get("licence") is not None:
+        who = "MOC" if item.get("credit_type") == MOC else "a state board"
+        if item.get("dob_month_day") is None:
+            errors.append(f"Member.PersonalInfo.BirthDate: {who} needs the birth month and day")
+        if not item["consent"]:
+            errors.append(f"XtensibleInfo.LearnerConsent: {who} needs the learner's consent")
+    return errors
 
 
 def _certificate_fields(certificate: dict[str, Any], item: dict[str, Any]) -> list[str]:
@@ -124,13 +159,17 @@ def _certificate_fields(certificate: dict[str, Any], item: dict[str, Any]) -> li
         if domain == "NPI":
             item["npi"] = value
         elif domain in BOARD_DOMAINS:
-            item["board_id"] = value
+            item["board_id"], item["board"] = value, domain
         elif isinstance(domain, str) and _STATE.fullmatch(domain):
             item["licence"] = {"state": domain, "number": value}
         else:
             errors.append("CreditCertificate.UniqueID.domain: must be NPI, a certifying board or a state code")
     received = _object(certificate, "CreditReceived")
-    item["credit_type"] = CREDIT_TYPES.get(received.get("activityCertification"), received.get("activityCertification"))
+    certification = received.get("activityCertification")
+    if isinstance(certification, str) and certification.endswith(" MOC"):
+        item["credit_type"], item["moc_board"] = MOC, certification.removesuffix(" MOC")
+    else:
+        item["credit_type"] = CREDIT_TYPES.get(certification, certification)
     if received.get("creditUnit") != "Point":
         errors.append('CreditReceived.creditUnit: must be "Point"')
     item["amount"] = _amount(received.get("numberOfCredits"))

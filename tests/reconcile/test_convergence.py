@@ -54,7 +54,14 @@ CATALOG = parse_catalog(
 START = datetime(2026, 3, 10, 9, tzinfo=UTC)
 # Every event of a learner carries their strongest key, so learner ids do not depend on order.
 LEARNERS: dict[str, dict[str, Any]] = {
-    "md": {"npi": "1234567893", "profession": "MD", "board_id": "ABIM-1", "dob_month_day": "01-02"},
+    "md": {
+        "npi": "1234567893",
+        "profession": "MD",
+        "board_id": "ABIM-1",
+        "dob_month_day": "01-02",
+        "board": "ABIM",
+        "moc_consent": True,
+    },
     "md-no-board": {"npi": "1493027167", "profession": "DO"},
     "np": {
         "npi": None,

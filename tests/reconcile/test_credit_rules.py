@@ -21,6 +21,7 @@ from reconcile.engine import (
 from reconcile.identity import IdentityIndex
 from reconcile.learners import LearnerFacts
 from reconcile.participation import union
+from reconcile.vocabulary import CONSENT_MISSING, PARTIAL_BOARD_CREDIT, UNKNOWN_BOARD
 
 DAY = datetime(2026, 3, 10, 9, tzinfo=UTC)
 CATALOG = parse_catalog(
@@ -57,7 +58,7 @@ CATALOG = parse_catalog(
         ]
     }
 )
-BOARD_CERTIFIED = LearnerFacts("MD", "ABIM-1", "01-02")
+BOARD_CERTIFIED = LearnerFacts("MD", "ABIM-1", "01-02", "ABIM", True)
 
 
 def at(minutes: float) -> datetime:
@@ -351,9 +352,9 @@ def test_given_two_claims_when_decided_then_the_latest_corrects_the_earlier(ev: 
 @pytest.mark.parametrize(
     ("facts", "moc"),
     [
-        (LearnerFacts("MD", None, "01-02"), False),
-        (LearnerFacts("MD", "ABIM-1", None), False),
-        (LearnerFacts("MD", "ABIM-1", "01-02"), True),
+        (LearnerFacts("MD", None, "01-02", "ABIM", True), False),
+        (LearnerFacts("MD", "ABIM-1", None, "ABIM", True), False),
+        (LearnerFacts("MD", "ABIM-1", "01-02", "ABIM", True), True),
     ],
     ids=["no-board-id", "no-dob", "both"],
 )
@@ -435,3 +436,53 @@ def test_given_a_category_2_claim_on_an_uncertified_activity_when_resolved_then_
 
 def test_given_touching_and_empty_spans_when_unioned_then_merged_and_dropped() -> None:
     assert union([(at(0), at(10)), (at(10), at(20)), (at(30), at(30)), (at(40), at(35))]) == [(at(0), at(20))]
+
+
+MOC_ONLY = parse_catalog(
+    {
+        "activities": [
+            {
+                "id": "MOC-Q",
+                "title": "Enduring module with MOC in quarter points",
+                "format": "enduring",
+                "accreditors": ["ACCME"],
+                "designations": {"AMA_PRA_1": "2.00", "ABIM_MOC": "2.00"},
+                "window": {"start": "2026-01-01", "end": "2026-12-31"},
+            }
+        ]
+    }
+).activities["MOC-Q"]
+
+
+@pytest.mark.parametrize(
+    ("facts", "held"),
+    [
+        (LearnerFacts("MD", "ABIM-1", "01-02", None, True), UNKNOWN_BOARD),
+        (LearnerFacts("MD", "ABIM-1", "01-02", "AOBIM", True), UNKNOWN_BOARD),
+        (LearnerFacts("MD", "ABIM-1", "01-02", "ABIM", None), CONSENT_MISSING),
+        (LearnerFacts("MD", "ABIM-1", "01-02", "ABIM", False), CONSENT_MISSING),
+        (LearnerFacts("MD", "ABIM-1", "01-02", "ABIM", True), None),
+        (LearnerFacts("MD", "ABIM-1", "01-02", "ABP", True), None),
+    ],
+    ids=["no-board", "not-a-board", "consent-not-given", "consent-declined", "abim", "abp-full-credit"],
+)
+def test_given_moc_when_the_board_or_consent_is_missing_then_moc_is_held_and_the_cme_credit_is_not(
+    ev: Any, facts: LearnerFacts, held: str | None
+) -> None:
+    """ACCME FAQ 7921: MOC needs the learner's permission; the board is the source's, never guessed."""
+    decisions = decide_credits(MOC_ONLY, "MD", facts, [ev("c", "COMPLETED", when=at(0))])
+    assert decisions.awarded["AMA_PRA_1"].amount == 2
+    assert [h.reason_code for h in decisions.held] == ([] if held is None else [held])
+    assert ("ABIM_MOC" in decisions.awarded) is (held is None)
+
+
+@pytest.mark.parametrize(("board", "held"), [("ABP", [PARTIAL_BOARD_CREDIT]), ("ABIM", [])])
+def test_given_partial_moc_when_the_board_is_abp_then_held_for_full_credit_only(
+    ev: Any, board: str, held: list[str]
+) -> None:
+    """ACCME MOC tips: ABP takes no partial credit; other boards take what was earned."""
+    events = [ev("c", "COMPLETED", when=at(0)), ev("claim", "CLAIMED", when=at(10), claims=[("AMA_PRA_1", 1.0)])]
+    decisions = decide_credits(MOC_ONLY, "MD", LearnerFacts("MD", "ABP-1", "01-02", board, True), events)
+    assert decisions.awarded["AMA_PRA_1"].amount == 1
+    assert [h.reason_code for h in decisions.held] == held
+    assert ("ABIM_MOC" in decisions.awarded) is (not held)

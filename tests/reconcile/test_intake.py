@@ -127,7 +127,18 @@ def test_given_a_physician_without_board_id_when_reconciled_then_ama_flows_and_m
     assert dead_letters(ledger) == [("lms:c1", "MISSING_BOARD_IDENTITY", False)]
 
     # The board id arrives with evidence for another activity: the held MOC record is decided again.
-    feed([ev("c2", activity="NURSING", when=WHEN + timedelta(days=1), board_id="ABIM-42")])
+    feed(
+        [
+            ev(
+                "c2",
+                activity="NURSING",
+                when=WHEN + timedelta(days=1),
+                board_id="ABIM-42",
+                board="ABIM",
+                moc_consent=True,
+            )
+        ]
+    )
 
     records = latest(ledger)
     moc = records[("MOC", "ABIM_MOC")]
@@ -208,7 +219,7 @@ def test_given_the_same_batch_twice_when_reconciled_then_nothing_new_and_rejecti
     ev: Any, feed: Feed, ledger: Ledger
 ) -> None:
     events = [
-        ev("c1", activity="MOC", when=WHEN, board_id="ABIM-1", dob_month_day="01-02"),
+        ev("c1", activity="MOC", when=WHEN, board_id="ABIM-1", dob_month_day="01-02", board="ABIM", moc_consent=True),
         ev("x1", activity="NOPE", when=WHEN),
         ev("bad", activity="MOC", when=WHEN, npi="1234567890"),
         ev("other", activity="MOC", when=WHEN, npi="1493027167", board_id="ABIM-1"),
@@ -229,7 +240,8 @@ def test_given_the_same_batch_twice_when_reconciled_then_nothing_new_and_rejecti
     assert not any("1493027167" in r or "1234567890" in r or "ABIM-1" in r for r in reasons)
     with ledger.engine.connect() as conn:
         deliveries = conn.execute(select(t.deliveries.c.registry, t.deliveries.c.state)).all()
-    assert deliveries == [("ama-pra", "pending")]  # the AMA credit; the registry does not take MOC
+    # The AMA credit and the MOC points: PARS takes both (MOC goes to the learner's board through it).
+    assert deliveries == [("ama-pra", "pending")] * 2
 
 
 def test_given_a_void_in_a_later_batch_when_reconciled_then_revoked_version_on_the_outbox(

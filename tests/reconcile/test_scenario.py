@@ -129,6 +129,8 @@ class Person:
             "family_name": self.family,
             "dob_month_day": self.dob,
             "profession": self.profession,
+            "board": "ABIM" if self.board else None,
+            "moc_consent": True if self.board else None,
         }
 
 
@@ -520,5 +522,7 @@ def test_given_500_learners_from_mixed_sources_when_reconciled_in_batches_then_e
     assert all(actual[k][0] == "REVOKED" for k in lowered_to_nothing)
     assert dead == expected_dead_letters(scenario, batches)
     assert outbox == sum(len(v) for v in records.values())
-    assert deliveries == sum(len(v) for v in records.values() if v[0]["credit_type"].startswith("AMA_PRA"))
+    # PARS takes the AMA PRA credits and the MOC points (every learner with a board id here names it and consents).
+    pars_types = ("AMA_PRA_1", "AMA_PRA_2", "ABIM_MOC")
+    assert deliveries == sum(len(v) for v in records.values() if v[0]["credit_type"] in pars_types)
     assert total.duplicates > 0 and total.held_back > 0

@@ -243,6 +243,8 @@ def test_given_a_learner_with_board_id_and_state_licence_when_delivered_then_eac
         "board_id": "ABIM-204518",
         "licence_number": "A123456",
         "licence_state": "CA",
+        "board": "ABIM",
+        "moc_consent": True,
     }
 
     [receipt] = ama.deliver([credits.record(learner=learner)])

@@ -110,6 +110,7 @@ def test_given_optional_fields_left_out_when_encoded_then_they_decode_as_their_d
     assert decoded["learner"] == {
         "npi": "1234567893", "email": None, "licence": None, "board_id": None,
         "given_name": None, "family_name": None, "dob_month_day": None, "profession": None,
+        "board": None, "moc_consent": None,
     }
 
 
