@@ -17,7 +17,7 @@ from typing import Any
 
 from openpyxl import Workbook
 
-from connectors.registries.ama_pra import AmaPraRegistry
+from connectors.registries.ama_pra import AmaPraRegistry, reported_once
 from connectors.registries.base import CreditRecord, Registry
 from connectors.registries.cebroker import CeBrokerRegistry
 from connectors.registries.pars_mapping import ADD, DELETE, learner_report
@@ -110,11 +110,13 @@ def _sendable(registry: Registry, record: CreditRecord) -> bool:
 
 
 def _pars_reports(registry: AmaPraRegistry, record: CreditRecord) -> list[dict[str, Any]]:
-    """What the connector sends for it: a revocation deletes; a later version deletes the one held, then adds."""
+    """What the connector sends for it: a revocation deletes; a later version deletes the one held, then adds,
+    except for a board that takes one report per learner and activity (ABP), whose report held stands."""
     org = registry.provider_organization
     if record["status"] == REVOKED:
         return [learner_report(record, DELETE, org)]
-    earlier = [learner_report(record, DELETE, org, record["version"] - 1)] if record["version"] > 1 else []
+    replaces = record["version"] > 1 and not reported_once(record)
+    earlier = [learner_report(record, DELETE, org, record["version"] - 1)] if replaces else []
     return [*earlier, learner_report(record, ADD, org)]
 
 

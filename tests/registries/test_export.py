@@ -178,3 +178,22 @@ def test_given_the_export_command_when_run_then_exit_codes_say_written_nothing_o
     shown = capsys.readouterr()
     assert '"records": 1' in shown.out
     assert not [p for p in PII if p in shown.out + shown.err]
+
+
+def test_given_a_new_version_of_abp_moc_when_exported_then_no_delete_row_as_the_api_would_send_none(
+    ledger: Ledger, ama: AmaPraRegistry, credits: Credits, tmp_path: Path
+) -> None:
+    diplomate = credits.physician | {"board": "ABP", "board_id": "ABP-88120", "moc_consent": True}
+    abp = credits.record("ABIM_MOC", learner=diplomate, version=2, amount="1.00")
+    abim = credits.record("ABIM_MOC", learner=diplomate | {"board": "ABIM", "board_id": "204518"}, version=2)
+    credits.seed(ledger, [abp, abim], [ama])
+
+    exported = export_pending(ledger, ama, tmp_path / "pars.xlsx", "xlsx")
+
+    assert exported is not None and (exported.records, exported.rows) == (2, 3)
+    actions = {(r["LearnerRecordAction"], r["CreditID"]) for r in xlsx_rows(tmp_path / "pars.xlsx")}
+    assert actions == {
+        ("add", f"ccid:{abp['record_id']}:2"),
+        ("delete", f"ccid:{abim['record_id']}:1"),
+        ("add", f"ccid:{abim['record_id']}:2"),
+    }
