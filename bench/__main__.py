@@ -57,7 +57,9 @@ def table(results: list[dict[str, Any]]) -> Table:
     rows: list[tuple[str, str]] = [
         ("reference: bare kafka-python produce (msg/s)", "reference_produce_per_s"),
         ("reference: bare confluent-kafka produce (msg/s)", "confluent_reference_produce_per_s"),
+        ("floor: bare pipeline of the same shape (events/s)", "floor_per_s"),
         ("end to end (events/s)", "end_to_end_per_s"),
+        ("end to end / floor (headline)", "ratio_to_floor"),
         ("end to end / reference", "ratio_to_reference"),
         ("end to end wall (s)", "end_to_end_s"),
         ("Prefect orchestration (s)", "orchestration_s"),
@@ -85,9 +87,11 @@ def table(results: list[dict[str, Any]]) -> Table:
 
 def targets(results: list[dict[str, Any]]) -> list[str]:
     by_n = {r["events"]: r for r in results if r["backend"] == "kafka-python" and r["ledger"] == "sqlite"}
+    floor_target = {"confluent-kafka": 0.5, "kafka-python": 0.8}
     lines = [
-        f"N={r['events']:,} on {r['backend']}, {r['ledger']}: end to end is {r['ratio_to_reference']:.2f} x "
-        "the bare kafka-python produce rate (target >= 0.5)"
+        f"N={r['events']:,} on {r['backend']}, {r['ledger']}: end to end is {r['ratio_to_floor']:.2f} x the floor, "
+        f"a bare pipeline of the same shape (target >= {floor_target[r['backend']]}); "
+        f"{r['ratio_to_reference']:.2f} x the bare kafka-python produce rate"
         for r in results
     ]
     if 100_000 in by_n:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, get_args
 
+from bench.floor import run_floor
+from bench.generate import iter_statements
 from bench.scaleout import drop_database, fresh_database
 from deploy.broker import ATTENDANCE_TOPIC, EmbeddedBroker, TopicSpec, ensure_topics
 from deploy.embedded import embedded_endpoints
@@ -226,6 +228,9 @@ def measure(
         result["consume_s"] = time.perf_counter() - started
         result["consumed"] = consumed
         consumer.close()
+
+        result |= run_floor(settings.kafka_bootstrap, iter_statements(count, seed), workdir, backend=backend)
+        result["ratio_to_floor"] = result["end_to_end_per_s"] / result["floor_per_s"]
     return result
 
 

@@ -61,3 +61,7 @@ def test_given_10k_generated_statements_when_the_benchmark_runs_then_its_counts_
     assert counts["delivery_failed"] == 0
     assert set(result["stage_s"]) >= {"pull", "reconcile", "publish", "deliver"}
     assert result["reference_produce_per_s"] > 0 and result["peak_rss_mb"] > 0
+    # The floor moves every generated statement once and publishes one credit row per batch and pair touched.
+    assert result["floor_events"] == EVENTS
+    assert 0 < result["floor_credits"] <= EVENTS
+    assert result["ratio_to_floor"] == result["end_to_end_per_s"] / result["floor_per_s"]
