@@ -20,13 +20,14 @@ from typing import Any, get_args
 from bench.floor import run_floor
 from bench.generate import iter_statements
 from bench.scaleout import drop_database, fresh_database
-from deploy.broker import ATTENDANCE_TOPIC, EmbeddedBroker, TopicSpec, ensure_topics
+from deploy.broker import EmbeddedBroker
 from deploy.embedded import embedded_endpoints
 from pipeline import stages
 from pipeline.config import Settings
 from pipeline.factory import build_sources, codec_for
 from pipeline.kafka_io import KafkaBackend, Message, kafka_python_producer, make_consumer, make_producer, publish
 from pipeline.pull import normalise_page
+from pipeline.topics import ATTENDANCE_TOPIC, TopicSpec, ensure_topics
 
 CONFIG = Path(__file__).with_name("cmesync.toml")
 REFERENCE_TOPIC = "bench.reference"

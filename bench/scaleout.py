@@ -20,7 +20,7 @@ import psycopg
 from sqlalchemy import func, make_url, select
 
 from bench.generate import statements
-from deploy.broker import ATTENDANCE_TOPIC, EmbeddedBroker
+from deploy.broker import EmbeddedBroker
 from deploy.embedded import embedded_endpoints
 from deploy.sandbox.stack import SandboxStack
 from ledger import tables as t
@@ -31,6 +31,7 @@ from pipeline.config import Settings
 from pipeline.factory import build_registries, codec_for
 from pipeline.intake import reconcile_topic
 from pipeline.kafka_io import BatchConsumer
+from pipeline.topics import ATTENDANCE_TOPIC
 
 CONFIG = Path(__file__).with_name("cmesync.toml")
 PARTITIONS = 2

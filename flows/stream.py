@@ -15,6 +15,7 @@ from ledger.store import Ledger
 from pipeline import stages
 from pipeline.metrics_export import serving
 from pipeline.stream import StreamStats, run_stream, stop_on_signals
+from pipeline.topics import ATTENDANCE_TOPIC
 
 
 @flow(name="stream-reconciliation")
@@ -45,7 +46,7 @@ def stream_reconciliation(
 
     try:
         with stop_on_signals(stop), serving(settings.metrics):
-            logger.info("consuming %s as group %s", "cme.attendance.v1", settings.consumer_group)
+            logger.info("consuming %s as group %s", ATTENDANCE_TOPIC, settings.consumer_group)
             stats = run_stream(settings, stop, delivery_interval_s=delivery_interval_s, on_batch=progress)
         status = "stopped"
     finally:

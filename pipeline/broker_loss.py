@@ -26,7 +26,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from deploy.broker import ATTENDANCE_TOPIC, CREDITS_TOPIC
 from ledger import tables as t
 from ledger.store import DeadLetterEntry, Ledger
 from ledger.watermarks import (
@@ -42,6 +41,7 @@ from pipeline.config import Settings
 from pipeline.kafka_security import kafka_python_options
 from pipeline.republish import count_latest_published
 from pipeline.status import PartitionLag, consumer_lag
+from pipeline.topics import ATTENDANCE_TOPIC, CREDITS_TOPIC
 from reconcile.vocabulary import CREDIT_STREAM_BEHIND, GROUP_OFFSETS_GONE, LOG_START_PAST_LEDGER, TOPIC_BEHIND
 
 # Findings are dead letters of the reconcile stage (the dead-letter schema's stages are an Avro enum that

@@ -16,6 +16,7 @@ from connectors.registries.cebroker import CeBrokerRegistry
 from connectors.registries.cebroker_xml import Envelope
 from connectors.registries.employer_hr import CsvExport, EmployerHrRegistry, HmacSigner, Roster, RosterError
 from connectors.registries.reporting_year import YearClose
+from connectors.schema_registry import SchemaRegistryClient
 from connectors.sources.base import Source
 from connectors.sources.csv_drop import CsvDropSource, DirectoryDrop, DropLocation, HttpDrop
 from connectors.sources.http_source import NextToken, PageNumber, Pagination
@@ -23,7 +24,6 @@ from connectors.sources.mapping import DEFAULT_TIME_FORMATS, FieldMapping
 from connectors.sources.provider_rest import ProviderRestSource
 from connectors.sources.webinar import WebinarSource
 from connectors.sources.xapi import XapiSource
-from deploy.broker import ATTENDANCE_TOPIC, CREDITS_TOPIC, DEADLETTER_TOPIC
 from pipeline.config import (
     AmaRegistryConfig,
     CeBrokerRegistryConfig,
@@ -37,9 +37,8 @@ from pipeline.config import (
 )
 from pipeline.faults import crash_point
 from pipeline.metrics import RegistryHttpMetrics
-from schemas.codec import AvroCodec, SchemaRegistryClient, subject_for
-
-TOPIC_OF = {"attendance_event": ATTENDANCE_TOPIC, "credit_record": CREDITS_TOPIC, "dead_letter": DEADLETTER_TOPIC}
+from pipeline.topics import topic_of
+from schemas.codec import AvroCodec, subject_for
 
 
 def build_sources(settings: Settings) -> list[Source]:
@@ -163,4 +162,4 @@ def year_close_of(config: AmaRegistryConfig) -> YearClose | None:
 
 def codec_for(settings: Settings, schema_name: str) -> AvroCodec:
     registry = SchemaRegistryClient(HttpClient(settings.schema_registry_url))
-    return AvroCodec(schema_name, registry, subject_for(TOPIC_OF[schema_name]))
+    return AvroCodec(schema_name, registry, subject_for(topic_of(schema_name).name))

@@ -14,12 +14,12 @@ from connectors.registries.base import Registry
 from connectors.sources.base import RecordError
 from connectors.sources.event_check import check_event
 from connectors.sources.fields import text
-from deploy.broker import ATTENDANCE_TOPIC
 from ledger.store import DeadLetterEntry, Ledger, StoredEvent, utcnow
 from ledger.watermarks import record_reconciled
 from pipeline import metrics
 from pipeline.faults import crash_point
 from pipeline.kafka_io import Consumed, Consumer
+from pipeline.topics import ATTENDANCE_TOPIC
 from reconcile.catalog import Catalog
 from reconcile.credit_rules import event_key, possible_credit_types
 from reconcile.credit_types import ACCREDITOR_OF

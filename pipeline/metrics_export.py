@@ -10,7 +10,6 @@ from collections.abc import Iterator
 
 from prometheus_client import push_to_gateway, start_http_server, write_to_textfile
 
-from deploy.broker import ATTENDANCE_TOPIC
 from ledger.queries import last_finished_runs, unresolved_dead_letter_counts
 from ledger.store import Ledger
 from pipeline import metrics
@@ -18,6 +17,7 @@ from pipeline.config import ConfigError, MetricsConfig, Settings
 from pipeline.kafka_security import kafka_python_options
 from pipeline.outcome import SUCCEEDED
 from pipeline.status import consumer_lag
+from pipeline.topics import ATTENDANCE_TOPIC
 
 log = logging.getLogger(__name__)
 

@@ -3,12 +3,12 @@ published only once the broker has acknowledged them."""
 
 from __future__ import annotations
 
-from deploy.broker import CREDITS_TOPIC, DEADLETTER_TOPIC
 from ledger.store import Ledger
 from ledger.watermarks import record_produced
 from pipeline import metrics
 from pipeline.faults import crash_point
 from pipeline.kafka_io import Producer, publish
+from pipeline.topics import CREDITS_TOPIC, DEADLETTER_TOPIC
 from schemas.codec import AvroCodec
 
 

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from connectors.sources.base import Page, Rejection, Source
-from deploy.broker import ATTENDANCE_TOPIC
 from ledger.store import DeadLetterEntry, Ledger
 from ledger.watermarks import record_page
 from pipeline import metrics
 from pipeline.faults import crash_point
 from pipeline.kafka_io import Message, Producer, publish
+from pipeline.topics import ATTENDANCE_TOPIC
 from reconcile.identity import identity_keys
 from reconcile.vocabulary import SCHEMA_INVALID
 from schemas.codec import AvroCodec, SchemaInvalid

@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from deploy.broker import CREDITS_TOPIC
 from ledger import tables as t
 from ledger.store import Ledger, record_from_json
 from ledger.watermarks import record_produced
 from pipeline.kafka_io import Producer, publish
+from pipeline.topics import CREDITS_TOPIC
 from schemas.codec import AvroCodec
 
 

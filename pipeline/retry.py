@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any
 
 from connectors.sources.base import RawRecord, Rejection, Source
-from deploy.broker import ATTENDANCE_TOPIC
 from ledger.ops import set_dead_letters_resolved
 from ledger.queries import (
     DELIVER_STAGE,
@@ -37,6 +36,7 @@ from pipeline.factory import build_sources, codec_for
 from pipeline.kafka_io import Message, make_producer, publish
 from pipeline.pull import learner_key
 from pipeline.replay import ReplayResult, replay
+from pipeline.topics import ATTENDANCE_TOPIC
 from reconcile.vocabulary import SCHEMA_INVALID, DeliveryState
 from schemas.codec import AvroCodec, SchemaInvalid
 

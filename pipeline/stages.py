@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from deploy.broker import ATTENDANCE_TOPIC, ensure_topics
 from ledger.store import Ledger, awarded_credits
 from ledger.watermarks import prune_pages
 from pipeline.broker_loss import Assessment, apply_recovery, assess
@@ -20,6 +19,7 @@ from pipeline.publish import publish_credits, publish_dead_letters
 from pipeline.pull import PullStats, pull_source
 from pipeline.registry_diff import diff_and_repair
 from pipeline.republish import republish_credits
+from pipeline.topics import ATTENDANCE_TOPIC, ensure_topics
 
 
 def prepare(settings: Settings) -> None:

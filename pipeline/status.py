@@ -13,7 +13,6 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from deploy.broker import ATTENDANCE_TOPIC
 from ledger.queries import (
     DeadLetterRow,
     RunRow,
@@ -25,6 +24,7 @@ from ledger.queries import (
 from ledger.store import Ledger
 from pipeline.config import Settings
 from pipeline.kafka_security import kafka_python_options
+from pipeline.topics import ATTENDANCE_TOPIC
 
 BROKER_ANSWER_S = 10.0
 

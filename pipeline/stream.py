@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from types import FrameType
 
-from deploy.broker import ATTENDANCE_TOPIC
 from ledger.run_lock import RunLocked, run_lock
 from ledger.store import Ledger, utcnow
 from pipeline import metrics, stages
@@ -35,6 +34,7 @@ from pipeline.factory import build_registries, codec_for
 from pipeline.intake import IntakeStats, reconcile_messages, redecide_unknown_professions
 from pipeline.kafka_io import Consumer, ConsumerStalled, make_consumer
 from pipeline.metrics_export import refresh_from_ledger
+from pipeline.topics import ATTENDANCE_TOPIC
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
@@ -22,13 +22,13 @@ from schemas.avro_check import explain
 from schemas.avro_types import Schema
 from schemas.avro_writer import Unsupported, Writer, compile_writer
 from schemas.compat import check_backward
-from schemas.registry_client import SchemaNotFound, SchemaRegistryClient
 
 __all__ = [
     "SCHEMA_NAMES",
     "AvroCodec",
     "SchemaInvalid",
-    "SchemaRegistryClient",
+    "SchemaNotFound",
+    "SchemaRegistry",
     "parsed_schema",
     "schema_text",
     "subject_for",
@@ -38,6 +38,18 @@ SCHEMA_DIR = Path(__file__).resolve().parent
 SCHEMA_NAMES = ("attendance_event", "credit_record", "dead_letter")
 MAGIC = 0
 HEADER_SIZE = 5
+
+
+class SchemaNotFound(LookupError):
+    """The registry has no schema with that id (or it is not an Avro schema)."""
+
+
+class SchemaRegistry(Protocol):
+    """What the codec needs of a schema registry (`connectors.schema_registry.SchemaRegistryClient`)."""
+
+    def register(self, subject: str, schema_text: str) -> int: ...
+
+    def schema_by_id(self, schema_id: int) -> str: ...
 
 
 class SchemaInvalid(ValueError):
@@ -91,7 +103,7 @@ def _fastavro_writer(schema: Any) -> Writer:
 class AvroCodec:
     """Encode/decode one of our schemas in Confluent framing, with ids from `registry` under `subject`."""
 
-    def __init__(self, name: str, registry: SchemaRegistryClient, subject: str) -> None:
+    def __init__(self, name: str, registry: SchemaRegistry, subject: str) -> None:
         self.name = name
         self.subject = subject
         self._registry = registry

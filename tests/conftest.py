@@ -11,9 +11,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from deploy.broker import EmbeddedBroker, ensure_topics
+from deploy.broker import EmbeddedBroker
 from deploy.sandbox.stack import SandboxStack
 from pipeline.config import SAMPLE_DIR
+from pipeline.topics import ensure_topics
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 

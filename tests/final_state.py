@@ -11,12 +11,12 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import select
 
-from deploy.broker import CREDITS_TOPIC
 from deploy.sandbox.stack import SandboxStack
 from ledger import tables as t
 from ledger.store import Ledger, record_from_json
 from pipeline.config import Settings
 from pipeline.factory import codec_for
+from pipeline.topics import CREDITS_TOPIC
 
 Held = dict[str, tuple[int, Decimal, date]]
 

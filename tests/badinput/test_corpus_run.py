@@ -18,7 +18,6 @@ import pytest
 from kafka import KafkaProducer
 from sqlalchemy import func, select
 
-from deploy.broker import ATTENDANCE_TOPIC
 from deploy.sandbox.base import SandboxServer
 from deploy.sandbox.file_drop import FileDrop
 from deploy.sandbox.lrs import STATEMENTS_PATH, XapiLrs
@@ -30,6 +29,7 @@ from ledger.store import Ledger
 from pipeline import stages
 from pipeline.config import SAMPLE_DIR, Settings
 from pipeline.factory import codec_for
+from pipeline.topics import ATTENDANCE_TOPIC
 from schemas.codec import SchemaInvalid
 from tests.badinput.corpus import (
     CSV_HEADER,

@@ -13,13 +13,13 @@ import pytest
 from confluent_kafka import KafkaError
 from sqlalchemy import func, select
 
-from deploy.broker import CREDITS_TOPIC
 from deploy.sandbox.stack import SandboxStack
 from flows.nightly import nightly_reconciliation
 from ledger import tables as t
 from ledger.store import Ledger
 from pipeline.config import Settings
 from pipeline.kafka_io import KafkaBackend
+from pipeline.topics import CREDITS_TOPIC
 from tests.final_state import latest_per_key, ledger_latest, stream_messages
 
 pytestmark = pytest.mark.integration

@@ -13,12 +13,12 @@ import sys
 import pytest
 from sqlalchemy import select
 
-from deploy.broker import ATTENDANCE_TOPIC
 from ledger import tables as t
 from ledger.watermarks import Watermark
 from pipeline.broker_loss import REASON_CODES, _attendance_losses
 from pipeline.config import Settings
 from pipeline.status import PartitionLag
+from pipeline.topics import ATTENDANCE_TOPIC
 from tests.faults.conftest import REPO, Outcome, RunResult, World
 from tests.final_state import latest_per_key, ledger_latest, stream_messages
 

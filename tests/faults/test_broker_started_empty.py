@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.broker import ATTENDANCE_TOPIC, CREDITS_TOPIC
 from pipeline.broker_loss import (
     CREDIT_STREAM_BEHIND,
     GROUP_OFFSETS_GONE,
@@ -14,6 +13,7 @@ from pipeline.broker_loss import (
     Assessment,
     Loss,
 )
+from pipeline.topics import ATTENDANCE_TOPIC, CREDITS_TOPIC
 
 CASES = [
     # id, topic, reason, lost_from (reconciled end), lost_to, expected unreconciled_lost

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.broker import ATTENDANCE_TOPIC
 from pipeline.kafka_io import make_producer, publish
 from pipeline.status import consumer_lag
+from pipeline.topics import ATTENDANCE_TOPIC
 from tests.ops.conftest import Ops
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,6 @@ from typing import get_args
 import pytest
 from sqlalchemy import func, select
 
-from deploy.broker import CREDITS_TOPIC
 from deploy.sandbox.stack import SandboxStack
 from ledger import tables as t
 from ledger.store import Ledger
@@ -21,6 +20,7 @@ from pipeline.kafka_confluent import ConfluentBatchConsumer
 from pipeline.kafka_io import BatchConsumer, KafkaBackend, make_consumer
 from pipeline.status import consumer_lag
 from pipeline.stream import StreamStats, run_stream, stream_consumer
+from pipeline.topics import CREDITS_TOPIC
 from tests.ops.conftest import Ops, wait_for
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from connectors.http import RetryPolicy
-from deploy.broker import ATTENDANCE_TOPIC
+from connectors.schema_registry import SchemaRegistryClient
 from deploy.sandbox.schema_registry import SchemaRegistrySandbox
 from pipeline.config import PROFESSIONS_FILE
+from pipeline.topics import ATTENDANCE_TOPIC
 from reconcile.catalog import Catalog
 from reconcile.credit_rules import event_key
 from reconcile.credit_types import CREDIT_TYPES
@@ -22,7 +23,7 @@ from reconcile.identity import IdentityIndex
 from reconcile.learners import LearnerFacts, learner_profile
 from reconcile.merge import AWARDED, CreditState, record_id_for
 from reconcile.professions import load_professions
-from schemas.codec import AvroCodec, SchemaRegistryClient, subject_for
+from schemas.codec import AvroCodec, subject_for
 
 EventBuilder = Callable[..., dict[str, Any]]
 SHIPPED_PROFESSIONS = load_professions(PROFESSIONS_FILE)

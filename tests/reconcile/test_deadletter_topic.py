@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 
-from deploy.broker import DEADLETTER_TOPIC
+from connectors.schema_registry import SchemaRegistryClient
 from deploy.sandbox.schema_registry import SchemaRegistrySandbox
 from ledger.store import DeadLetterEntry, Ledger
 from pipeline.config import Settings
 from pipeline.kafka_io import make_consumer, make_producer
 from pipeline.publish import publish_dead_letters
-from schemas.codec import AvroCodec, SchemaRegistryClient, subject_for
+from pipeline.topics import DEADLETTER_TOPIC
+from schemas.codec import AvroCodec, subject_for
 from tests.reconcile.conftest import FAST_RETRY
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from connectors.http import RetryPolicy
+from connectors.schema_registry import SchemaRegistryClient
 from deploy.sandbox.schema_registry import SchemaRegistrySandbox
-from schemas.codec import AvroCodec, SchemaRegistryClient, subject_for
+from schemas.codec import AvroCodec, subject_for
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.01, max_backoff_s=0.05, jitter_s=0.01)
 TOPICS = {

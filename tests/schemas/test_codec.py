@@ -16,6 +16,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connectors.schema_registry import SchemaRegistryClient
 from deploy.sandbox.schema_registry import SchemaRegistrySandbox
 from schemas.avro_check import explain
 from schemas.avro_types import Schema
@@ -24,7 +25,6 @@ from schemas.codec import (
     SCHEMA_NAMES,
     AvroCodec,
     SchemaInvalid,
-    SchemaRegistryClient,
     parsed_schema,
     schema_text,
     subject_for,

@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from deploy.broker import ATTENDANCE_TOPIC
 from deploy.sandbox.base import SandboxServer, format_instant
 from deploy.sandbox.file_drop import FileDrop
 from deploy.sandbox.lrs import XapiLrs
@@ -36,6 +35,7 @@ from pipeline import stages
 from pipeline.config import SAMPLE_DIR, Settings
 from pipeline.factory import codec_for
 from pipeline.kafka_io import BatchConsumer
+from pipeline.topics import ATTENDANCE_TOPIC
 
 PAGE_SIZE = 5
 BASE = datetime(2026, 11, 10, 8, 0, tzinfo=UTC)

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from deploy.broker import ATTENDANCE_TOPIC
 from deploy.sandbox.schema_registry import SchemaRegistrySandbox
 from ledger import tables as t
 from ledger.store import Ledger
@@ -19,6 +18,7 @@ from pipeline import stages
 from pipeline.config import SAMPLE_DIR, Settings
 from pipeline.factory import codec_for
 from pipeline.kafka_io import make_producer, publish
+from pipeline.topics import ATTENDANCE_TOPIC
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,9 @@
 """A small client for a Confluent-compatible Schema Registry (Confluent, Karapace, Apicurio, Redpanda, sandbox).
 
-Only what the codec needs: register a schema under a subject, fetch a schema by id. Both are cached; ids are
-immutable in every registry we target, so the caches never need invalidating.
+It lives among the connectors (an HTTP client of an outside service); the codec in `schemas/` sees only the
+`SchemaRegistry` protocol it satisfies. Only what the codec needs: register a schema under a subject, fetch a
+schema by id. Both are cached; ids are immutable in every registry we target, so the caches never need
+invalidating.
 """
 
 from __future__ import annotations
@@ -11,13 +13,10 @@ from typing import Any
 from urllib.parse import quote
 
 from connectors.http import FatalAPIError, HttpClient, RetryPolicy
+from schemas.codec import SchemaNotFound
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 ACCEPT = f"{CONTENT_TYPE}, application/vnd.schemaregistry+json, application/json"
-
-
-class SchemaNotFound(LookupError):
-    """The registry has no schema with that id (or it is not an Avro schema)."""
 
 
 class SchemaRegistryClient:
