@@ -34,6 +34,7 @@ poppler:
 
 test: $(STAMP) chromium poppler
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/pytest
 
 # The tier a developer runs often: tests that need nothing but Python (tiers in README "Tests").
@@ -42,3 +43,4 @@ test-unit: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
