@@ -22,6 +22,7 @@ from bench.generate import iter_statements
 from bench.scaleout import drop_database, fresh_database
 from deploy.broker import EmbeddedBroker
 from deploy.embedded import embedded_endpoints
+from flows.prefect_env import quiet_prefect
 from pipeline import stages
 from pipeline.config import Settings
 from pipeline.factory import build_sources, codec_for
@@ -155,7 +156,7 @@ def measure(
     count: int, seed: int, workdir: Path, backend: KafkaBackend = "kafka-python", ledger: str = "sqlite"
 ) -> dict[str, Any]:
     """The nightly run first, so that peak RSS is the run's own; then each stage alone."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    quiet_prefect()
     os.environ["CMESYNC_KAFKA_BACKEND"] = backend
     from prefect import flow
 

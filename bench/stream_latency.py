@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import statistics
 import subprocess
@@ -30,6 +29,7 @@ from rich.table import Table
 from bench.run import CONFIG, LEDGERS, SandboxProcess, fresh_ledger, generated
 from deploy.broker import EmbeddedBroker
 from deploy.embedded import embedded_endpoints
+from flows.prefect_env import quiet_prefect
 from pipeline import stages
 from pipeline.config import Settings
 from pipeline.factory import build_sources, codec_for
@@ -175,7 +175,6 @@ def measure(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
         )
         assert stream.stdin is not None
         # The settings (tokens included) go through a pipe, not the command line other users can read.
@@ -236,6 +235,7 @@ def table(result: dict[str, Any]) -> Table:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_prefect()  # the stream child inherits it
     parser = argparse.ArgumentParser(
         prog="python -m bench.stream_latency",
         description="Produce attendance events at a steady rate into a running stream; print produce → credit "

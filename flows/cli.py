@@ -30,6 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from flows import cli_broker, cli_certificates, cli_export
 from flows.log_format import LogLines, console_to_log, use_json_logs
+from flows.prefect_env import quiet_prefect
 from ledger.ops import set_dead_letters_resolved
 from ledger.queries import (
     DeadLetterFilter,
@@ -458,17 +459,11 @@ def _progress() -> Progress:
     )
 
 
-def _prefect_quiet() -> None:
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # Without PREFECT_API_URL, Prefect starts a temporary server, allowed 20 s: too little on a busy machine.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
-
-
 # -- run ---------------------------------------------------------------------------------------------------------
 
 
 def _run(args: argparse.Namespace) -> int:
-    _prefect_quiet()
+    quiet_prefect()
     if args.fresh and not args.embedded:
         raise UsageError("--fresh starts the embedded ledger over: use it with --embedded")
     settings = Settings.load(args.config)
@@ -799,7 +794,7 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    _prefect_quiet()
+    quiet_prefect()
     if not os.environ.get("PREFECT_API_URL") and not args.temporary_server:
         raise UsageError(
             "serve needs a Prefect API that keeps schedules and history: set PREFECT_API_URL "
@@ -834,7 +829,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _stream(args: argparse.Namespace) -> int:
-    _prefect_quiet()
+    quiet_prefect()
     from flows import cli_render as render
     from flows.stream import stream_reconciliation
 

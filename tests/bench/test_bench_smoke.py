@@ -46,7 +46,8 @@ def test_given_10k_generated_statements_when_the_benchmark_runs_then_its_counts_
         text=True,
         check=False,
         timeout=600,
-        env={**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+        # Its own Prefect home: the temporary server's database is not shared with another test's.
+        env={**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")},
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     result = json.loads(completed.stdout.strip().splitlines()[-1])
