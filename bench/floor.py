@@ -19,8 +19,8 @@ from typing import Any
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from pipeline.kafka_io import KafkaBackend, Message, make_consumer, make_producer, publish
-from pipeline.topics import TopicSpec, ensure_topics
+from pipeline.kafka.io import KafkaBackend, Message, make_consumer, make_producer, publish
+from pipeline.kafka.topics import TopicSpec, ensure_topics
 
 BATCH = 2_000
 

@@ -23,12 +23,12 @@ from bench.scaleout import drop_database, fresh_database
 from deploy.broker import EmbeddedBroker
 from deploy.embedded import embedded_endpoints
 from flows.prefect_env import quiet_prefect
-from pipeline import stages
 from pipeline.config import Settings
 from pipeline.factory import build_sources, codec_for
-from pipeline.kafka_io import KafkaBackend, Message, kafka_python_producer, make_consumer, make_producer, publish
-from pipeline.pull import normalise_page
-from pipeline.topics import ATTENDANCE_TOPIC, TopicSpec, ensure_topics
+from pipeline.kafka.io import KafkaBackend, Message, kafka_python_producer, make_consumer, make_producer, publish
+from pipeline.kafka.topics import ATTENDANCE_TOPIC, TopicSpec, ensure_topics
+from pipeline.stages import nightly
+from pipeline.stages.pull import normalise_page
 
 CONFIG = Path(__file__).with_name("cmesync.toml")
 REFERENCE_TOPIC = "bench.reference"
@@ -185,7 +185,7 @@ def measure(
 
         timings: dict[str, float] = {}
         for name in ("pull", "reconcile", "publish", "deliver", "registry_diff", "prepare", "credits_awarded"):
-            setattr(stages, name, timed(timings, name, getattr(stages, name)))
+            setattr(nightly, name, timed(timings, name, getattr(nightly, name)))
         started = time.perf_counter()
         counts = nightly_reconciliation(config_path=str(CONFIG), endpoints=endpoints)
         wall = time.perf_counter() - started

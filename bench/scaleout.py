@@ -25,13 +25,13 @@ from deploy.embedded import embedded_endpoints
 from deploy.sandbox.stack import SandboxStack
 from ledger import tables as t
 from ledger.store import Ledger, latest_credit_versions
-from pipeline import stages
-from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
 from pipeline.factory import build_registries, codec_for
-from pipeline.intake import reconcile_topic
-from pipeline.kafka_io import BatchConsumer
-from pipeline.topics import ATTENDANCE_TOPIC
+from pipeline.kafka.io import BatchConsumer
+from pipeline.kafka.topics import ATTENDANCE_TOPIC
+from pipeline.stages import nightly
+from pipeline.stages.catalog import fetch_catalog
+from pipeline.stages.reconcile import reconcile_topic
 
 CONFIG = Path(__file__).with_name("cmesync.toml")
 PARTITIONS = 2
@@ -74,7 +74,7 @@ def worker(settings_json: str, group: str, share: int) -> None:
 
 def reconcile_with(processes: int, settings: Settings) -> dict[str, Any]:
     settings = settings.model_copy(update={"ledger_url": fresh_database()})
-    stages.prepare(settings)
+    nightly.prepare(settings)
     group = f"bench-scaleout-{processes}-{uuid.uuid4().hex[:6]}"
     workers = [
         subprocess.Popen(
@@ -157,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = base.with_endpoints(embedded_endpoints(base, broker.bootstrap, sandboxes.urls())).model_copy(
             update={"ledger_url": fresh_database()}
         )
-        stages.prepare(settings)
-        pulled = stages.pull(settings, "bench-xapi")
+        nightly.prepare(settings)
+        pulled = nightly.pull(settings, "bench-xapi")
         one = reconcile_with(1, settings)
         two = reconcile_with(2, settings)
         drop_database(settings.ledger_url)

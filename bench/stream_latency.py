@@ -1,5 +1,5 @@
 """Latency of the event-driven path: attendance events produced at a steady rate while the stream machinery
-(`pipeline.stream.run_stream`, what `cmesync stream` runs inside its flow) runs in a child process; for each
+(`pipeline.stages.stream.run_stream`, what `cmesync stream` runs inside its flow) runs in a child process; for each
 event, the time from its produce call to the first credit version on cme.credits.v1 whose evidence holds it,
 as a consumer of that topic sees it. Prints p50 / p99 / max; never asserted by tests.
 
@@ -30,14 +30,14 @@ from bench.run import CONFIG, LEDGERS, SandboxProcess, fresh_ledger, generated
 from deploy.broker import EmbeddedBroker
 from deploy.embedded import embedded_endpoints
 from flows.prefect_env import quiet_prefect
-from pipeline import stages
 from pipeline.config import Settings
 from pipeline.factory import build_sources, codec_for
-from pipeline.kafka_io import KafkaBackend, Message, make_producer, publish
-from pipeline.pull import normalise_page
-from pipeline.status import consumer_lag
-from pipeline.stream import StreamStats, run_stream, stop_on_signals
-from pipeline.topics import ATTENDANCE_TOPIC, CREDITS_TOPIC
+from pipeline.kafka.io import KafkaBackend, Message, make_producer, publish
+from pipeline.kafka.topics import ATTENDANCE_TOPIC, CREDITS_TOPIC
+from pipeline.ops.status import consumer_lag
+from pipeline.stages import nightly
+from pipeline.stages.pull import normalise_page
+from pipeline.stages.stream import StreamStats, run_stream, stop_on_signals
 from reconcile.credit_rules import event_key
 
 console = Console()
@@ -161,7 +161,7 @@ def measure(
         settings = base.with_endpoints(embedded_endpoints(base, broker.bootstrap, sandboxes)).model_copy(
             update={"ledger_url": ledger_url, "kafka_backend": backend}
         )
-        stages.prepare(settings)
+        nightly.prepare(settings)
         keyed = attendance_messages(settings)
         stream = subprocess.Popen(
             [

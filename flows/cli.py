@@ -46,7 +46,7 @@ from ledger.queries import (
 from ledger.run_lock import RunLocked, run_lock
 from ledger.store import Ledger
 from pipeline.config import ConfigError, Settings
-from pipeline.preflight import ComponentDown, preflight_ledger, preflight_run
+from pipeline.ops.preflight import ComponentDown, preflight_ledger, preflight_run
 from reconcile.vocabulary import DeliveryState
 
 # The demo's ledger is the one the default configuration reads, so `cmesync status` after `make demo` sees it.
@@ -540,7 +540,7 @@ def _run_ended(args: argparse.Namespace, state: Any, render: Any) -> int:
 
 def _run_document(settings: Settings, counts: dict[str, Any]) -> dict[str, Any]:
     """`run --json`: the run's counts, then its id, status, report path and per-registry breakdown."""
-    from pipeline.report import latest_run_summary
+    from pipeline.reports.run_report import latest_run_summary
 
     summary = _with_ledger(settings, lambda ledger: latest_run_summary(ledger, "nightly", settings.reports_dir))
     return {**counts, **(summary or {})}
@@ -551,7 +551,7 @@ def _run_document(settings: Settings, counts: dict[str, Any]) -> dict[str, Any]:
 
 def _replay(args: argparse.Namespace) -> int:
     from flows import cli_render as render
-    from pipeline.replay import RegistryOutcome, replay
+    from pipeline.ops.replay import RegistryOutcome, replay
 
     selection = DeliverySelection(
         registries=tuple(args.registry),
@@ -627,7 +627,7 @@ def _selected_dead_letters(args: argparse.Namespace, settings: Settings) -> list
 
 def _check_reason_codes(settings: Settings, codes: list[str]) -> None:
     """An unknown --reason-code is refused (exit 2) with the known ones, instead of matching nothing."""
-    from pipeline.reason_codes import UnknownReasonCode, check_reason_codes
+    from pipeline.ops.reason_codes import UnknownReasonCode, check_reason_codes
 
     if not codes:
         return
@@ -688,7 +688,7 @@ def _deadletters(args: argparse.Namespace) -> int:
         else:
             render.out.print(f"{changed} dead letters marked resolved")
         return 0
-    from pipeline.retry import retry_dead_letters
+    from pipeline.ops.retry import retry_dead_letters
 
     with _writer_lock(settings, "deadletters retry"), console.status(f"retrying {len(rows)} dead letters"):
         result = retry_dead_letters(settings, rows)
@@ -749,8 +749,8 @@ def _row_dict(row: DeadLetterRow) -> dict[str, Any]:
 
 def _status(args: argparse.Namespace) -> int:
     from flows import cli_render as render
+    from pipeline.ops.status import collect_status
     from pipeline.outcome import RUNNING, status_exit_code
-    from pipeline.status import collect_status
 
     settings = _ledger_settings(args)
     if settings.kafka_bootstrap:
@@ -773,10 +773,10 @@ def _status(args: argparse.Namespace) -> int:
 
 def _config(args: argparse.Namespace) -> int:
     from flows import cli_render as render
-    from pipeline.check import FAILED, check_settings
+    from pipeline.ops.check import FAILED, check_settings
 
     settings = _settings(args)
-    from pipeline.preflight import check_ledger_url
+    from pipeline.ops.preflight import check_ledger_url
 
     check_ledger_url(settings.ledger_url)
     default = "cmesync.toml" if Path("cmesync.toml").exists() else "the embedded sample deploy/sample/cmesync.toml"
@@ -846,8 +846,8 @@ def _stream(args: argparse.Namespace) -> int:
 
 
 def _transcript(args: argparse.Namespace) -> int:
-    from pipeline import transcript_render as render
-    from pipeline.transcript import TranscriptError, learner_transcripts, load_inputs
+    from pipeline.reports import transcript_render as render
+    from pipeline.reports.transcript import TranscriptError, learner_transcripts, load_inputs
     from reconcile.catalog import CatalogError
     from reconcile.compliance.profiles import ProfileError
     from reconcile.compliance.roster import RosterError
@@ -878,8 +878,8 @@ def _transcript(args: argparse.Namespace) -> int:
 
 
 def _certificates(args: argparse.Namespace) -> int:
-    from pipeline.certificates import CertificateError
-    from pipeline.transcript import TranscriptError
+    from pipeline.reports.certificates import CertificateError
+    from pipeline.reports.transcript import TranscriptError
 
     try:
         return cli_certificates.run(args, _ledger_settings(args))
@@ -887,7 +887,7 @@ def _certificates(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
 def _report(args: argparse.Namespace) -> int:
     from flows import cli_render as render
-    from pipeline.past_reports import RunNotFound, chosen_runs, rerender
+    from pipeline.stages.past_reports import RunNotFound, chosen_runs, rerender
 
     settings = _ledger_settings(args)
     try:
@@ -927,7 +927,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "json", False) and args.format not in (None, "json"):
             parser.error(f"--json with --format {args.format}: {CONFLICTING_FLAGS}")
         args.format = args.format or args.format_default
-    from pipeline.replay import ReplayError
+    from pipeline.ops.replay import ReplayError
 
     try:
         _log_format(args)

@@ -1,5 +1,5 @@
-"""`cmesync recover` and `cmesync republish`: the broker-loss commands (`pipeline.broker_loss`,
-`pipeline.republish`), kept apart from `flows/cli.py`, which only registers them."""
+"""`cmesync recover` and `cmesync republish`: the broker-loss commands (`pipeline.stages.broker_loss`,
+`pipeline.stages.republish`), kept apart from `flows/cli.py`, which only registers them."""
 
 from __future__ import annotations
 
@@ -62,9 +62,8 @@ def add_commands(
 
 
 def recover(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline import stages
-
-    assessment = stages.check_broker(settings, dry_run=args.dry_run)
+    from pipeline.stages import nightly
+    assessment = nightly.check_broker(settings, dry_run=args.dry_run)
     if args.json:
         print(json.dumps({"dry_run": args.dry_run, **assessment.as_dict()}, indent=2))
     elif not assessment.lost:
@@ -84,8 +83,8 @@ def recover(args: argparse.Namespace, settings: Settings) -> int:
 
 def republish(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.factory import codec_for
-    from pipeline.kafka_io import make_producer
-    from pipeline.republish import count_latest_published, republish_credits
+    from pipeline.kafka.io import make_producer
+    from pipeline.stages.republish import count_latest_published, republish_credits
 
     ledger = Ledger(settings.ledger_url)
     try:

@@ -1,4 +1,4 @@
-"""`cmesync certificates`: certificates of completion as PDF files (`pipeline.certificates`), kept apart from
+"""`cmesync certificates`: certificates of completion as PDF files (`pipeline.reports.certificates`), kept apart from
 `flows/cli.py`, which only registers the command. Stdout names the files written (their names are reference
 ids, never the learner's name)."""
 
@@ -13,8 +13,14 @@ from typing import Any
 from rich.console import Console
 
 from ledger.store import Ledger
-from pipeline.certificates import Certificate, CertificateError, NothingToCertify, learner_certificates, load_wording
 from pipeline.config import ConfigError, Settings
+from pipeline.reports.certificates import (
+    Certificate,
+    CertificateError,
+    NothingToCertify,
+    learner_certificates,
+    load_wording,
+)
 
 console = Console(stderr=True)
 
@@ -70,9 +76,9 @@ def _as_dict(certificate: Certificate, path: Path) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Exit code per HELP; an unknown learner or activity raises `CertificateError` or `TranscriptError`."""
-    from pipeline.catalog import fetch_catalog
-    from pipeline.certificate_pdf import render_pdf
-    from pipeline.transcript import load_roster
+    from pipeline.reports.certificate_pdf import render_pdf
+    from pipeline.reports.transcript import load_roster
+    from pipeline.stages.catalog import fetch_catalog
     from reconcile.catalog import CatalogError
     from reconcile.compliance.roster import RosterError
 

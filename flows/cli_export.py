@@ -1,4 +1,4 @@
-"""`cmesync export`: the file channels (`pipeline.export`), kept apart from `flows/cli.py`, which only
+"""`cmesync export`: the file channels (`pipeline.ops.export`), kept apart from `flows/cli.py`, which only
 registers the command. The file holds names and licences (that is its purpose); stdout and the logs get the
 path and counts only."""
 
@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from pipeline.config import ConfigError, Settings
-from pipeline.export import FORMATS, ExportError
+from pipeline.ops.export import FORMATS, ExportError
 
 console = Console(stderr=True)
 
@@ -63,8 +63,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 def _export(args: argparse.Namespace, settings: Settings) -> int:
     from ledger.run_lock import run_lock
     from ledger.store import Ledger
-    from pipeline.export import export_pending
     from pipeline.factory import build_registry
+    from pipeline.ops.export import export_pending
 
     kind = KINDS[args.channel]
     configs = [c for c in settings.registries if c.kind == kind and args.registry in (None, c.name)]
@@ -106,7 +106,7 @@ def _activity(settings: Settings, ref: str | None) -> str | None:
     """The catalog id of the activity asked for (any of its refs will do)."""
     if ref is None:
         return None
-    from pipeline.catalog import fetch_catalog
+    from pipeline.stages.catalog import fetch_catalog
     from reconcile.catalog import CatalogError
 
     try:

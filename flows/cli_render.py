@@ -15,16 +15,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from ledger.queries import DeadLetterRow, RunRow, SelectedDelivery
-from pipeline.check import FAILED, OK, CheckResult
+from pipeline.ops.check import FAILED, OK, CheckResult
+from pipeline.ops.replay import RegistryOutcome, ReplayResult
+from pipeline.ops.retry import RESOLVED, RetryResult
+from pipeline.ops.status import Status
 from pipeline.outcome import FAILED as RUN_FAILED
 from pipeline.outcome import PARTIAL, SUCCEEDED
-from pipeline.replay import RegistryOutcome, ReplayResult
-from pipeline.retry import RESOLVED, RetryResult
-from pipeline.status import Status
-from pipeline.summary import LABELS
+from pipeline.reports.summary import LABELS
 
 if TYPE_CHECKING:
-    from pipeline.past_reports import RenderedReport
+    from pipeline.stages.past_reports import RenderedReport
 
 out = Console()
 

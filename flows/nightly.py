@@ -1,5 +1,5 @@
 """The nightly reconciliation (DESIGN §1): pull → normalise → Kafka → reconcile → ledger → credit stream →
-registries. Each task is one stage over whole pages/batches; the work is in `pipeline.stages`."""
+registries. Each task is one stage over whole pages/batches; the work is in `pipeline.stages.nightly`."""
 
 from __future__ import annotations
 
@@ -16,17 +16,17 @@ from prefect.states import Failed, State
 
 from ledger.run_lock import run_lock
 from ledger.store import Ledger, utcnow
-from pipeline import stages
-from pipeline.at_risk_notices import notify_at_risk
-from pipeline.broker_loss import Assessment, BrokerDataLost, resolve_findings
 from pipeline.config import ConfigError, Settings
-from pipeline.deliver import DeliveryStats
-from pipeline.intake import IntakeStats
-from pipeline.metrics_export import export_run
 from pipeline.outcome import RunOutcome, outcome_of
-from pipeline.pull import PullStats
-from pipeline.report import compliance_section, publish_run_report
-from pipeline.summary import RunSummary
+from pipeline.reports.metrics_export import export_run
+from pipeline.reports.run_report import compliance_section, publish_run_report
+from pipeline.reports.summary import RunSummary
+from pipeline.stages import nightly
+from pipeline.stages.at_risk_notices import notify_at_risk
+from pipeline.stages.broker_loss import Assessment, BrokerDataLost, resolve_findings
+from pipeline.stages.deliver import DeliveryStats
+from pipeline.stages.pull import PullStats
+from pipeline.stages.reconcile import IntakeStats
 
 
 def load_settings(config_path: str | None, endpoints: dict[str, str] | None) -> Settings:
@@ -38,7 +38,7 @@ def load_settings(config_path: str | None, endpoints: dict[str, str] | None) -> 
 
 @task(name="check-broker", cache_policy=NO_CACHE)
 def check_broker_task(settings: Settings, broker_started_empty: bool = False) -> Assessment:
-    assessment = stages.check_broker(settings)
+    assessment = nightly.check_broker(settings)
     # A broker started empty for this run holds nothing yet: that is expected, not an error, unless events were
     # lost before the ledger reconciled them.
     expected = broker_started_empty and not assessment.unreconciled_lost
@@ -53,7 +53,7 @@ def check_broker_task(settings: Settings, broker_started_empty: bool = False) ->
 @task(name="pull-source", cache_policy=NO_CACHE)
 def pull_task(settings: Settings, source_name: str) -> PullStats:
     logger = get_run_logger()
-    stats = stages.pull(
+    stats = nightly.pull(
         settings,
         source_name,
         lambda s: logger.info("%s: page %d, %d events", source_name, s.pages, s.events, extra={"counts": asdict(s)}),
@@ -64,17 +64,17 @@ def pull_task(settings: Settings, source_name: str) -> PullStats:
 @task(name="reconcile-attendance", cache_policy=NO_CACHE)
 def reconcile_task(settings: Settings) -> IntakeStats:
     logger = get_run_logger()
-    return stages.reconcile(settings, lambda s: logger.info("reconciled %d messages so far", s.consumed))
+    return nightly.reconcile(settings, lambda s: logger.info("reconciled %d messages so far", s.consumed))
 
 
 @task(name="publish-outbox", cache_policy=NO_CACHE)
 def publish_task(settings: Settings) -> tuple[int, int]:
-    return stages.publish(settings)
+    return nightly.publish(settings)
 
 
 @task(name="deliver-registry", cache_policy=NO_CACHE)
 def deliver_task(settings: Settings, registry_name: str) -> DeliveryStats:
-    return stages.deliver(settings, registry_name)
+    return nightly.deliver(settings, registry_name)
 
 
 @task(name="notify-at-risk", cache_policy=NO_CACHE)
@@ -85,7 +85,7 @@ def notify_at_risk_task(settings: Settings) -> dict[str, int]:
 
 @task(name="registry-diff", cache_policy=NO_CACHE)
 def registry_diff_task(settings: Settings, registry_name: str, run_id: str) -> dict[str, int]:
-    return stages.registry_diff(settings, registry_name, run_id)
+    return nightly.registry_diff(settings, registry_name, run_id)
 
 
 def resolve_broker_findings(settings: Settings) -> None:
@@ -108,7 +108,7 @@ def nightly_reconciliation(
     run_id = flow_run.get_id() or str(uuid.uuid4())
     # One run at a time per ledger: a second one (cron overlapping a manual run) fails here, naming the first.
     with run_lock(settings.ledger_url, run_id, "nightly"):
-        stages.prepare(settings)
+        nightly.prepare(settings)
         try:
             return _run(settings, run_id, config_path, broker_started_empty)
         finally:
@@ -151,7 +151,7 @@ def _run(
         notices_failed = notify_at_risk_task(settings)
         # Delivery failures are dead letters too; publish them in the same run.
         summary.dead_letters_published = dead_published + publish_task(settings)[1]
-        summary.credits_awarded = stages.credits_awarded(settings)
+        summary.credits_awarded = nightly.credits_awarded(settings)
         # Whatever a recovery rewound (this run's check or a `cmesync recover`) has now been pulled and reconciled.
         resolve_broker_findings(settings)
         if lost.lost and broker_started_empty and not lost.unreconciled_lost:

@@ -1,5 +1,5 @@
 """The replay deployment: re-deliver failed (or selected) credit deliveries to the registries, with the same
-selection as `cmesync replay`. The work is in `pipeline.replay`."""
+selection as `cmesync replay`. The work is in `pipeline.ops.replay`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from prefect.runtime import flow_run
 from flows.nightly import load_settings
 from ledger.queries import DeliverySelection
 from ledger.run_lock import run_lock
-from pipeline.replay import ReplayResult, replay
+from pipeline.ops.replay import ReplayResult, replay
 
 
 @flow(name="replay-failed-syncs")

@@ -1,5 +1,5 @@
 """The stream deployment: reconcile cme.attendance.v1 continuously and keep the credit stream and the registries
-up to date, until SIGTERM/SIGINT (DESIGN §1). The work is in `pipeline.stream`."""
+up to date, until SIGTERM/SIGINT (DESIGN §1). The work is in `pipeline.stages.stream`."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from prefect.runtime import flow_run
 
 from flows.nightly import load_settings
 from ledger.store import Ledger
-from pipeline import stages
-from pipeline.metrics_export import serving
-from pipeline.stream import StreamStats, run_stream, stop_on_signals
-from pipeline.topics import ATTENDANCE_TOPIC
+from pipeline.kafka.topics import ATTENDANCE_TOPIC
+from pipeline.reports.metrics_export import serving
+from pipeline.stages import nightly
+from pipeline.stages.stream import StreamStats, run_stream, stop_on_signals
 
 
 @flow(name="stream-reconciliation")
@@ -28,7 +28,7 @@ def stream_reconciliation(
     on SIGTERM finish and commit the batch in hand, deliver what it produced, and return the counts."""
     logger = get_run_logger()
     settings = load_settings(config_path, endpoints)
-    stages.prepare(settings)
+    nightly.prepare(settings)
     run_id = flow_run.get_id() or str(uuid.uuid4())
     ledger = Ledger(settings.ledger_url)
     ledger.start_run(run_id, "stream")

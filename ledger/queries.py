@@ -31,7 +31,7 @@ def utc(moment: datetime | None) -> datetime | None:
 
 
 def delivery_key_of(source_ref: str, payload: bytes) -> tuple[str, int] | None:
-    """(record_id, version) a deliver-stage dead letter is about: pipeline/deliver.py stores the registry
+    """(record_id, version) a deliver-stage dead letter is about: pipeline/stages/deliver.py stores the registry
     idempotency key `<record_id>:<version>` as its payload and `credit <record_id> v<version>` as its source_ref."""
     try:
         record_id, _, version = payload.decode().rpartition(":")

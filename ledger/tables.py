@@ -171,7 +171,7 @@ run_lock_holders = Table(
 )
 
 # What the ledger knows of each Kafka partition it writes or reads, to notice a broker that forgot it
-# (`pipeline.broker_loss`): the end of what it produced there (acknowledged) and of what it reconciled.
+# (`pipeline.stages.broker_loss`): the end of what it produced there (acknowledged) and of what it reconciled.
 kafka_watermarks = Table(
     "kafka_watermarks",
     Column("topic", String(249), nullable=False),
@@ -195,7 +195,7 @@ pulled_pages = Table(
     Index("ix_pulled_pages_source", "source", "id"),
 )
 
-# At-risk notices the employer HR endpoints received (`pipeline.at_risk_notices`), by idempotency key: a rerun
+# At-risk notices the employer HR endpoints received (`pipeline.stages.at_risk_notices`), by idempotency key: a rerun
 # the same day finds them here and sends nothing again.
 hr_notices = Table(
     "hr_notices",

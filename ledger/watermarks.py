@@ -1,5 +1,5 @@
 """The ledger's memory of Kafka (tables `kafka_watermarks`, `pulled_pages`): what it produced and reconciled
-per partition, and the pull's cursor history. `pipeline.broker_loss` compares it with what the broker holds."""
+per partition, and the pull's cursor history. `pipeline.stages.broker_loss` compares it with what the broker holds."""
 
 from __future__ import annotations
 

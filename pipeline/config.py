@@ -300,7 +300,7 @@ class ComplianceConfig(BaseModel):
 
 
 class CertificatesConfig(BaseModel):
-    """Certificates of completion (`pipeline/certificates.py`): the accreditation statement per accreditor and
+    """Certificates of completion (`pipeline/reports/certificates.py`): the accreditation statement per accreditor and
     the credit type names, from the file at `path`, with `statements` replacing an accreditor's text."""
 
     model_config = {"extra": "forbid"}
@@ -370,7 +370,7 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 class KafkaSecurityConfig(BaseModel):
     """How every Kafka client we build (producers, consumers, admin) reaches the brokers: TLS and/or SASL.
-    Mapped to each client library's own settings by `pipeline/kafka_security.py`. The SASL password only
+    Mapped to each client library's own settings by `pipeline/kafka/security.py`. The SASL password only
     ever comes from the environment variable named here."""
 
     model_config = {"extra": "forbid"}

@@ -35,9 +35,9 @@ from pipeline.config import (
     WebinarSourceConfig,
     XapiSourceConfig,
 )
-from pipeline.faults import crash_point
+from pipeline.kafka.topics import topic_of
 from pipeline.metrics import RegistryHttpMetrics
-from pipeline.topics import topic_of
+from pipeline.stages.faults import crash_point
 from schemas.codec import AvroCodec, subject_for
 
 

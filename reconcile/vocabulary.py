@@ -41,7 +41,7 @@ class ReasonCode(StrEnum):
     CONSENT_MISSING = "CONSENT_MISSING"  # held MOC: the learner gave no permission to report to the boards
     UNKNOWN_BOARD = "UNKNOWN_BOARD"  # held MOC: the learner's certifying board is absent or not one of the eight
     PARTIAL_BOARD_CREDIT = "PARTIAL_BOARD_CREDIT"  # held MOC: the board (ABP) takes full credit only
-    # reconcile, written by the broker-loss check (pipeline/broker_loss.py): the broker lost what the ledger used
+    # reconcile, written by the broker-loss check (pipeline/stages/broker_loss.py): the broker lost what the ledger used
     TOPIC_BEHIND = "TOPIC_BEHIND"
     LOG_START_PAST_LEDGER = "LOG_START_PAST_LEDGER"
     GROUP_OFFSETS_GONE = "GROUP_OFFSETS_GONE"

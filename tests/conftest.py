@@ -14,7 +14,7 @@ import pytest
 from deploy.broker import EmbeddedBroker
 from deploy.sandbox.stack import SandboxStack
 from pipeline.config import SAMPLE_DIR
-from pipeline.topics import ensure_topics
+from pipeline.kafka.topics import ensure_topics
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 

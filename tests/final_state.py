@@ -16,7 +16,7 @@ from ledger import tables as t
 from ledger.store import Ledger, record_from_json
 from pipeline.config import Settings
 from pipeline.factory import codec_for
-from pipeline.topics import CREDITS_TOPIC
+from pipeline.kafka.topics import CREDITS_TOPIC
 
 Held = dict[str, tuple[int, Decimal, date]]
 

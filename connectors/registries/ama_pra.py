@@ -93,7 +93,8 @@ class AmaPraRegistry(SendsBatches):
         self.decision_poll_interval = decision_poll_interval
         self.year_close = year_close
         self._today = today
-        # A test hook (pipeline/faults.py): called once PARS has answered a batch of adds, before any is recorded.
+        # A test hook (pipeline/stages/faults.py): called once PARS has answered a batch of adds, before any is
+        # recorded.
         self._on_add_accepted = on_add_accepted
         self._registered: set[str] = set()
 

@@ -256,7 +256,7 @@ class CeBrokerRegistry(SendsBatches):
         return outcomes
 
     def attendee(self, record: CreditRecord, course_id: str) -> Attendee:
-        """The roster entry of `record` (also a row of the file channel, `pipeline.export`)."""
+        """The roster entry of `record` (also a row of the file channel, `pipeline.ops.export`)."""
         learner = record["learner"]
         return Attendee(
             external_ref=idempotency_key(record),

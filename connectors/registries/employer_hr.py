@@ -233,7 +233,7 @@ class EmployerHrRegistry(SendsBatches):
         self, batch: Sequence[CreditRecord], events: list[dict[str, Any]], outcomes: list[Receipt | Failure]
     ) -> list[Receipt | Failure]:
         """Receipts stand only once the export file holds the event too; a failed write makes them
-        REGISTRY_UNAVAILABLE, which the next run sends again by itself (`retry_delays`, pipeline/deliver.py)."""
+        REGISTRY_UNAVAILABLE, which the next run sends again by itself (`retry_delays`, pipeline/stages/deliver.py)."""
         if self.export is None:
             return outcomes
         delivered = [event for event, outcome in zip(events, outcomes, strict=True) if isinstance(outcome, Receipt)]

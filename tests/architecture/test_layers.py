@@ -50,8 +50,8 @@ def test_given_the_tree_when_linted_then_every_contract_is_kept(tree: Path) -> N
         ("reconcile/engine.py", "import ledger.store"),
         ("ledger/store.py", "import connectors.http"),
         ("connectors/http.py", "import pipeline.config"),
-        ("pipeline/report.py", "import flows.nightly"),
-        ("pipeline/pull.py", "import deploy.broker"),
+        ("pipeline/reports/run_report.py", "import flows.nightly"),
+        ("pipeline/stages/pull.py", "import deploy.broker"),
     ],
 )
 def test_given_a_reverse_import_when_linted_then_the_contract_is_broken_naming_it(

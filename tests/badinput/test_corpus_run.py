@@ -26,10 +26,10 @@ from deploy.sandbox.schema_registry import SchemaRegistrySandbox
 from deploy.sandbox.webinar import WebinarReports
 from ledger import tables as t
 from ledger.store import Ledger
-from pipeline import stages
 from pipeline.config import SAMPLE_DIR, Settings
 from pipeline.factory import codec_for
-from pipeline.topics import ATTENDANCE_TOPIC
+from pipeline.kafka.topics import ATTENDANCE_TOPIC
+from pipeline.stages import nightly
 from schemas.codec import SchemaInvalid
 from tests.badinput.corpus import (
     CSV_HEADER,
@@ -205,9 +205,9 @@ def served(tmp_path: Path) -> Iterator[Served]:
 def run_once(settings: Settings) -> None:
     """The nightly run's stages in its order: every pull, then reconcile, then publish."""
     for source in settings.sources:
-        stages.pull(settings, source.name)
-    stages.reconcile(settings)
-    stages.publish(settings)
+        nightly.pull(settings, source.name)
+    nightly.reconcile(settings)
+    nightly.publish(settings)
 
 
 def ledger_rows(url: str) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]], int]:
@@ -236,7 +236,7 @@ def test_given_the_whole_corpus_served_when_the_nightly_stages_run_twice_then_ea
             sources=served.sources,
             registries=[],
         )
-        stages.prepare(settings)
+        nightly.prepare(settings)
         push(settings, served, [c for c in corpus() if c.kind == "push"])
 
         run_once(settings)

@@ -22,8 +22,8 @@ from connectors.sources.xapi import XapiSource
 from deploy.sandbox.schema_registry import SchemaRegistrySandbox
 from pipeline.config import SAMPLE_DIR, Settings, SourceConfig
 from pipeline.factory import build_source, codec_for
-from pipeline.intake import _decode
-from pipeline.kafka_io import Consumed
+from pipeline.kafka.io import Consumed
+from pipeline.stages.reconcile import _decode
 from reconcile.catalog import load_catalog
 from reconcile.engine import resolve_events
 from reconcile.identity import IdentityIndex

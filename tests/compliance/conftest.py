@@ -14,7 +14,7 @@ import pytest
 
 from ledger.store import Ledger, utcnow
 from pipeline.config import PROFILES_DIR, SAMPLE_DIR, Settings
-from pipeline.intake import credit_record
+from pipeline.stages.reconcile import credit_record
 from reconcile.credit_rules import CreditDecision
 from reconcile.identity import EMAIL, NPI, new_learner_id
 from reconcile.merge import CreditState, merge, record_id_for

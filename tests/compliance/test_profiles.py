@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import PROFILES_DIR
-from pipeline.transcript import load_profiles
+from pipeline.reports.transcript import load_profiles
 from reconcile.compliance.profiles import ProfileError, default_profile, index_profiles, parse_profile
 from tests.compliance.builders import PROFILE_HEAD, profile
 

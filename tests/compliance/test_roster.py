@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from pipeline.config import SAMPLE_DIR
-from pipeline.transcript import load_roster
+from pipeline.reports.transcript import load_roster
 from reconcile.compliance.roster import RosterError, parse_roster
 from reconcile.identity import EMAIL, LICENCE, NPI
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import ConsoleMessage, Error, Request, sync_playwright
 
-from pipeline.transcript import LearnerTranscripts, LicenceTranscript
-from pipeline.transcript_render import as_html
+from pipeline.reports.transcript import LearnerTranscripts, LicenceTranscript
+from pipeline.reports.transcript_render import as_html
 from reconcile.compliance.evaluate import evaluate
 from reconcile.compliance.roster import RosterEntry
 from tests.compliance.builders import credit, profile

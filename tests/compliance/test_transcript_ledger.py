@@ -10,8 +10,14 @@ from decimal import Decimal
 import pytest
 
 from ledger.store import utcnow
-from pipeline.report import COMPLIANCE_TITLE, build_run_report, compliance_section, render_html, render_markdown
-from pipeline.transcript import TranscriptError, compliance_summary, learner_transcripts, load_inputs
+from pipeline.reports.run_report import (
+    COMPLIANCE_TITLE,
+    build_run_report,
+    compliance_section,
+    render_html,
+    render_markdown,
+)
+from pipeline.reports.transcript import TranscriptError, compliance_summary, learner_transcripts, load_inputs
 from reconcile.identity import LICENCE, NPI, licence_key, new_learner_id
 from tests.compliance.conftest import AS_OF, EMAIL_B, NPI_A, NPI_C, World
 

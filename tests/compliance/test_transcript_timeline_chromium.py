@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from pipeline.transcript_render import as_html
+from pipeline.reports.transcript_render import as_html
 from tests.browser import SERIES_JS, browse, chromium_path, path_vertices
 from tests.compliance.test_transcript_html_chromium import BOARD, CHROMIUM_ARGS, a_transcript
 

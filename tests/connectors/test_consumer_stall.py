@@ -10,8 +10,8 @@ from typing import get_args
 import pytest
 
 from deploy.broker import EmbeddedBroker
-from pipeline.kafka_io import ConsumerStalled, KafkaBackend, make_consumer, make_producer, publish
-from pipeline.topics import TopicSpec, ensure_topics
+from pipeline.kafka.io import ConsumerStalled, KafkaBackend, make_consumer, make_producer, publish
+from pipeline.kafka.topics import TopicSpec, ensure_topics
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ from typing import get_args
 
 import pytest
 
-from pipeline.kafka_io import KafkaBackend, make_consumer, make_producer, publish
-from pipeline.topics import TopicSpec, ensure_topics
+from pipeline.kafka.io import KafkaBackend, make_consumer, make_producer, publish
+from pipeline.kafka.topics import TopicSpec, ensure_topics
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,5 @@
 """The embedded broker (Tansu on memory storage) killed and restarted: it comes back empty, its consumer group
-offsets gone. The ledger knows what it produced and reconciled (`pipeline.broker_loss`): the next run says the
+offsets gone. The ledger knows what it produced and reconciled (`pipeline.stages.broker_loss`): the next run says the
 broker lost data (exit 1, dead letters naming the window), rewinds the sources to what the
 ledger holds, pulls the lost window again, rebuilds cme.credits.v1, and ends equal to the clean reference run,
 with nothing duplicated. The run after it finds nothing lost and exits 0."""
@@ -15,10 +15,10 @@ from sqlalchemy import select
 
 from ledger import tables as t
 from ledger.watermarks import Watermark
-from pipeline.broker_loss import REASON_CODES, _attendance_losses
 from pipeline.config import Settings
-from pipeline.status import PartitionLag
-from pipeline.topics import ATTENDANCE_TOPIC
+from pipeline.kafka.topics import ATTENDANCE_TOPIC
+from pipeline.ops.status import PartitionLag
+from pipeline.stages.broker_loss import REASON_CODES, _attendance_losses
 from tests.faults.conftest import REPO, Outcome, RunResult, World
 from tests.final_state import latest_per_key, ledger_latest, stream_messages
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.broker_loss import (
+from pipeline.kafka.topics import ATTENDANCE_TOPIC, CREDITS_TOPIC
+from pipeline.stages.broker_loss import (
     CREDIT_STREAM_BEHIND,
     GROUP_OFFSETS_GONE,
     LOG_START_PAST_LEDGER,
@@ -13,7 +14,6 @@ from pipeline.broker_loss import (
     Assessment,
     Loss,
 )
-from pipeline.topics import ATTENDANCE_TOPIC, CREDITS_TOPIC
 
 CASES = [
     # id, topic, reason, lost_from (reconciled end), lost_to, expected unreconciled_lost

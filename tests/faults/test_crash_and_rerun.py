@@ -1,4 +1,4 @@
-"""SIGKILL of `cmesync run` at each named crash point (pipeline/faults.py), then a rerun: the final state equals
+"""SIGKILL of `cmesync run` at each named crash point (pipeline/stages/faults.py), then a rerun: the final state equals
 the clean reference run's, with nothing lost and nothing held twice (DESIGN §1)."""
 
 from __future__ import annotations

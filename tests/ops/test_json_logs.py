@@ -32,7 +32,7 @@ def test_given_logging_format_json_in_the_config_when_a_run_logs_then_every_line
 
     assert all({"timestamp", "level", "logger", "message"} <= entry.keys() for entry in entries)
     assert {entry["run_id"] for entry in entries if "run_id" in entry} == {result["run_id"]}
-    [pulled] = [e for e in entries if e["logger"] == "pipeline.pull" and e.get("source") == "lms-xapi"]
+    [pulled] = [e for e in entries if e["logger"] == "pipeline.stages.pull" and e.get("source") == "lms-xapi"]
     assert pulled["stage"] == "pull"
     assert pulled["counts"]["records"] == result["records_read"]
     assert pulled["counts"]["events"] == result["events_published"]

@@ -18,10 +18,10 @@ from sqlalchemy import func, select
 from deploy.sandbox.pushgateway import PushgatewaySandbox
 from ledger import tables as t
 from ledger.store import Ledger
-from pipeline import stages
 from pipeline.config import ConfigError, MetricsConfig, Settings
 from pipeline.metrics import sample_names
-from pipeline.metrics_export import serving
+from pipeline.reports.metrics_export import serving
+from pipeline.stages import nightly
 from tests.ops.conftest import Ops, wait_for
 from tests.ops.test_stream_cli import deliveries_by_state, stream_runs
 
@@ -116,7 +116,7 @@ def test_given_a_stream_serving_metrics_when_events_flow_then_its_counters_move(
     try:
         wait_for(lambda: stream_runs(ledger) == ["running"], "the stream to start")
         before = wait_for(lambda: scrape(port), "the metrics endpoint to answer")
-        published = stages.pull(Settings.load(ops.config_path), "lms-xapi").events
+        published = nightly.pull(Settings.load(ops.config_path), "lms-xapi").events
         wait_for(
             lambda: total(scrape(port) or {}, "cmesync_messages_reconciled_total") == published,
             "the scraped reconciled counter to reach what was published",

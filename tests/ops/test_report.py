@@ -1,4 +1,5 @@
-"""The run report (pipeline/report.py) as plain functions over a real ledger, SQLite and PostgreSQL, no Prefect."""
+"""The run report (pipeline/reports/run_report.py) as plain functions over a real ledger, SQLite and PostgreSQL,
+no Prefect."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy import insert, update
 
 from ledger import tables as t
 from ledger.store import DeadLetterEntry, Ledger, StoredEvent, utcnow
-from pipeline.report import (
+from pipeline.reports.run_report import (
     REGISTRY_DIFF_TITLE,
     build_run_report,
     publish_run_report,

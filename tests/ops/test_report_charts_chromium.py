@@ -16,8 +16,8 @@ from sqlalchemy import update
 
 from ledger import tables as t
 from ledger.store import Ledger, utcnow
-from pipeline.report import build_run_report, render_html
-from pipeline.run_glance import TREND_SERIES
+from pipeline.reports.run_glance import TREND_SERIES
+from pipeline.reports.run_report import build_run_report, render_html
 from tests.browser import SERIES_JS, browse, chromium_path, path_vertices
 from tests.ops.test_report import a_night
 

@@ -14,8 +14,8 @@ from sqlalchemy import update
 
 from ledger import tables as t
 from ledger.store import Ledger, utcnow
-from pipeline.report import build_run_report, render_markdown
-from pipeline.run_glance import TREND_RUNS
+from pipeline.reports.run_glance import TREND_RUNS
+from pipeline.reports.run_report import build_run_report, render_markdown
 from tests.ops.conftest import REPO
 from tests.ops.test_report import a_night
 
@@ -94,7 +94,9 @@ def test_given_a_stream_run_when_reported_then_its_consumed_messages_are_the_rec
 
 
 def test_given_the_cli_when_it_starts_then_matplotlib_is_not_imported() -> None:
-    probe = "import sys, flows.cli, pipeline.report; flows.cli._parser(); print('matplotlib' in sys.modules)"
+    probe = (
+        "import sys, flows.cli, pipeline.reports.run_report; flows.cli._parser(); print('matplotlib' in sys.modules)"
+    )
 
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
 

@@ -13,9 +13,9 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from ledger.store import Ledger
-from pipeline.report import build_run_report, compliance_table, render_html
-from pipeline.transcript import AtRisk, ComplianceSummary, LearnerTranscripts, LicenceTranscript
-from pipeline.transcript_render import as_html
+from pipeline.reports.run_report import build_run_report, compliance_table, render_html
+from pipeline.reports.transcript import AtRisk, ComplianceSummary, LearnerTranscripts, LicenceTranscript
+from pipeline.reports.transcript_render import as_html
 from reconcile.compliance.evaluate import evaluate
 from reconcile.compliance.roster import RosterEntry
 from tests.compliance.builders import credit, profile

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.kafka_io import make_producer, publish
-from pipeline.status import consumer_lag
-from pipeline.topics import ATTENDANCE_TOPIC
+from pipeline.kafka.io import make_producer, publish
+from pipeline.kafka.topics import ATTENDANCE_TOPIC
+from pipeline.ops.status import consumer_lag
 from tests.ops.conftest import Ops
 
 pytestmark = pytest.mark.integration

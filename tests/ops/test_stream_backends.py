@@ -14,13 +14,13 @@ from sqlalchemy import func, select
 from deploy.sandbox.stack import SandboxStack
 from ledger import tables as t
 from ledger.store import Ledger
-from pipeline import stages
 from pipeline.config import Settings
-from pipeline.kafka_confluent import ConfluentBatchConsumer
-from pipeline.kafka_io import BatchConsumer, KafkaBackend, make_consumer
-from pipeline.status import consumer_lag
-from pipeline.stream import StreamStats, run_stream, stream_consumer
-from pipeline.topics import CREDITS_TOPIC
+from pipeline.kafka.confluent import ConfluentBatchConsumer
+from pipeline.kafka.io import BatchConsumer, KafkaBackend, make_consumer
+from pipeline.kafka.topics import CREDITS_TOPIC
+from pipeline.ops.status import consumer_lag
+from pipeline.stages import nightly
+from pipeline.stages.stream import StreamStats, run_stream, stream_consumer
 from tests.ops.conftest import Ops, wait_for
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ def settings_on(
 ) -> Settings:
     world = Ops(tmp_path, kafka_bootstrap, sandboxes, ledger_url, env={}, batch_size=7)
     settings = Settings.load(world.write_config()).model_copy(update={"kafka_backend": backend})
-    stages.prepare(settings)
+    nightly.prepare(settings)
     return settings
 
 
@@ -84,12 +84,12 @@ def test_given_a_running_stream_on_either_backend_when_events_arrive_then_they_a
     )
     stream.start()
     try:
-        published = stages.pull(settings, "lms-xapi").events
+        published = nightly.pull(settings, "lms-xapi").events
         assert published > settings.batch_size  # several poll batches
         wait_for(lambda: accounted_for(ledger) == published, "every published event to be reconciled")
         wait_for(lambda: sandboxes.ama.accepted, "a credit to reach the registry")
         # Idle now: a second pull of nothing new must not stall or stop the loop, and it keeps taking events.
-        assert stages.pull(settings, "lms-xapi").events == 0
+        assert nightly.pull(settings, "lms-xapi").events == 0
     finally:
         stop.set()
         stream.join(timeout=120)

@@ -15,9 +15,9 @@ from deploy.sandbox.base import Faults
 from ledger import tables as t
 from ledger.run_lock import run_lock
 from ledger.store import Ledger
-from pipeline import stages
 from pipeline.config import Settings
-from pipeline.status import consumer_lag
+from pipeline.ops.status import consumer_lag
+from pipeline.stages import nightly
 from tests.ops.conftest import Ops, wait_for
 
 pytestmark = pytest.mark.integration
@@ -66,7 +66,7 @@ def test_given_a_running_stream_when_sigterm_arrives_mid_delivery_then_the_batch
     stream = ops.start("stream", "--delivery-interval", "0.2", "--json")
     try:
         wait_for(lambda: stream_runs(ledger) == ["running"], "the stream to start")
-        published = stages.pull(Settings.load(ops.config_path), "lms-xapi").events
+        published = nightly.pull(Settings.load(ops.config_path), "lms-xapi").events
         wait_for(lambda: deliveries_by_state(ledger).get("sent"), "a first credit to reach the registry")
         pending_at_sigterm = len(deliveries_by_state(ledger).get("pending", ()))
 
@@ -121,7 +121,7 @@ def test_given_a_nightly_run_holding_the_ledger_when_the_stream_reconciles_then_
     try:
         wait_for(lambda: stream_runs(ledger) == ["running"], "the stream to start")
         with run_lock(ops.ledger_url, "run-nightly-elsewhere", "nightly"):
-            published = stages.pull(Settings.load(ops.config_path), "lms-xapi").events
+            published = nightly.pull(Settings.load(ops.config_path), "lms-xapi").events
             wait_for(lambda: messages_accounted_for(ledger) == published, "every published event to be reconciled")
             wait_for(lambda: deliveries_by_state(ledger).get("pending"), "credits waiting for delivery")
             requests_while_held = ops.sandboxes.ama.requests_seen

@@ -14,7 +14,7 @@ from connectors.http import RetryPolicy
 from connectors.schema_registry import SchemaRegistryClient
 from deploy.sandbox.schema_registry import SchemaRegistrySandbox
 from pipeline.config import PROFESSIONS_FILE
-from pipeline.topics import ATTENDANCE_TOPIC
+from pipeline.kafka.topics import ATTENDANCE_TOPIC
 from reconcile.catalog import Catalog
 from reconcile.credit_rules import event_key
 from reconcile.credit_types import CREDIT_TYPES
@@ -73,7 +73,7 @@ Outcome = dict[tuple[str, str, str], tuple[str, str]]
 
 @dataclass
 class MemoryRun:
-    """The engine driven batch by batch exactly as `pipeline.intake` drives it, over dicts instead of SQL:
+    """The engine driven batch by batch exactly as `pipeline.stages.reconcile` drives it, over dicts instead of SQL:
     events stored first, then every touched pair (and every pair of a learner whose facts changed)
     re-decided from all its stored evidence."""
 

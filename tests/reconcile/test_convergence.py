@@ -1,6 +1,6 @@
 """Property: the same evidence, in any order, any number of times, in any batches — voids before or after
 what they void — converges to the same final records (DESIGN §1 and §4.4). Checked on the pure engine over
-many examples, and through `pipeline.intake` with a real SQLite ledger over fewer."""
+many examples, and through `pipeline.stages.reconcile` with a real SQLite ledger over fewer."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from connectors.registries.ama_pra import AmaPraRegistry
 from ledger import tables as t
 from ledger.store import Ledger, record_from_json
 from pipeline.config import PROFESSIONS_FILE
-from pipeline.intake import reconcile_messages
-from pipeline.kafka_io import Consumed
+from pipeline.kafka.io import Consumed
+from pipeline.stages.reconcile import reconcile_messages
 from reconcile.catalog import parse_catalog
 from reconcile.professions import load_professions
 from schemas.codec import AvroCodec

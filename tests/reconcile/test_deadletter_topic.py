@@ -16,9 +16,9 @@ from connectors.schema_registry import SchemaRegistryClient
 from deploy.sandbox.schema_registry import SchemaRegistrySandbox
 from ledger.store import DeadLetterEntry, Ledger
 from pipeline.config import Settings
-from pipeline.kafka_io import make_consumer, make_producer
-from pipeline.publish import publish_dead_letters
-from pipeline.topics import DEADLETTER_TOPIC
+from pipeline.kafka.io import make_consumer, make_producer
+from pipeline.kafka.topics import DEADLETTER_TOPIC
+from pipeline.stages.publish import publish_dead_letters
 from schemas.codec import AvroCodec, subject_for
 from tests.reconcile.conftest import FAST_RETRY
 

@@ -1,4 +1,4 @@
-"""Scenario: 500 generated learners (MD, DO, RN, NP, PA) through `pipeline.intake.reconcile_messages` into a
+"""Scenario: 500 generated learners (MD, DO, RN, NP, PA) through `pipeline.stages.reconcile.reconcile_messages` into a
 real ledger (SQLite and PostgreSQL), with mixed sources (LMS completions, webinar join/leave rows known only by
 email, sign-in sheets known only by name and dob, learner claims), duplicates, voids before and after what
 they void, and identity collisions.
@@ -25,8 +25,8 @@ from connectors.registries.ama_pra import AmaPraRegistry
 from ledger import tables as t
 from ledger.store import Ledger, record_from_json
 from pipeline.config import PROFESSIONS_FILE
-from pipeline.intake import IntakeStats, reconcile_messages
-from pipeline.kafka_io import Consumed
+from pipeline.kafka.io import Consumed
+from pipeline.stages.reconcile import IntakeStats, reconcile_messages
 from reconcile.catalog import parse_catalog
 from reconcile.professions import load_professions
 from schemas.codec import AvroCodec

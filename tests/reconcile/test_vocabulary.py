@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from pipeline.reason_codes import KNOWN_REASON_CODES
+from pipeline.ops.reason_codes import KNOWN_REASON_CODES
 from reconcile.vocabulary import CreditStatus, DeliveryState, ReasonCode
 
 ROOT = Path(__file__).resolve().parents[2]

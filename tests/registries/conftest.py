@@ -1,5 +1,6 @@
 """Fixtures for the registry tests: the three registry sandboxes on real sockets, connectors pointed at them,
-credit records shaped like `pipeline.intake.credit_record` builds them, and a migrated ledger to deliver from."""
+credit records shaped like `pipeline.stages.reconcile.credit_record` builds them, and a migrated ledger to deliver
+from."""
 
 from __future__ import annotations
 
@@ -52,8 +53,8 @@ ROSTER_CSV = "employee_id,npi,licence_number,licence_state\nEH-0001,1493027167,,
 
 
 class Credits:
-    """Credit records shaped as `pipeline.intake.credit_record` builds them (amount Decimal, completed_on a date),
-    and the ledger writes the reconcile stage would make for them. Tests get one from the `credits` fixture."""
+    """Credit records shaped as `pipeline.stages.reconcile.credit_record` builds them (amount Decimal, completed_on a
+    date), and the ledger writes the reconcile stage would make for them. Tests get one from the `credits` fixture."""
 
     physician = PHYSICIAN
     nurse = NURSE

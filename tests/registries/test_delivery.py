@@ -20,7 +20,7 @@ from deploy.sandbox.cebroker import CeBroker
 from deploy.sandbox.hr_endpoint import HrEndpoint
 from ledger import tables as t
 from ledger.store import Ledger
-from pipeline.deliver import deliver_pending
+from pipeline.stages.deliver import deliver_pending
 from tests.registries.conftest import CEBROKER
 
 Credits = Any  # the `credits` fixture: tests/registries/conftest.py Credits

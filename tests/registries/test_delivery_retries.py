@@ -1,4 +1,4 @@
-"""Automatic retries of REGISTRY_UNAVAILABLE deliveries (pipeline/deliver.py) over the ledger (SQLite and
+"""Automatic retries of REGISTRY_UNAVAILABLE deliveries (pipeline/stages/deliver.py) over the ledger (SQLite and
 PostgreSQL) and the AMA sandbox over real HTTP: due after each failure by `retry_delays`, capped at one retry
 per delay, their dead letters resolved when they go through; REGISTRY_REJECTED ones are never retried."""
 
@@ -14,7 +14,7 @@ from deploy.sandbox.ama_registry import AmaPraRegistry as AmaSandbox
 from deploy.sandbox.base import Faults
 from ledger import tables as t
 from ledger.store import Ledger, utcnow
-from pipeline.deliver import deliver_with_retries, due_retries
+from pipeline.stages.deliver import deliver_with_retries, due_retries
 
 Credits = Any  # the `credits` fixture: tests/registries/conftest.py Credits
 DELAYS = [timedelta(0), timedelta(hours=1)]

@@ -19,8 +19,8 @@ from deploy.sandbox.ama_registry import AmaPraRegistry as AmaSandbox
 from deploy.sandbox.cebroker import CeBroker
 from flows.cli import main
 from ledger.store import Ledger
-from pipeline.deliver import deliver_pending
-from pipeline.export import export_pending
+from pipeline.ops.export import export_pending
+from pipeline.stages.deliver import deliver_pending
 from tests.registries.conftest import TODAY
 from tests.registries.test_delivery import PII, deliveries
 

@@ -23,9 +23,9 @@ from deploy.sandbox.base import Faults
 from deploy.sandbox.hr_endpoint import HrEndpoint
 from ledger import tables as t
 from ledger.store import Ledger
-from pipeline.at_risk_notices import notify_at_risk
 from pipeline.config import PROFILES_DIR, SAMPLE_DIR, Settings
 from pipeline.outcome import PARTIAL, outcome_of
+from pipeline.stages.at_risk_notices import notify_at_risk
 from reconcile.compliance.roster import ROSTER_COLUMNS
 
 pytestmark = pytest.mark.integration

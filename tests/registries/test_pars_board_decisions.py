@@ -16,7 +16,7 @@ from deploy.sandbox.ama_registry import AmaPraRegistry as AmaSandbox
 from ledger import tables as t
 from ledger.ops import requeue_deliveries
 from ledger.store import Ledger, utcnow
-from pipeline.deliver import deliver_with_retries, settle_dead_letters
+from pipeline.stages.deliver import deliver_with_retries, settle_dead_letters
 
 Credits = Any  # the `credits` fixture: tests/registries/conftest.py Credits
 REASON = "Learner name and date of birth do not match the board's record"

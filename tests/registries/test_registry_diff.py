@@ -23,8 +23,8 @@ from deploy.sandbox.hr_endpoint import HrEndpoint
 from ledger import tables as t
 from ledger.holdings import beside_expectations
 from ledger.store import Expectation, Ledger
-from pipeline.deliver import deliver_pending
-from pipeline.registry_diff import compare, diff_and_repair
+from pipeline.stages.deliver import deliver_pending
+from pipeline.stages.registry_diff import compare, diff_and_repair
 
 pytestmark = pytest.mark.dialect
 

@@ -15,11 +15,11 @@ import pytest
 from confluent_kafka import Producer as RdKafkaProducer
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-from pipeline import check
 from pipeline.config import ConfigError, KafkaSecurityConfig, Settings
-from pipeline.kafka_io import KafkaBackend, PublishError, make_producer
-from pipeline.kafka_security import kafka_python_options, librdkafka_options
-from pipeline.topics import ATTENDANCE_TOPIC
+from pipeline.kafka.io import KafkaBackend, PublishError, make_producer
+from pipeline.kafka.security import kafka_python_options, librdkafka_options
+from pipeline.kafka.topics import ATTENDANCE_TOPIC
+from pipeline.ops import check
 from tests.security.tls_certs import TlsFiles
 
 PASSWORD_ENV = "CMESYNC_TEST_KAFKA_SASL_PASSWORD"

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline.kafka_security import WIRE_LOGGERS, kafka_python_options
+from pipeline.kafka.security import WIRE_LOGGERS, kafka_python_options
 
 
 @pytest.fixture

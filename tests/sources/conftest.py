@@ -31,11 +31,11 @@ from deploy.sandbox.schema_registry import SchemaRegistrySandbox
 from deploy.sandbox.webinar import WebinarReports
 from ledger import tables as t
 from ledger.store import Ledger
-from pipeline import stages
 from pipeline.config import SAMPLE_DIR, Settings
 from pipeline.factory import codec_for
-from pipeline.kafka_io import BatchConsumer
-from pipeline.topics import ATTENDANCE_TOPIC
+from pipeline.kafka.io import BatchConsumer
+from pipeline.kafka.topics import ATTENDANCE_TOPIC
+from pipeline.stages import nightly
 
 PAGE_SIZE = 5
 BASE = datetime(2026, 11, 10, 8, 0, tzinfo=UTC)
@@ -604,11 +604,11 @@ class Pipeline:
     settings: Settings
     source_name: str
 
-    def pull(self) -> stages.PullStats:
-        return stages.pull(self.settings, self.source_name)
+    def pull(self) -> nightly.PullStats:
+        return nightly.pull(self.settings, self.source_name)
 
-    def reconcile(self) -> stages.IntakeStats:
-        return stages.reconcile(self.settings)
+    def reconcile(self) -> nightly.IntakeStats:
+        return nightly.reconcile(self.settings)
 
     def topic_events(self) -> list[dict[str, Any]]:
         """Every AttendanceEvent on the topic, in order, read under a throw-away consumer group."""
@@ -666,7 +666,7 @@ def pipeline_for(
             sources=[source_config],
             registries=[],
         )
-        stages.prepare(settings)
+        nightly.prepare(settings)
         return Pipeline(settings, source_config["name"])
 
     return build

@@ -21,7 +21,7 @@ from deploy.embedded import embedded_endpoints
 from deploy.sandbox.stack import SandboxStack
 from pipeline.config import SAMPLE_DIR, Settings
 from pipeline.factory import build_source
-from pipeline.intake import credit_record
+from pipeline.stages.reconcile import credit_record
 from reconcile.learners import learner_profile
 from reconcile.merge import CreditState
 

@@ -13,8 +13,8 @@ from connectors.sources.base import Page, Rejection, Source, SourceCheckError
 from ledger.store import Ledger
 from pipeline.config import CsvDropSourceConfig
 from pipeline.factory import build_source, codec_for
-from pipeline.kafka_io import make_producer
-from pipeline.pull import pull_source
+from pipeline.kafka.io import make_producer
+from pipeline.stages.pull import pull_source
 
 HEADER = "Email,NPI,First,Last,Role,Session,In,Out\r\n"
 ADA = "ada@example.org,1493027167,Ada,Lovelace,MD,WS-7,2026-11-18 09:00,2026-11-18 10:00\r\n"

@@ -14,11 +14,11 @@ from sqlalchemy import select
 from deploy.sandbox.schema_registry import SchemaRegistrySandbox
 from ledger import tables as t
 from ledger.store import Ledger
-from pipeline import stages
 from pipeline.config import SAMPLE_DIR, Settings
 from pipeline.factory import codec_for
-from pipeline.kafka_io import make_producer, publish
-from pipeline.topics import ATTENDANCE_TOPIC
+from pipeline.kafka.io import make_producer, publish
+from pipeline.kafka.topics import ATTENDANCE_TOPIC
+from pipeline.stages import nightly
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +60,7 @@ def settings(kafka_bootstrap: str, ledger_url: str, tmp_path: Path) -> Iterator[
             sources=[],
             registries=[],
         )
-        stages.prepare(configured)
+        nightly.prepare(configured)
         yield configured
 
 
@@ -85,8 +85,8 @@ def test_given_valid_duplicate_and_undecodable_messages_pushed_when_reconciled_t
     finally:
         producer.close()
 
-    first = stages.reconcile(settings)
-    second = stages.reconcile(settings)
+    first = nightly.reconcile(settings)
+    second = nightly.reconcile(settings)
 
     assert (first.consumed, first.duplicates) == (5, 1)
     assert second.consumed == 0

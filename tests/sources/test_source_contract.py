@@ -24,9 +24,9 @@ pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).parents[2]
 PULL_IN_SUBPROCESS = (
     "import json, sys\n"
-    "from pipeline import stages\n"
+    "from pipeline.stages import nightly\n"
     "from pipeline.config import Settings\n"
-    "stages.pull(Settings(**json.loads(open(sys.argv[1]).read())), sys.argv[2])\n"
+    "nightly.pull(Settings(**json.loads(open(sys.argv[1]).read())), sys.argv[2])\n"
 )
 OVER_HTTP = ["xapi", "webinar", "csv_drop-http", "provider_rest-cursor", "provider_rest-page"]
 

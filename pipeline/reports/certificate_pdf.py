@@ -16,7 +16,7 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import inch
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from pipeline.certificates import Certificate
+from pipeline.reports.certificates import Certificate
 from reconcile.catalog import ENDURING
 
 _BASE = getSampleStyleSheet()

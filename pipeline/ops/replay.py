@@ -22,9 +22,9 @@ from ledger.queries import (
     select_deliveries,
 )
 from ledger.store import Ledger, utcnow
-from pipeline import stages
 from pipeline.config import ConfigError, Settings
-from pipeline.deliver import settle_dead_letters
+from pipeline.stages import nightly
+from pipeline.stages.deliver import settle_dead_letters
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def _replay_registry(
         started = utcnow()
         requeue_deliveries(ledger, keys)
         try:
-            stages.deliver(settings, registry, retry_unavailable=False)
+            nightly.deliver(settings, registry, retry_unavailable=False)
         except Exception as err:
             # One registry's connector failing must not stop the replay of the others; the requeued
             # deliveries stay pending, so the next run picks them up.

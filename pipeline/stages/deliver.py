@@ -18,8 +18,8 @@ from ledger.ops import requeue_deliveries, set_dead_letters_resolved
 from ledger.queries import DeliveryKey, delivery_dead_letter_ids, delivery_states, unavailable_deliveries
 from ledger.store import DeadLetterEntry, DeliveryOutcome, Ledger, utcnow
 from pipeline import metrics
-from pipeline.board_decisions import late_rejections
-from pipeline.faults import crash_point
+from pipeline.stages.board_decisions import late_rejections
+from pipeline.stages.faults import crash_point
 from reconcile.vocabulary import REGISTRY_REJECTED, REGISTRY_UNAVAILABLE, DeliveryState
 
 log = logging.getLogger(__name__)

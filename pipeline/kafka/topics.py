@@ -48,7 +48,7 @@ def ensure_topics(
     options: Mapping[str, Any] | None = None,
 ) -> None:
     """Create our topics if missing; existing topics are left as they are. `options`: kafka-python TLS/SASL
-    keyword arguments (`pipeline.kafka_security.kafka_python_options`)."""
+    keyword arguments (`pipeline.kafka.security.kafka_python_options`)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="cmesync-admin", **(options or {}))
     try:
         existing = set(admin.list_topics())

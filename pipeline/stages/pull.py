@@ -12,9 +12,9 @@ from connectors.sources.base import Page, Rejection, Source
 from ledger.store import DeadLetterEntry, Ledger
 from ledger.watermarks import record_page
 from pipeline import metrics
-from pipeline.faults import crash_point
-from pipeline.kafka_io import Message, Producer, publish
-from pipeline.topics import ATTENDANCE_TOPIC
+from pipeline.kafka.io import Message, Producer, publish
+from pipeline.kafka.topics import ATTENDANCE_TOPIC
+from pipeline.stages.faults import crash_point
 from reconcile.identity import identity_keys
 from reconcile.vocabulary import SCHEMA_INVALID
 from schemas.codec import AvroCodec, SchemaInvalid

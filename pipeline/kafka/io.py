@@ -13,7 +13,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from pipeline.config import KafkaSecurityConfig
-from pipeline.kafka_security import kafka_python_options, librdkafka_options
+from pipeline.kafka.security import kafka_python_options, librdkafka_options
 
 Message = tuple[bytes | None, bytes]
 Ends = dict[int, int]  # partition → the offset after the last message acknowledged there
@@ -37,7 +37,7 @@ class Producer(Protocol):
     def publish(self, topic: str, messages: Sequence[Message], timeout_s: float = 30.0) -> Ends:
         """Send and wait until the broker acknowledged every message; raise PublishError otherwise. Returns
         where the acknowledged messages ended, per partition (the ledger keeps it to notice a broker that
-        later forgets them, `pipeline.broker_loss`)."""
+        later forgets them, `pipeline.stages.broker_loss`)."""
 
     def close(self) -> None: ...
 
@@ -85,7 +85,7 @@ def make_producer(
     security: KafkaSecurityConfig | None = None,
 ) -> Producer:
     if backend == "confluent-kafka":
-        from pipeline.kafka_confluent import ConfluentProducer
+        from pipeline.kafka.confluent import ConfluentProducer
 
         return ConfluentProducer(bootstrap, client_id, librdkafka_options(security))
     return KafkaPythonProducer(bootstrap, client_id, kafka_python_options(security))
@@ -230,7 +230,7 @@ def make_consumer(
     security: KafkaSecurityConfig | None = None,
 ) -> Consumer:
     if backend == "confluent-kafka":
-        from pipeline.kafka_confluent import ConfluentBatchConsumer
+        from pipeline.kafka.confluent import ConfluentBatchConsumer
 
         return ConfluentBatchConsumer(bootstrap, topic, group_id, max_records, join_group, librdkafka_options(security))
     return BatchConsumer(bootstrap, topic, group_id, max_records, join_group, kafka_python_options(security))

@@ -20,7 +20,7 @@ from itertools import groupby
 
 from ledger.store import Ledger
 from pipeline.config import CertificatesConfig
-from pipeline.transcript import earned_credits, identify_learner, learner_name
+from pipeline.reports.transcript import earned_credits, identify_learner, learner_name
 from reconcile.catalog import Activity, Catalog
 from reconcile.certificate_ids import (
     activity_certificate_id,

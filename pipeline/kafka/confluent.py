@@ -1,5 +1,5 @@
 """The optional confluent-kafka (librdkafka) backend behind the same producer and consumer interface as
-`pipeline/kafka_io.py` (`kafka_backend = "confluent-kafka"`, extra `cmesync[confluent]`, never required).
+`pipeline/kafka/io.py` (`kafka_backend = "confluent-kafka"`, extra `cmesync[confluent]`, never required).
 
 kafka-python does its protocol work in Python; librdkafka does it in C, which the benchmark shows is what
 bounds the pull and reconcile stages' Kafka share. Same guarantees: acks=all, idempotence, every delivery
@@ -14,7 +14,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
-from pipeline.kafka_io import STALL_TIMEOUT_S, Consumed, ConsumerStalled, Ends, Message, PublishError
+from pipeline.kafka.io import STALL_TIMEOUT_S, Consumed, ConsumerStalled, Ends, Message, PublishError
 
 
 class ConfluentProducer:

@@ -1,4 +1,4 @@
-"""The nightly at-risk compliance list (`pipeline.transcript.compliance_summary`, the run report's section) sent
+"""The nightly at-risk compliance list (`pipeline.reports.transcript.compliance_summary`, the run report's section) sent
 to each employer HR endpoint configured with `at_risk_notices = true`, as signed notices of its own staff
 (`connectors.registries.hr_at_risk`). One notice per learner, cycle and day: the ledger remembers what each
 endpoint received (`ledger.notices`), so a rerun the same day sends nothing, and the next day sends again.
@@ -21,8 +21,8 @@ from ledger.notices import record_notices, sent_notices
 from ledger.store import Ledger
 from pipeline.config import EmployerHrConfig, Settings
 from pipeline.factory import build_registry
-from pipeline.faults import crash_point
-from pipeline.transcript import AtRisk, ComplianceSummary, compliance_summary, load_inputs
+from pipeline.reports.transcript import AtRisk, ComplianceSummary, compliance_summary, load_inputs
+from pipeline.stages.faults import crash_point
 from reconcile.catalog import CatalogError
 from reconcile.compliance.evaluate import OVERDUE
 from reconcile.compliance.profiles import ProfileError

@@ -1,5 +1,5 @@
 """Rebuild `cme.credits.v1` from the ledger: the latest published version of every credit record, re-emitted
-with the same key, version and encoding as the outbox (`pipeline.publish`). Compaction keeps the latest per
+with the same key, version and encoding as the outbox (`pipeline.stages.publish`). Compaction keeps the latest per
 key, so a rebuild over a stream that still holds them changes no consumer's view; over a stream the broker
 lost, it restores it. Versions the outbox has not published yet are left to the outbox, which publishes them
 after (in version order), so the stream never goes back to an older version."""
@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from ledger import tables as t
 from ledger.store import Ledger, record_from_json
 from ledger.watermarks import record_produced
-from pipeline.kafka_io import Producer, publish
-from pipeline.topics import CREDITS_TOPIC
+from pipeline.kafka.io import Producer, publish
+from pipeline.kafka.topics import CREDITS_TOPIC
 from schemas.codec import AvroCodec
 
 

@@ -30,8 +30,8 @@ from connectors.http import APIError
 from connectors.registries.base import Failure, Registry, RegistryEntry
 from ledger.holdings import beside_expectations
 from ledger.store import Expectation, Ledger
-from pipeline.deliver import record_results, results_of
-from pipeline.faults import crash_point
+from pipeline.stages.deliver import record_results, results_of
+from pipeline.stages.faults import crash_point
 from reconcile.vocabulary import AWARDED, DeliveryState
 
 log = logging.getLogger(__name__)

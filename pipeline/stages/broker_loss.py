@@ -13,7 +13,7 @@ shorter than the gap to a rerun; a topic deleted and recreated) shows as:
 
 Recovery: every source is rewound to the cursor of its first page whose events are not all in the ledger (the
 pull's cursor history), so the next pull reads the lost window again; the reconciler's event-key dedupe makes
-re-reading safe. The credit stream is rebuilt from the ledger (`pipeline.republish`). Each finding is recorded
+re-reading safe. The credit stream is rebuilt from the ledger (`pipeline.stages.republish`). Each finding is recorded
 as a dead letter (stage `reconcile`, source the topic) naming the lost window; the nightly run resolves them
 once it has re-pulled and reconciled, and still ends Failed so that the loss is never silent.
 """
@@ -38,10 +38,10 @@ from ledger.watermarks import (
     watermarks,
 )
 from pipeline.config import Settings
-from pipeline.kafka_security import kafka_python_options
-from pipeline.republish import count_latest_published
-from pipeline.status import PartitionLag, consumer_lag
-from pipeline.topics import ATTENDANCE_TOPIC, CREDITS_TOPIC
+from pipeline.kafka.security import kafka_python_options
+from pipeline.kafka.topics import ATTENDANCE_TOPIC, CREDITS_TOPIC
+from pipeline.ops.status import PartitionLag, consumer_lag
+from pipeline.stages.republish import count_latest_published
 from reconcile.vocabulary import CREDIT_STREAM_BEHIND, GROUP_OFFSETS_GONE, LOG_START_PAST_LEDGER, TOPIC_BEHIND
 
 # Findings are dead letters of the reconcile stage (the dead-letter schema's stages are an Avro enum that
@@ -216,7 +216,7 @@ def assess(settings: Settings, ledger: Ledger) -> Assessment:
 
 def apply_recovery(ledger: Ledger, assessment: Assessment) -> None:
     """Rewind the sources, start the lost partitions' new epochs and record the findings, in one transaction;
-    the credit stream itself is rebuilt by the caller (`pipeline.republish`), which needs a producer."""
+    the credit stream itself is rebuilt by the caller (`pipeline.stages.republish`), which needs a producer."""
     with ledger.transaction() as conn:
         for rewind in assessment.rewinds:
             rewind_checkpoint(ledger, conn, rewind.source, rewind.to_cursor)

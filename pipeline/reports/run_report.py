@@ -1,5 +1,5 @@
 """The run report a person reads the morning after: the outcome in one coloured line (`headline`), the figures at
-a glance (pipeline/run_glance.py: charts in the HTML, tables in the Markdown), then totals, per source, per
+a glance (pipeline/reports/run_glance.py: charts in the HTML, tables in the Markdown), then totals, per source, per
 registry and dead letters by reason, as Markdown (the Prefect artifact) and as a standalone HTML file under
 `reports_dir`.
 
@@ -12,8 +12,8 @@ registry; a run that never reached the diff says so.
 The headline says how the run ended (pipeline/outcome.py): green when it succeeded; amber (partial) or red
 (failed) with the failing registries and the exact `cmesync replay …` commands that re-deliver what failed.
 
-Licence-cycle compliance: `compliance_section` evaluates the compliance roster (pipeline/transcript.py) and lists
-the learners at risk per employer, soonest deadline first, by employee id and ledger learner id (no PII); the
+Licence-cycle compliance: `compliance_section` evaluates the compliance roster (pipeline/reports/transcript.py) and
+lists the learners at risk per employer, soonest deadline first, by employee id and ledger learner id (no PII); the
 nightly flow passes it as `compliance`.
 """
 
@@ -40,9 +40,9 @@ from ledger.queries import (
 from ledger.store import Ledger, utcnow
 from pipeline.config import Settings
 from pipeline.outcome import FAILED, PARTIAL, RUNNING, SUCCEEDED, RunOutcome, outcome_of
-from pipeline.run_glance import Glance, glance_html, glance_markdown, glance_of, records_read
-from pipeline.summary import LABELS
-from pipeline.transcript import ComplianceSummary, compliance_summary, load_inputs
+from pipeline.reports.run_glance import Glance, glance_html, glance_markdown, glance_of, records_read
+from pipeline.reports.summary import LABELS
+from pipeline.reports.transcript import ComplianceSummary, compliance_summary, load_inputs
 from reconcile.catalog import CatalogError
 from reconcile.compliance.evaluate import OVERDUE, CycleTranscript
 from reconcile.compliance.profiles import ProfileError

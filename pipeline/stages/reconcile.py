@@ -17,9 +17,9 @@ from connectors.sources.fields import text
 from ledger.store import DeadLetterEntry, Ledger, StoredEvent, utcnow
 from ledger.watermarks import record_reconciled
 from pipeline import metrics
-from pipeline.faults import crash_point
-from pipeline.kafka_io import Consumed, Consumer
-from pipeline.topics import ATTENDANCE_TOPIC
+from pipeline.kafka.io import Consumed, Consumer
+from pipeline.kafka.topics import ATTENDANCE_TOPIC
+from pipeline.stages.faults import crash_point
 from reconcile.catalog import Catalog
 from reconcile.credit_rules import event_key, possible_credit_types
 from reconcile.credit_types import ACCREDITOR_OF

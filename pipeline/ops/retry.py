@@ -4,7 +4,7 @@
   or config fix); what now normalises is published to cme.attendance.v1 and the dead letter is resolved.
 - reconcile: the payload is the original Kafka message; it is published again to cme.attendance.v1 (after a
   catalog fix, say). It is resolved once the reconcile stage has taken the event into the ledger.
-- deliver: a replay of that delivery (pipeline/replay.py).
+- deliver: a replay of that delivery (pipeline/ops/replay.py).
 
 After republishing, the rest of the pipeline runs once (reconcile, publish, deliver), so the operator sees the
 outcome now rather than after the next nightly run. Everything here is as idempotent as the pipeline it feeds.
@@ -30,13 +30,13 @@ from ledger.queries import (
     delivery_states,
 )
 from ledger.store import Ledger, utcnow
-from pipeline import stages
 from pipeline.config import Settings
 from pipeline.factory import build_sources, codec_for
-from pipeline.kafka_io import Message, make_producer, publish
-from pipeline.pull import learner_key
-from pipeline.replay import ReplayResult, replay
-from pipeline.topics import ATTENDANCE_TOPIC
+from pipeline.kafka.io import Message, make_producer, publish
+from pipeline.kafka.topics import ATTENDANCE_TOPIC
+from pipeline.ops.replay import ReplayResult, replay
+from pipeline.stages import nightly
+from pipeline.stages.pull import learner_key
 from reconcile.vocabulary import SCHEMA_INVALID, DeliveryState
 from schemas.codec import AvroCodec, SchemaInvalid
 
@@ -203,11 +203,11 @@ def _latest_reason(ledger: Ledger, keys: list[tuple[str, str]], started: datetim
 def process_downstream(settings: Settings) -> None:
     """What the nightly run does after the pull: reconcile, publish, deliver to every registry, publish the
     delivery dead letters."""
-    stages.reconcile(settings)
-    stages.publish(settings)
+    nightly.reconcile(settings)
+    nightly.publish(settings)
     for registry in settings.registries:
-        stages.deliver(settings, registry.name, retry_unavailable=False)
-    stages.publish(settings)
+        nightly.deliver(settings, registry.name, retry_unavailable=False)
+    nightly.publish(settings)
 
 
 def _replay_deliveries(settings: Settings, rows: list[DeadLetterRow], result: RetryResult) -> list[RetryOutcome]:

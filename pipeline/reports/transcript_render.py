@@ -1,6 +1,6 @@
 """A learner's transcript for people and programs: a terminal table, JSON, CSV (one row per requirement) and a
 single self-contained HTML page (inline CSS and SVG, no script, no external resource) with a progress bar per
-requirement, a timeline of the cycle and a bar chart of the requirements (pipeline/charts.py), that prints on
+requirement, a timeline of the cycle and a bar chart of the requirements (pipeline/reports/charts.py), that prints on
 A4 and Letter. Every value that reaches the HTML is escaped. No identifier but the ledger's learner id and the
 employer's employee id is shown (NPI, licence number and e-mail are PII); the learner's name is, as the page is
 for the learner and their employer (it never goes to a log)."""
@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.transcript import LearnerTranscripts, LicenceTranscript
+from pipeline.reports.transcript import LearnerTranscripts, LicenceTranscript
 from reconcile.certificate_ids import certificate_file, certificate_id
 from reconcile.compliance.evaluate import AT_RISK, MET, OVERDUE, CycleTranscript, RequirementProgress
 
@@ -289,8 +289,7 @@ def _html_charts(cycle: CycleTranscript, chart_id: str) -> list[str]:
     applying = [p for p in cycle.requirements if p.applies]
     if not applying:
         return []
-    from pipeline import charts
-
+    from pipeline.reports import charts
     main = max(applying, key=lambda p: p.minimum)
     start = cycle.cycle.start
     points = [(max(day, start), float(total)) for day, total in cycle.running_counted(main)]

@@ -23,8 +23,8 @@ from ledger.queries import (
 )
 from ledger.store import Ledger
 from pipeline.config import Settings
-from pipeline.kafka_security import kafka_python_options
-from pipeline.topics import ATTENDANCE_TOPIC
+from pipeline.kafka.security import kafka_python_options
+from pipeline.kafka.topics import ATTENDANCE_TOPIC
 
 BROKER_ANSWER_S = 10.0
 

@@ -12,7 +12,7 @@ from ledger.queries import RunRow, recent_runs, runs_by_prefix
 from ledger.store import Ledger
 from pipeline.config import Settings
 from pipeline.outcome import RUNNING, SUCCEEDED
-from pipeline.report import build_run_report, compliance_section, headline, write_html
+from pipeline.reports.run_report import build_run_report, compliance_section, headline, write_html
 
 TITLES = {"nightly": "Nightly reconciliation", "stream": "Stream reconciliation"}
 

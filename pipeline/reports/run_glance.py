@@ -1,6 +1,6 @@
 """The run report at a glance: the figures a person scans in ten seconds — deliveries per registry (sent, failed,
 pending), dead letters by reason, and the trend of the flow's last runs (records read, credits, dead letters,
-duration) from the `runs` table — drawn as charts in the HTML report (pipeline/charts.py) and given as the same
+duration) from the `runs` table — drawn as charts in the HTML report (pipeline/reports/charts.py) and given as the same
 figures in tables in the Markdown of the Prefect artifact.
 
 "sent" and "failed" are the deliveries the run wrote or updated (its time window); "pending" is the registry's
@@ -22,8 +22,8 @@ from reconcile.vocabulary import DeliveryState
 TREND_RUNS = 30
 DELIVERY_SERIES = (DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.PENDING)
 TREND_SERIES = ("records read", "credits", "dead letters", "duration (s)")
-# The run counts a run's dead letters are the sum of: the nightly's (pipeline/summary.py) and the stream's
-# (pipeline/stream.py, which reads from Kafka: `consumed` for records read, `rejected` at reconcile).
+# The run counts a run's dead letters are the sum of: the nightly's (pipeline/reports/summary.py) and the stream's
+# (pipeline/stages/stream.py, which reads from Kafka: `consumed` for records read, `rejected` at reconcile).
 DEAD_LETTER_COUNTS = ("rejected_at_normalise", "rejected_at_reconcile", "rejected", "delivery_failed")
 
 DELIVERIES_CHART, DEAD_LETTERS_CHART, TREND_CHART = "deliveries", "dead-letters", "trend"
@@ -121,8 +121,7 @@ def glance_markdown(glance: Glance) -> list[str]:
 
 
 def glance_html(glance: Glance) -> list[str]:
-    from pipeline import charts
-
+    from pipeline.reports import charts
     parts = ['<section class="glance">', "<h2>At a glance</h2>"]
     if glance.deliveries:
         registries = list(glance.deliveries)

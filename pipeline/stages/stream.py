@@ -27,14 +27,15 @@ from types import FrameType
 
 from ledger.run_lock import RunLocked, run_lock
 from ledger.store import Ledger, utcnow
-from pipeline import metrics, stages
-from pipeline.catalog import fetch_catalog
+from pipeline import metrics
 from pipeline.config import Settings
 from pipeline.factory import build_registries, codec_for
-from pipeline.intake import IntakeStats, reconcile_messages, redecide_unknown_professions
-from pipeline.kafka_io import Consumer, ConsumerStalled, make_consumer
-from pipeline.metrics_export import refresh_from_ledger
-from pipeline.topics import ATTENDANCE_TOPIC
+from pipeline.kafka.io import Consumer, ConsumerStalled, make_consumer
+from pipeline.kafka.topics import ATTENDANCE_TOPIC
+from pipeline.reports.metrics_export import refresh_from_ledger
+from pipeline.stages import nightly
+from pipeline.stages.catalog import fetch_catalog
+from pipeline.stages.reconcile import IntakeStats, reconcile_messages, redecide_unknown_professions
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +97,14 @@ class DeliveryPump(threading.Thread):
         try:
             # A nightly run or a replay delivers too: while one holds the ledger, this pass waits for the next.
             with run_lock(self.settings.ledger_url, self.run_id, "stream delivery pass"):
-                credits, _ = stages.publish(self.settings)
+                credits, _ = nightly.publish(self.settings)
                 delivered = failed = 0
                 for registry in self.settings.registries:
-                    result = stages.deliver(self.settings, registry.name)
+                    result = nightly.deliver(self.settings, registry.name)
                     delivered += result.delivered
                     failed += result.failed
                 # The dead letters of failed deliveries, and credit versions reconciled since the first publish.
-                credits += stages.publish(self.settings)[0]
+                credits += nightly.publish(self.settings)[0]
         except RunLocked as err:
             log.info("delivery pass deferred: %s", err)
             return
