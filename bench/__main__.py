@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.run import LEDGERS
-from pipeline.kafka.io import KafkaBackend
+from pipeline.kafka.interface import KafkaBackend
 
 console = Console()
 

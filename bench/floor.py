@@ -19,7 +19,8 @@ from typing import Any
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from pipeline.kafka.io import KafkaBackend, Message, make_consumer, make_producer, publish
+from pipeline.kafka.interface import KafkaBackend, Message, publish
+from pipeline.kafka.io import make_consumer, make_producer
 from pipeline.kafka.topics import TopicSpec, ensure_topics
 
 BATCH = 2_000

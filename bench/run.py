@@ -25,7 +25,9 @@ from deploy.embedded import embedded_endpoints
 from flows.prefect_env import quiet_prefect
 from pipeline.config import Settings
 from pipeline.factory import build_sources, codec_for
-from pipeline.kafka.io import KafkaBackend, Message, kafka_python_producer, make_consumer, make_producer, publish
+from pipeline.kafka.interface import KafkaBackend, Message, publish
+from pipeline.kafka.io import make_consumer, make_producer
+from pipeline.kafka.kafka_python import kafka_python_producer
 from pipeline.kafka.topics import ATTENDANCE_TOPIC, TopicSpec, ensure_topics
 from pipeline.stages import nightly
 from pipeline.stages.pull import normalise_page

@@ -25,12 +25,12 @@ from deploy.embedded import embedded_endpoints
 from deploy.sandbox.stack import SandboxStack
 from ledger import tables as t
 from ledger.store import Ledger, latest_credit_versions
+from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
 from pipeline.factory import build_registries, codec_for
-from pipeline.kafka.io import BatchConsumer
+from pipeline.kafka.kafka_python import BatchConsumer
 from pipeline.kafka.topics import ATTENDANCE_TOPIC
 from pipeline.stages import nightly
-from pipeline.stages.catalog import fetch_catalog
 from pipeline.stages.reconcile import reconcile_topic
 
 CONFIG = Path(__file__).with_name("cmesync.toml")

@@ -32,9 +32,10 @@ from deploy.embedded import embedded_endpoints
 from flows.prefect_env import quiet_prefect
 from pipeline.config import Settings
 from pipeline.factory import build_sources, codec_for
-from pipeline.kafka.io import KafkaBackend, Message, make_producer, publish
+from pipeline.kafka.interface import KafkaBackend, Message, publish
+from pipeline.kafka.io import make_producer
+from pipeline.kafka.lag import consumer_lag
 from pipeline.kafka.topics import ATTENDANCE_TOPIC, CREDITS_TOPIC
-from pipeline.ops.status import consumer_lag
 from pipeline.stages import nightly
 from pipeline.stages.pull import normalise_page
 from pipeline.stages.stream import StreamStats, run_stream, stop_on_signals

@@ -76,9 +76,9 @@ def _as_dict(certificate: Certificate, path: Path) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Exit code per HELP; an unknown learner or activity raises `CertificateError` or `TranscriptError`."""
+    from pipeline.catalog import fetch_catalog
     from pipeline.reports.certificate_pdf import render_pdf
     from pipeline.reports.transcript import load_roster
-    from pipeline.stages.catalog import fetch_catalog
     from reconcile.catalog import CatalogError
     from reconcile.compliance.roster import RosterError
 

@@ -106,7 +106,7 @@ def _activity(settings: Settings, ref: str | None) -> str | None:
     """The catalog id of the activity asked for (any of its refs will do)."""
     if ref is None:
         return None
-    from pipeline.stages.catalog import fetch_catalog
+    from pipeline.catalog import fetch_catalog
     from reconcile.catalog import CatalogError
 
     try:

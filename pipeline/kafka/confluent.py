@@ -14,7 +14,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
-from pipeline.kafka.io import STALL_TIMEOUT_S, Consumed, ConsumerStalled, Ends, Message, PublishError
+from pipeline.kafka.interface import STALL_TIMEOUT_S, Consumed, ConsumerStalled, Ends, Message, PublishError
 
 
 class ConfluentProducer:

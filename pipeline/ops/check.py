@@ -16,11 +16,11 @@ from sqlalchemy import func, inspect, make_url, select
 from connectors.http import APIError, HttpClient, RetryPolicy
 from ledger import tables as t
 from ledger.store import Ledger
+from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
 from pipeline.factory import build_registry, build_sources
 from pipeline.kafka.security import kafka_python_options
 from pipeline.kafka.topics import TOPICS
-from pipeline.stages.catalog import fetch_catalog
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 EMBEDDED_ONLY = "empty: only `cmesync run --embedded` fills it"

@@ -12,8 +12,8 @@ from sqlalchemy import create_engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from connectors.http import APIError
+from pipeline.catalog import fetch_catalog
 from pipeline.config import ConfigError, Settings
-from pipeline.stages.catalog import fetch_catalog
 from reconcile.catalog import CatalogError
 
 CONNECT_BUDGET_S = 10.0

@@ -32,7 +32,8 @@ from ledger.queries import (
 from ledger.store import Ledger, utcnow
 from pipeline.config import Settings
 from pipeline.factory import build_sources, codec_for
-from pipeline.kafka.io import Message, make_producer, publish
+from pipeline.kafka.interface import Message, publish
+from pipeline.kafka.io import make_producer
 from pipeline.kafka.topics import ATTENDANCE_TOPIC
 from pipeline.ops.replay import ReplayResult, replay
 from pipeline.stages import nightly

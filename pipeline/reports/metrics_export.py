@@ -14,9 +14,9 @@ from ledger.queries import last_finished_runs, unresolved_dead_letter_counts
 from ledger.store import Ledger
 from pipeline import metrics
 from pipeline.config import ConfigError, MetricsConfig, Settings
+from pipeline.kafka.lag import consumer_lag
 from pipeline.kafka.security import kafka_python_options
 from pipeline.kafka.topics import ATTENDANCE_TOPIC
-from pipeline.ops.status import consumer_lag
 from pipeline.outcome import SUCCEEDED
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ from sqlalchemy import select
 
 from ledger import tables as t
 from ledger.store import Ledger, chunks, latest_credit_versions
+from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
-from pipeline.stages.catalog import fetch_catalog
 from reconcile.compliance.evaluate import OVERDUE, CycleTranscript, EarnedCredit, evaluate
 from reconcile.compliance.profiles import Profile, ProfileError, default_profile, index_profiles, parse_profile
 from reconcile.compliance.roster import RosterEntry, RosterError, parse_roster

@@ -38,9 +38,9 @@ from ledger.watermarks import (
     watermarks,
 )
 from pipeline.config import Settings
+from pipeline.kafka.lag import PartitionLag, consumer_lag
 from pipeline.kafka.security import kafka_python_options
 from pipeline.kafka.topics import ATTENDANCE_TOPIC, CREDITS_TOPIC
-from pipeline.ops.status import PartitionLag, consumer_lag
 from pipeline.stages.republish import count_latest_published
 from reconcile.vocabulary import CREDIT_STREAM_BEHIND, GROUP_OFFSETS_GONE, LOG_START_PAST_LEDGER, TOPIC_BEHIND
 

@@ -7,13 +7,13 @@ from collections.abc import Callable
 
 from ledger.store import Ledger, awarded_credits
 from ledger.watermarks import prune_pages
+from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
 from pipeline.factory import build_registries, build_sources, codec_for
 from pipeline.kafka.io import make_consumer, make_producer
 from pipeline.kafka.security import kafka_python_options
 from pipeline.kafka.topics import ATTENDANCE_TOPIC, ensure_topics
 from pipeline.stages.broker_loss import Assessment, apply_recovery, assess
-from pipeline.stages.catalog import fetch_catalog
 from pipeline.stages.deliver import DeliveryStats, deliver_with_retries
 from pipeline.stages.publish import publish_credits, publish_dead_letters
 from pipeline.stages.pull import PullStats, pull_source

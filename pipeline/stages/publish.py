@@ -6,7 +6,7 @@ from __future__ import annotations
 from ledger.store import Ledger
 from ledger.watermarks import record_produced
 from pipeline import metrics
-from pipeline.kafka.io import Producer, publish
+from pipeline.kafka.interface import Producer, publish
 from pipeline.kafka.topics import CREDITS_TOPIC, DEADLETTER_TOPIC
 from pipeline.stages.faults import crash_point
 from schemas.codec import AvroCodec

@@ -12,7 +12,7 @@ from connectors.sources.base import Page, Rejection, Source
 from ledger.store import DeadLetterEntry, Ledger
 from ledger.watermarks import record_page
 from pipeline import metrics
-from pipeline.kafka.io import Message, Producer, publish
+from pipeline.kafka.interface import Message, Producer, publish
 from pipeline.kafka.topics import ATTENDANCE_TOPIC
 from pipeline.stages.faults import crash_point
 from reconcile.identity import identity_keys

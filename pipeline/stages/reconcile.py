@@ -17,7 +17,7 @@ from connectors.sources.fields import text
 from ledger.store import DeadLetterEntry, Ledger, StoredEvent, utcnow
 from ledger.watermarks import record_reconciled
 from pipeline import metrics
-from pipeline.kafka.io import Consumed, Consumer
+from pipeline.kafka.interface import Consumed, Consumer
 from pipeline.kafka.topics import ATTENDANCE_TOPIC
 from pipeline.stages.faults import crash_point
 from reconcile.catalog import Catalog

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from ledger import tables as t
 from ledger.store import Ledger, record_from_json
 from ledger.watermarks import record_produced
-from pipeline.kafka.io import Producer, publish
+from pipeline.kafka.interface import Producer, publish
 from pipeline.kafka.topics import CREDITS_TOPIC
 from schemas.codec import AvroCodec
 

@@ -28,13 +28,14 @@ from types import FrameType
 from ledger.run_lock import RunLocked, run_lock
 from ledger.store import Ledger, utcnow
 from pipeline import metrics
+from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
 from pipeline.factory import build_registries, codec_for
-from pipeline.kafka.io import Consumer, ConsumerStalled, make_consumer
+from pipeline.kafka.interface import Consumer, ConsumerStalled
+from pipeline.kafka.io import make_consumer
 from pipeline.kafka.topics import ATTENDANCE_TOPIC
 from pipeline.reports.metrics_export import refresh_from_ledger
 from pipeline.stages import nightly
-from pipeline.stages.catalog import fetch_catalog
 from pipeline.stages.reconcile import IntakeStats, reconcile_messages, redecide_unknown_professions
 
 log = logging.getLogger(__name__)

@@ -52,6 +52,10 @@ def test_given_the_tree_when_linted_then_every_contract_is_kept(tree: Path) -> N
         ("connectors/http.py", "import pipeline.config"),
         ("pipeline/reports/run_report.py", "import flows.nightly"),
         ("pipeline/stages/pull.py", "import deploy.broker"),
+        ("pipeline/stages/publish.py", "import pipeline.ops.replay"),
+        ("pipeline/reports/summary.py", "import pipeline.stages.deliver"),
+        ("pipeline/kafka/topics.py", "import pipeline.reports.summary"),
+        ("pipeline/kafka/confluent.py", "import pipeline.kafka.kafka_python"),
     ],
 )
 def test_given_a_reverse_import_when_linted_then_the_contract_is_broken_naming_it(

@@ -22,7 +22,7 @@ from connectors.sources.xapi import XapiSource
 from deploy.sandbox.schema_registry import SchemaRegistrySandbox
 from pipeline.config import SAMPLE_DIR, Settings, SourceConfig
 from pipeline.factory import build_source, codec_for
-from pipeline.kafka.io import Consumed
+from pipeline.kafka.interface import Consumed
 from pipeline.stages.reconcile import _decode
 from reconcile.catalog import load_catalog
 from reconcile.engine import resolve_events

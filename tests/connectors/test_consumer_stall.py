@@ -10,7 +10,8 @@ from typing import get_args
 import pytest
 
 from deploy.broker import EmbeddedBroker
-from pipeline.kafka.io import ConsumerStalled, KafkaBackend, make_consumer, make_producer, publish
+from pipeline.kafka.interface import ConsumerStalled, KafkaBackend, publish
+from pipeline.kafka.io import make_consumer, make_producer
 from pipeline.kafka.topics import TopicSpec, ensure_topics
 
 pytestmark = pytest.mark.integration

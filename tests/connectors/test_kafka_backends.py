@@ -9,7 +9,8 @@ from typing import get_args
 
 import pytest
 
-from pipeline.kafka.io import KafkaBackend, make_consumer, make_producer, publish
+from pipeline.kafka.interface import KafkaBackend, publish
+from pipeline.kafka.io import make_consumer, make_producer
 from pipeline.kafka.topics import TopicSpec, ensure_topics
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from flows.nightly import nightly_reconciliation
 from ledger import tables as t
 from ledger.store import Ledger
 from pipeline.config import Settings
-from pipeline.kafka.io import KafkaBackend
+from pipeline.kafka.interface import KafkaBackend
 from pipeline.kafka.topics import CREDITS_TOPIC
 from tests.final_state import latest_per_key, ledger_latest, stream_messages
 

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from ledger import tables as t
 from ledger.watermarks import Watermark
 from pipeline.config import Settings
+from pipeline.kafka.lag import PartitionLag
 from pipeline.kafka.topics import ATTENDANCE_TOPIC
-from pipeline.ops.status import PartitionLag
 from pipeline.stages.broker_loss import REASON_CODES, _attendance_losses
 from tests.faults.conftest import REPO, Outcome, RunResult, World
 from tests.final_state import latest_per_key, ledger_latest, stream_messages

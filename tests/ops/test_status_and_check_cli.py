@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.kafka.io import make_producer, publish
+from pipeline.kafka.interface import publish
+from pipeline.kafka.io import make_producer
+from pipeline.kafka.lag import consumer_lag
 from pipeline.kafka.topics import ATTENDANCE_TOPIC
-from pipeline.ops.status import consumer_lag
 from tests.ops.conftest import Ops
 
 pytestmark = pytest.mark.integration

@@ -16,9 +16,11 @@ from ledger import tables as t
 from ledger.store import Ledger
 from pipeline.config import Settings
 from pipeline.kafka.confluent import ConfluentBatchConsumer
-from pipeline.kafka.io import BatchConsumer, KafkaBackend, make_consumer
+from pipeline.kafka.interface import KafkaBackend
+from pipeline.kafka.io import make_consumer
+from pipeline.kafka.kafka_python import BatchConsumer
+from pipeline.kafka.lag import consumer_lag
 from pipeline.kafka.topics import CREDITS_TOPIC
-from pipeline.ops.status import consumer_lag
 from pipeline.stages import nightly
 from pipeline.stages.stream import StreamStats, run_stream, stream_consumer
 from tests.ops.conftest import Ops, wait_for

@@ -16,7 +16,7 @@ from ledger import tables as t
 from ledger.run_lock import run_lock
 from ledger.store import Ledger
 from pipeline.config import Settings
-from pipeline.ops.status import consumer_lag
+from pipeline.kafka.lag import consumer_lag
 from pipeline.stages import nightly
 from tests.ops.conftest import Ops, wait_for
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from deploy.sandbox.base import Request, Response, SandboxServer
+from pipeline.catalog import fetch_catalog
 from pipeline.config import SAMPLE_DIR, Settings
-from pipeline.stages.catalog import fetch_catalog
 from reconcile.catalog import CatalogError, Interval, load_catalog, parse_catalog, parse_catalog_csv
 from reconcile.participation import scheduled_minutes
 

@@ -15,7 +15,7 @@ from connectors.registries.ama_pra import AmaPraRegistry
 from ledger import tables as t
 from ledger.store import Ledger, record_from_json
 from pipeline.config import PROFESSIONS_FILE
-from pipeline.kafka.io import Consumed
+from pipeline.kafka.interface import Consumed
 from pipeline.stages.reconcile import IntakeStats, reconcile_messages, redecide_unknown_professions
 from reconcile.catalog import parse_catalog
 from reconcile.professions import ProfessionMap, load_professions

@@ -16,7 +16,8 @@ from confluent_kafka import Producer as RdKafkaProducer
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from pipeline.config import ConfigError, KafkaSecurityConfig, Settings
-from pipeline.kafka.io import KafkaBackend, PublishError, make_producer
+from pipeline.kafka.interface import KafkaBackend, PublishError
+from pipeline.kafka.io import make_producer
 from pipeline.kafka.security import kafka_python_options, librdkafka_options
 from pipeline.kafka.topics import ATTENDANCE_TOPIC
 from pipeline.ops import check

@@ -33,7 +33,7 @@ from ledger import tables as t
 from ledger.store import Ledger
 from pipeline.config import SAMPLE_DIR, Settings
 from pipeline.factory import codec_for
-from pipeline.kafka.io import BatchConsumer
+from pipeline.kafka.kafka_python import BatchConsumer
 from pipeline.kafka.topics import ATTENDANCE_TOPIC
 from pipeline.stages import nightly
 

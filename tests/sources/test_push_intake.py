@@ -16,7 +16,8 @@ from ledger import tables as t
 from ledger.store import Ledger
 from pipeline.config import SAMPLE_DIR, Settings
 from pipeline.factory import codec_for
-from pipeline.kafka.io import make_producer, publish
+from pipeline.kafka.interface import publish
+from pipeline.kafka.io import make_producer
 from pipeline.kafka.topics import ATTENDANCE_TOPIC
 from pipeline.stages import nightly
 
