@@ -1,12 +1,10 @@
 """`cmesync certificates`: certificates of completion as PDF files (`pipeline.reports.certificates`), kept apart from
-`flows/cli.py`, which only registers the command. Stdout names the files written (their names are reference
+`flows/cli.py`, which declares the command and its options. Stdout names the files written (their names are reference
 ids, never the learner's name)."""
 
 from __future__ import annotations
 
-import argparse
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,26 +34,6 @@ HELP = (
 )
 
 
-def add_command(
-    commands: Any, command: Callable[..., argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
-    certificates = command(
-        commands,
-        "certificates",
-        "a learner's certificates of completion as PDF files",
-        HELP,
-        "  cmesync certificates EH-0001 --out certificates/\n"
-        "  cmesync certificates b2c4bbaa --activity ACT-002 --per-activity --out certificates/ --json",
-        [common],
-    )
-    certificates.add_argument(
-        "learner", metavar="LEARNER", help="learner id (or prefix), employee id, NPI, e-mail or licence STATE:NUMBER"
-    )
-    certificates.add_argument("--activity", metavar="ID", help="only the credits of this catalog activity")
-    certificates.add_argument("--per-activity", action="store_true", help="one certificate per activity")
-    certificates.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory for the PDF files")
-
-
 def _as_dict(certificate: Certificate, path: Path) -> dict[str, Any]:
     return {
         "certificate_id": certificate.certificate_id,
@@ -74,7 +52,7 @@ def _as_dict(certificate: Certificate, path: Path) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(settings: Settings, learner: str, activity: str | None, per_activity: bool, out: Path, as_json: bool) -> int:
     """Exit code per HELP; an unknown learner or activity raises `CertificateError` or `TranscriptError`."""
     from pipeline.catalog import fetch_catalog
     from pipeline.reports.certificate_pdf import render_pdf
@@ -90,27 +68,27 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(str(err)) from None
     ledger = Ledger(settings.ledger_url)
     try:
-        found = learner_certificates(ledger, roster, catalog, wording, args.learner, args.activity, args.per_activity)
+        found = learner_certificates(ledger, roster, catalog, wording, learner, activity, per_activity)
     except NothingToCertify as err:
         console.print(f"nothing to certify: {err}", highlight=False, soft_wrap=True)
-        if args.json:
+        if as_json:
             print(json.dumps({"certificates": []}))
         return 1
     finally:
         ledger.close()
     written: list[dict[str, Any]] = []
     for certificate in found:
-        path = args.out / certificate.file_name
+        path = out / certificate.file_name
         try:
-            args.out.mkdir(parents=True, exist_ok=True)
+            out.mkdir(parents=True, exist_ok=True)
             path.write_bytes(render_pdf(certificate))
         except OSError as err:
-            raise CertificateError(f"--out {args.out}: {err.strerror}") from None
+            raise CertificateError(f"--out {out}: {err.strerror}") from None
         written.append(_as_dict(certificate, path))
-    if args.json:
+    if as_json:
         print(json.dumps({"certificates": written}, indent=2))
     else:
         for item in written:
             print(item["file"])
-        console.print(f"{len(written)} certificate(s) written to {args.out}")
+        console.print(f"{len(written)} certificate(s) written to {out}")
     return 0

@@ -1,25 +1,24 @@
-"""`cmesync export`: the file channels (`pipeline.ops.export`), kept apart from `flows/cli.py`, which only
-registers the command. The file holds names and licences (that is its purpose); stdout and the logs get the
-path and counts only."""
+"""`cmesync export`: the file channels (`pipeline.ops.export`), kept apart from `flows/cli.py`, which declares
+the command and its options. The file holds names and licences (that is its purpose); stdout and the logs get
+the path and counts only."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 from rich.console import Console
 from rich.markup import escape
 
 from pipeline.config import ConfigError, Settings
-from pipeline.ops.export import FORMATS, ExportError
+from pipeline.ops.export import ExportError, FileFormat
 
 console = Console(stderr=True)
 
-KINDS = {"pars": "ama_pra", "cebroker": "cebroker"}
+Channel = Literal["cebroker", "pars"]
+KINDS: dict[Channel, str] = {"pars": "ama_pra", "cebroker": "cebroker"}
 HELP = (
     "Write the pending deliveries of a PARS (ama_pra) or CE Broker registry as the learner or roster file an "
     'office uploads by hand, xlsx or tab-delimited, in the column layout of README "File channels": exactly '
@@ -31,56 +30,54 @@ HELP = (
 )
 
 
-def add_command(
-    commands: Any, command: Callable[..., argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
-    export = command(
-        commands,
-        "export",
-        "pending PARS / CE Broker deliveries as a file to upload by hand",
-        HELP,
-        "  cmesync export pars --activity ACT-002 --format xlsx --out pars-ACT-002.xlsx\n"
-        "  cmesync export cebroker --format tsv --out roster.tsv --json",
-        [common],
-    )
-    export.add_argument("channel", choices=sorted(KINDS), help="pars (learner file) or cebroker (roster file)")
-    export.add_argument("--activity", metavar="ID", help="only the records of this catalog activity (pars)")
-    export.add_argument("--format", dest="file_format", choices=FORMATS, required=True, help="file format")
-    export.add_argument("--out", type=Path, required=True, metavar="FILE", help="the file to write")
-    export.add_argument("--registry", metavar="NAME", help="the registry, when several of that kind are configured")
-    export.add_argument("--dry-run", action="store_true", help="write the file, mark nothing exported")
-
-
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(
+    settings: Settings,
+    channel: Channel,
+    activity: str | None,
+    file_format: FileFormat,
+    out: Path,
+    registry: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> int:
     """Exit code per HELP."""
     try:
-        return _export(args, settings)
+        return _export(settings, channel, activity, file_format, out, registry, dry_run, as_json)
     except ExportError as err:
         console.print(f"[red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         return 2
 
 
-def _export(args: argparse.Namespace, settings: Settings) -> int:
+def _export(
+    settings: Settings,
+    channel: Channel,
+    activity_ref: str | None,
+    file_format: FileFormat,
+    out: Path,
+    registry_name: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> int:
     from ledger.run_lock import run_lock
     from ledger.store import Ledger
     from pipeline.factory import build_registry
     from pipeline.ops.export import export_pending
 
-    kind = KINDS[args.channel]
-    configs = [c for c in settings.registries if c.kind == kind and args.registry in (None, c.name)]
+    kind = KINDS[channel]
+    configs = [c for c in settings.registries if c.kind == kind and registry_name in (None, c.name)]
     if not configs:
-        named = f" named {args.registry}" if args.registry else ""
+        named = f" named {registry_name}" if registry_name else ""
         raise ExportError(f"no {kind} registry{named} in the configuration")
     if len(configs) > 1:
         raise ExportError(f"{len(configs)} {kind} registries configured: name one with --registry")
-    activity = _activity(settings, args.activity)
+    activity = _activity(settings, activity_ref)
     registry = build_registry(configs[0])
     ledger = Ledger(settings.ledger_url)
     try:
         with run_lock(settings.ledger_url, f"cli-{uuid.uuid4()}", "export"):
-            exported = export_pending(ledger, registry, args.out, args.file_format, activity, args.dry_run)
+            exported = export_pending(ledger, registry, out, file_format, activity, dry_run)
     except OSError as err:
-        raise ExportError(f"--out {args.out}: {err.strerror}") from None
+        raise ExportError(f"--out {out}: {err.strerror}") from None
     finally:
         ledger.close()
     result = {
@@ -88,16 +85,16 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         "file": str(exported.path) if exported else None,
         "records": exported.records if exported else 0,
         "rows": exported.rows if exported else 0,
-        "marked_sent": bool(exported) and not args.dry_run,
+        "marked_sent": bool(exported) and not dry_run,
     }
-    if args.json:
+    if as_json:
         print(json.dumps(result))
     elif exported is not None:
         print(exported.path)
     if exported is None:
         console.print(f"nothing to export: no pending deliveries to {registry.name}", highlight=False)
         return 1
-    marked = "nothing marked (dry run)" if args.dry_run else "marked sent"
+    marked = "nothing marked (dry run)" if dry_run else "marked sent"
     console.print(f"{exported.records} record(s), {exported.rows} row(s) for {registry.name}; {marked}")
     return 0
 

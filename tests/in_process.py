@@ -66,8 +66,6 @@ def _invoke(args: tuple[str, ...], cwd: Path) -> subprocess.CompletedProcess[str
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             try:
                 code = cli.main(list(args))
-            except SystemExit as exit_:  # argument errors and --help end this way, as in the console script
-                code = exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 1
             except Exception:  # what the interpreter does with an uncaught one: a traceback and exit code 1
                 traceback.print_exc()
                 code = 1

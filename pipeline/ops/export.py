@@ -13,7 +13,7 @@ import csv
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from openpyxl import Workbook
 
@@ -24,7 +24,7 @@ from connectors.registries.pars_mapping import ADD, DELETE, learner_report
 from ledger.store import DeliveryOutcome, Ledger
 from reconcile.vocabulary import REVOKED, DeliveryState
 
-FORMATS = ("xlsx", "tsv")
+FileFormat = Literal["xlsx", "tsv"]
 # pending_deliveries pages by a limit; a file holds every pending delivery at once.
 ALL = 2**31 - 1
 
@@ -74,7 +74,12 @@ class Export:
 
 
 def export_pending(
-    ledger: Ledger, registry: Registry, path: Path, file_format: str, activity: str | None = None, dry_run: bool = False
+    ledger: Ledger,
+    registry: Registry,
+    path: Path,
+    file_format: FileFormat,
+    activity: str | None = None,
+    dry_run: bool = False,
 ) -> Export | None:
     """Write the file of `registry`'s pending deliveries (of `activity` only, when given) and mark them sent;
     None when there is nothing to export (no file written)."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, datetime
 
 import pytest
+import typer
+from typer.testing import CliRunner
 
-from flows.cli import _parser, moment
+from flows.cli import app, moment
 
 COMMANDS = [
     ("run",),
@@ -28,15 +29,12 @@ COMMANDS = [
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
-def test_given_a_command_when_asked_for_help_then_it_prints_usage_and_examples(
-    command: tuple[str, ...], capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        _parser().parse_args([*command, "--help"])
+def test_given_a_command_when_asked_for_help_then_it_prints_usage_and_examples(command: tuple[str, ...]) -> None:
+    helped = CliRunner().invoke(app, [*command, "--help"], prog_name="cmesync")
 
-    assert exit_.value.code == 0
-    shown = capsys.readouterr().out
-    assert f"usage: cmesync {' '.join(command)}" in shown
+    assert helped.exit_code == 0
+    shown = helped.stdout
+    assert f"Usage: cmesync {' '.join(command)}" in shown
     assert "examples:" in shown
 
 
@@ -61,5 +59,5 @@ def test_given_a_relative_time_when_parsed_then_later_units_reach_further_back()
 
 @pytest.mark.parametrize("text", ["yesterday", "12 h", "2026-13-01", "-3d"])
 def test_given_a_malformed_time_when_parsed_then_it_is_an_argument_error(text: str) -> None:
-    with pytest.raises(argparse.ArgumentTypeError, match="not a time"):
+    with pytest.raises(typer.BadParameter, match="not a time"):
         moment(text)

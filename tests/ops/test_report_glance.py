@@ -95,7 +95,8 @@ def test_given_a_stream_run_when_reported_then_its_consumed_messages_are_the_rec
 
 def test_given_the_cli_when_it_starts_then_matplotlib_is_not_imported() -> None:
     probe = (
-        "import sys, flows.cli, pipeline.reports.run_report; flows.cli._parser(); print('matplotlib' in sys.modules)"
+        "import sys, typer, flows.cli, pipeline.reports.run_report; typer.main.get_command(flows.cli.app); "
+        "print('matplotlib' in sys.modules)"
     )
 
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
