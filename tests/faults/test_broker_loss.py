@@ -7,8 +7,6 @@ with nothing duplicated. The run after it finds nothing lost and exits 0."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 from sqlalchemy import select
@@ -19,7 +17,8 @@ from pipeline.config import Settings
 from pipeline.kafka.lag import PartitionLag
 from pipeline.kafka.topics import ATTENDANCE_TOPIC
 from pipeline.stages.broker_loss import REASON_CODES, _attendance_losses
-from tests.faults.conftest import REPO, Outcome, RunResult, World
+from tests import in_process
+from tests.faults.conftest import Outcome, RunResult, World
 from tests.final_state import latest_per_key, ledger_latest, stream_messages
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -32,8 +31,8 @@ def restart_broker(world: World) -> None:
 
 
 def cmesync(world: World, *args: str) -> RunResult:
-    command = [sys.executable, "-m", "flows.cli", *args, "--config", str(world.config_path), "--json"]
-    done = subprocess.run(command, cwd=REPO, env=world.env(None), capture_output=True, text=True, timeout=120)
+    """`cmesync recover` / `republish` in this process (no kill, no signal: no process of its own needed)."""
+    done = in_process.cmesync(*args, "--config", str(world.config_path), "--json", env=world.env(None))
     return RunResult(done.returncode, done.stdout, done.stderr)
 
 
