@@ -19,17 +19,18 @@ import csv
 import fnmatch
 import hashlib
 import io
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from connectors.http import FatalAPIError, HttpClient
+from connectors.http import HttpClient
 from connectors.sources.base import BaseSource, Event, Page, Problem, RawRecord, SourceCheckError, SourceMetrics
-from connectors.sources.http_source import NextToken, check_http, walk
+from connectors.sources.cursor import Cursor
+from connectors.sources.http_source import NextToken, check_http, listed, walk
 from connectors.sources.mapping import FieldMapping
+from connectors.sources.watermark import Ids
 from reconcile.vocabulary import ENCODING_INVALID, FIELD_TOO_LARGE, MALFORMED_ROW, UNMAPPED_HEADER
 
 # No sign-in row comes near this; a longer one is a broken export (or an attack), dead-lettered unparsed.
@@ -86,21 +87,17 @@ class HttpDrop:
         check_http(source, self.client, self.listing_path)
 
     def files(self) -> list[DropFile]:
-        listed: list[DropFile] = []
-        for page in walk(
-            self.client, self.pagination, self.listing_path, {}, records_path="files", metrics=self.metrics
-        ):
-            if page.problem:
-                raise FatalAPIError(f"drop listing: {page.problem.reason}")
-            for entry in page.records:
-                if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-                    continue
-                if not _matches(entry["name"], self.pattern):
-                    continue
-                url = entry.get("url") if isinstance(entry.get("url"), str) else f"{self.listing_path}/{entry['name']}"
-                checksum = entry.get("sha256") if isinstance(entry.get("sha256"), str) else None
-                listed.append(DropFile(entry["name"], self._reader(url), checksum))
-        return sorted(listed, key=lambda d: d.name)
+        files: list[DropFile] = []
+        pages = walk(self.client, self.pagination, self.listing_path, {}, records_path="files", metrics=self.metrics)
+        for entry in listed(pages, "drop listing"):
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+                continue
+            if not _matches(entry["name"], self.pattern):
+                continue
+            url = entry.get("url") if isinstance(entry.get("url"), str) else f"{self.listing_path}/{entry['name']}"
+            checksum = entry.get("sha256") if isinstance(entry.get("sha256"), str) else None
+            files.append(DropFile(entry["name"], self._reader(url), checksum))
+        return sorted(files, key=lambda d: d.name)
 
     def _reader(self, url: str) -> Callable[[], bytes]:
         return lambda: self.client.request("GET", url).content
@@ -110,23 +107,12 @@ def _matches(name: str, pattern: str) -> bool:
     return fnmatch.fnmatch(name.lower(), pattern.lower())
 
 
-@dataclass(frozen=True)
-class CsvCursor:
+class CsvCursor(Cursor):
     """Checksums of files read to the end, and (checksum, last line emitted) of the file being read."""
 
-    done: frozenset[str] = frozenset()
+    done: Ids = frozenset()
     file: str | None = None
     line: int = 0
-
-    def dump(self) -> str:
-        return json.dumps({"done": sorted(self.done), "file": self.file, "line": self.line})
-
-    @classmethod
-    def load(cls, text: str | None) -> CsvCursor:
-        if not text:
-            return cls()
-        data = json.loads(text)
-        return cls(frozenset(data.get("done", ())), data.get("file"), int(data.get("line", 0)))
 
 
 @dataclass(frozen=True)
@@ -163,7 +149,7 @@ class CsvDropSource(BaseSource):
     def check(self) -> None:
         self.location.check(self.name)
 
-    def pages(self, cursor: str | None) -> Iterator[Page]:
+    def read(self, cursor: str | None) -> Iterator[Page]:
         state = CsvCursor.load(cursor)
         self.skipped_files = 0
         for drop in self.location.files():
@@ -178,11 +164,13 @@ class CsvDropSource(BaseSource):
             start_line = state.line if state.file == checksum else 0
             for records, last_line, finished in self._file_pages(drop.name, content, start_line):
                 done = state.done | {checksum} if finished else state.done
-                state = CsvCursor(done) if finished else CsvCursor(done, checksum, last_line)
+                state = CsvCursor(done=done) if finished else CsvCursor(done=done, file=checksum, line=last_line)
                 self.metrics.pages += 1
                 self.metrics.records += len(records)
                 yield Page(records, state.dump())
-        self.log_pull(f", {self.skipped_files} files already read")
+
+    def pull_summary(self) -> str:
+        return f", {self.skipped_files} files already read"
 
     def _file_pages(self, name: str, content: bytes, after_line: int) -> Iterator[tuple[list[RawRecord], int, bool]]:
         """(records, last line, file finished) per page of one file, rows after `after_line` only."""

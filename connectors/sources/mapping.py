@@ -91,19 +91,7 @@ class FieldMapping:
         claimed = f.number(values.get("claimed_amount"), "claimed_amount")
         if claimed is not None and claimed <= 0:
             raise RecordError(SCHEMA_INVALID, "claimed_amount must be more than 0")
-        learner = f.learner(
-            npi_value=values.get("npi"),
-            email_value=values.get("email"),
-            board_id=values.get("board_id"),
-            given_name=values.get("given_name"),
-            family_name=values.get("family_name"),
-            dob=values.get("dob_month_day"),
-            profession_value=values.get("profession"),
-            licence_number=values.get("licence_number"),
-            licence_state=values.get("licence_state"),
-            board_value=values.get("board"),
-            moc_consent=values.get("moc_consent"),
-        )
+        learner = f.learner(values)
         return source.new_event(
             record,
             event_id=f.text(values.get("event_id"), "event_id") or content_id(values),
