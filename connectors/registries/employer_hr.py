@@ -16,7 +16,7 @@ import io
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -30,13 +30,11 @@ from connectors.http import APIError, HttpClient
 from connectors.registries.base import (
     CreditRecord,
     Failure,
+    HttpRegistry,
     Receipt,
     RegistryEntry,
-    SendsBatches,
-    check_call,
     failures,
     idempotency_key,
-    paged_holdings,
     rejected,
 )
 from connectors.registries.hr_at_risk import AtRiskNotice, NoticeResult, send_notices
@@ -44,7 +42,6 @@ from reconcile.certificate_ids import certificate_id
 from reconcile.vocabulary import AWARDED, REGISTRY_UNAVAILABLE, REVOKED
 
 WEBHOOK_PATH = "/v1/webhooks/cme-credits"
-HOLDINGS_PATH = "/v1/credits"
 EVENT_TYPES = {AWARDED: "credit.awarded", REVOKED: "credit.revoked"}
 ROSTER_COLUMNS = ("employee_id", "npi", "licence_number", "licence_state")
 
@@ -177,24 +174,22 @@ class CsvExport:
             raise
 
 
-class EmployerHrRegistry(SendsBatches):
+class EmployerHrRegistry(HttpRegistry):
+    holdings_path = "/v1/credits"
+    holdings_key = "credits"
+
     def __init__(
         self, name: str, client: HttpClient, roster: Roster, export: CsvExport | None = None, page_size: int = 200
     ) -> None:
-        self.name = name
-        self.client = client
+        super().__init__(name, client, page_size)
         self.roster = roster
         self.export = export
-        self.page_size = page_size
-
-    def check(self) -> None:
-        check_call(self.name, self.client.base_url, lambda: self.client.get_json(HOLDINGS_PATH, {"page_size": 1}))
 
     def accepts(self, record: CreditRecord) -> bool:
         return self.roster.employee_id(record["learner"]) is not None
 
     def withdraw(self, entries: Sequence[RegistryEntry]) -> list[Receipt | Failure]:
-        records = [{"record_id": e.record_id, "version": e.version} for e in entries]
+        records = [e.as_record() for e in entries]
         try:
             results = self._post([_withdrawal(e.record_id) for e in entries])
         except APIError as err:
@@ -209,9 +204,6 @@ class EmployerHrRegistry(SendsBatches):
     def send_at_risk(self, notices: Sequence[AtRiskNotice], batch_size: int) -> list[NoticeResult]:
         """At-risk notices of this employer's staff (`hr_at_risk`), signed like the credit events."""
         return send_notices(self.client, notices, batch_size)
-
-    def holdings(self, since: datetime | None = None) -> Iterator[RegistryEntry]:
-        return paged_holdings(self.client, HOLDINGS_PATH, "credits", self.page_size, since)
 
     def _send(self, batch: Sequence[CreditRecord], replace: bool) -> list[Receipt | Failure]:
         events = [self.event(record) for record in batch]
