@@ -19,8 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
+
+from connectors.config import ConfigError, RegistryBaseConfig, Wiring, registry_kind, secret
 from connectors.http import APIError, HttpClient
 from connectors.registries.base import (
     CreditRecord,
@@ -266,3 +269,41 @@ def reported_once(record: CreditRecord) -> bool:
 
 def _unregistered(outcome: Receipt | Failure) -> bool:
     return isinstance(outcome, Failure) and UNREGISTERED_ACTIVITY in outcome.message
+
+
+@registry_kind
+class AmaRegistryConfig(RegistryBaseConfig):
+    kind: Literal["ama_pra"] = "ama_pra"
+    token: str = ""
+    provider_organization: str = Field("1000001", pattern=r"^[0-9]{7}$", description="Our 7-digit ACCME id.")
+    decision_window_hours: int = Field(48, ge=1, description="How long after sending the board's decision is asked.")
+    decision_poll_minutes: int = Field(60, ge=0, description="At most one board-decision query per this many minutes.")
+    year_close: str = Field(
+        "03-31",
+        pattern=r"^([0-9]{2}-[0-9]{2})?$",
+        description='MM-DD the previous year closes; "": none (PARS judges).',
+    )
+    token_env: str | None = None
+
+    def secret(self) -> str:
+        return secret(self.token_env, self.token, f"registry {self.name} token")
+
+    def year_close_of(self) -> YearClose | None:
+        if not self.year_close:
+            return None
+        try:
+            return YearClose.parse(self.year_close)
+        except ValueError:
+            raise ConfigError(f"registry {self.name}: year_close {self.year_close} is not a day of the year") from None
+
+    def build(self, wiring: Wiring) -> AmaPraRegistry:
+        return AmaPraRegistry(
+            self.name,
+            self.client(wiring, headers={"Authorization": f"Bearer {self.secret()}"}),
+            self.page_size,
+            self.provider_organization,
+            timedelta(hours=self.decision_window_hours),
+            on_add_accepted=lambda: wiring.crash_point("pars.add_accepted"),
+            year_close=self.year_close_of(),
+            decision_poll_interval=timedelta(minutes=self.decision_poll_minutes),
+        )

@@ -16,8 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
+
+from connectors.config import RegistryBaseConfig, Wiring, registry_kind, secret
 from connectors.http import APIError, HttpClient
 from connectors.registries import cebroker_xml as xml
 from connectors.registries.base import (
@@ -306,3 +309,33 @@ def _entry(row: Mapping[str, str]) -> RegistryEntry:
         Decimal(row["hours"]).quantize(Decimal("0.01")),
         datetime.strptime(row["date_completed"], "%m/%d/%Y").date(),
     )
+
+
+@registry_kind
+class CeBrokerRegistryConfig(RegistryBaseConfig):
+    """CE Broker's XML web services (domain/registries.md §2)."""
+
+    kind: Literal["cebroker"] = "cebroker"
+    parent_provider_id: str = Field(pattern=r"^50-[0-9]+$", description="The parent provider, 50-…")
+    provider_id: str | None = Field(None, pattern=r"^50-[0-9]+$", description="The course provider; unset = parent.")
+    upload_key: str = ""
+    upload_key_env: str | None = None
+    max_message_bytes: int = Field(MAX_MESSAGE_BYTES, ge=1024, le=MAX_MESSAGE_BYTES, description="Per XML message.")
+    subject_areas: dict[str, str] = Field(
+        DEFAULT_SUBJECT_AREAS,
+        description="Credit type → CE Broker subject-area code (partial credit); other credit types are not sent.",
+    )
+
+    def secret(self) -> str:
+        return secret(self.upload_key_env, self.upload_key, f"registry {self.name} upload key")
+
+    def build(self, wiring: Wiring) -> CeBrokerRegistry:
+        return CeBrokerRegistry(
+            self.name,
+            self.client(wiring),
+            Envelope(self.parent_provider_id, self.provider_id or self.parent_provider_id, self.secret()),
+            page_size=self.page_size,
+            max_message_bytes=self.max_message_bytes,
+            subject_areas=self.subject_areas,
+            on_message_accepted=lambda: wiring.crash_point("cebroker.message_accepted"),
+        )

@@ -20,12 +20,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from pydantic import Field
 from requests import PreparedRequest
 from requests.auth import AuthBase
 
+from connectors.config import SAMPLE_DIR, ConfigError, RegistryBaseConfig, Wiring, registry_kind, secret
 from connectors.http import APIError, HttpClient
 from connectors.registries.base import (
     CreditRecord,
@@ -270,3 +272,29 @@ class EmployerHrRegistry(HttpRegistry):
 
 def _withdrawal(record_id: str) -> dict[str, Any]:
     return {"type": "credit.withdrawn", "record_id": record_id}
+
+
+@registry_kind
+class EmployerHrConfig(RegistryBaseConfig):
+    kind: Literal["employer_hr"] = "employer_hr"
+    # A repair sends a withdrawal and the credit per record, and the endpoint takes 500 events per request.
+    batch_size: int = Field(100, ge=1, le=250, description="Credit records per webhook call.")
+    hmac_secret: str = ""
+    hmac_secret_env: str | None = None
+    roster_path: Path = Field(SAMPLE_DIR / "hr_roster.csv", description="employee_id,npi,licence_number,licence_state")
+    export_dir: Path | None = Field(None, description="Where the nightly CSV export files go; unset = no export.")
+    at_risk_notices: bool = Field(
+        False, description="Send the nightly at-risk compliance list of the roster's staff as signed notices."
+    )
+
+    def secret(self) -> str:
+        return secret(self.hmac_secret_env, self.hmac_secret, f"registry {self.name} HMAC secret")
+
+    def build(self, wiring: Wiring) -> EmployerHrRegistry:
+        try:
+            roster = Roster.load(self.roster_path)
+        except RosterError as err:
+            raise ConfigError(f"registry {self.name}: {err}") from None
+        export = CsvExport(self.export_dir, self.name) if self.export_dir else None
+        client = self.client(wiring, auth=HmacSigner(self.secret()))
+        return EmployerHrRegistry(self.name, client, roster, export, self.page_size)

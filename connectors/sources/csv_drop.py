@@ -23,13 +23,18 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
+from pydantic import Field, model_validator
+
+from connectors.config import Wiring, source_kind
 from connectors.http import HttpClient
 from connectors.sources.base import BaseSource, Event, Page, Problem, RawRecord, SourceCheckError, SourceMetrics
 from connectors.sources.cursor import Cursor
 from connectors.sources.http_source import NextToken, check_http, listed, walk
-from connectors.sources.mapping import FieldMapping
+from connectors.sources.mapping import FieldMapping, MappedSourceConfig
 from connectors.sources.watermark import Ids
 from reconcile.vocabulary import ENCODING_INVALID, FIELD_TOO_LARGE, MALFORMED_ROW, UNMAPPED_HEADER
 
@@ -274,3 +279,46 @@ class CsvDropSource(BaseSource):
 
     def parse(self, record: RawRecord) -> Iterable[Event]:
         return [self.mapping.event(self, record, record.data)]
+
+
+@source_kind
+class CsvDropSourceConfig(MappedSourceConfig):
+    kind: Literal["csv_drop"] = "csv_drop"
+    directory: Path | None = Field(None, description="A local drop directory (else base_url: an HTTP listing).")
+    pattern: str = "*.csv"
+    page_size: int = Field(500, ge=1, le=10_000, description="Rows per page.")
+    fallback_encoding: str | None = Field("latin-1", description="For cells that are not UTF-8; none = refuse.")
+    delimiter: str = Field(",", min_length=1, max_length=1)
+
+    @model_validator(mode="after")
+    def _one_location(self) -> CsvDropSourceConfig:
+        if self.directory is not None:
+            if self.base_url:
+                raise ValueError(f"source {self.name}: set `directory` or `base_url`, not both")
+            # A file: URL, so "no endpoint" keeps meaning "embedded" for every connector kind.
+            self.base_url = self.directory.resolve().as_uri()
+            self.directory = None
+        if self.fallback_encoding:
+            try:
+                codecs.lookup(self.fallback_encoding)
+            except LookupError:
+                raise ValueError(f"source {self.name}: unknown encoding {self.fallback_encoding!r}") from None
+        return self
+
+    def optional_bearer(self) -> str | None:
+        return self.bearer() if self.token or self.token_env else None
+
+    def build(self, wiring: Wiring) -> CsvDropSource:
+        location: DropLocation = (
+            DirectoryDrop(Path(url2pathname(urlsplit(self.base_url).path)), self.pattern)
+            if self.base_url.startswith("file:")
+            else HttpDrop(self.client(self.optional_bearer()), self.pattern)
+        )
+        return CsvDropSource(
+            self.name,
+            location,
+            self.mapping(),
+            page_size=self.page_size,
+            fallback_encoding=self.fallback_encoding,
+            delimiter=self.delimiter,
+        )

@@ -11,14 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import model_validator
+
+from connectors.config import Wiring, source_kind
 from connectors.http import HttpClient
 from connectors.sources import fields as f
 from connectors.sources.base import Event, RawRecord, RecordError
 from connectors.sources.fields import dotted
-from connectors.sources.http_source import NextToken, Pagination
-from connectors.sources.mapping import FieldMapping
+from connectors.sources.http_source import NextToken, PageNumber, Pagination
+from connectors.sources.mapping import FieldMapping, MappedSourceConfig
 from connectors.sources.streams import IncrementalHttpSource
 from reconcile.vocabulary import SCHEMA_INVALID
 
@@ -78,3 +81,42 @@ class ProviderRestSource(IncrementalHttpSource):
         if values.get("event_id") is None:
             raise RecordError(SCHEMA_INVALID, "event_id is missing")
         return [self.mapping.event(self, record, values)]
+
+
+@source_kind
+class ProviderRestSourceConfig(MappedSourceConfig):
+    kind: Literal["provider_rest"] = "provider_rest"
+    path: str = "/api/v1/completions"
+    records_path: str = "data"
+    pagination: Literal["cursor", "page"] = "cursor"
+    next_cursor_path: str = "meta.next_cursor"
+    cursor_param: str = "cursor"
+    page_param: str = "page"
+    total_pages_path: str | None = "meta.total_pages"
+    page_size_param: str = "limit"
+    since_param: str = "updated_since"
+    updated_at_path: str = "updated_at"
+
+    @model_validator(mode="after")
+    def _records_have_ids(self) -> ProviderRestSourceConfig:
+        self.fields.setdefault("event_id", "id")
+        return self
+
+    def build(self, wiring: Wiring) -> ProviderRestSource:
+        pagination: Pagination = (
+            NextToken(self.next_cursor_path, self.cursor_param)
+            if self.pagination == "cursor"
+            else PageNumber(self.page_param, self.total_pages_path)
+        )
+        return ProviderRestSource(
+            self.name,
+            self.client(self.bearer()),
+            self.mapping(),
+            page_size=self.page_size,
+            path=self.path,
+            records_path=self.records_path,
+            pagination=pagination,
+            page_size_param=self.page_size_param,
+            since_param=self.since_param,
+            updated_at_path=self.updated_at_path,
+        )

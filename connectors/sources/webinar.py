@@ -15,9 +15,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
+from pydantic import Field
+
+from connectors.config import SourceBaseConfig, Wiring, source_kind
 from connectors.http import FatalAPIError, HttpClient
 from connectors.sources import fields as f
 from connectors.sources.base import Event, RawRecord, RecordError
@@ -166,3 +169,20 @@ class WebinarSource(ChildStreamSource):
                 if key:
                     answers[key] = question.get("value")
         return answers
+
+
+@source_kind
+class WebinarSourceConfig(SourceBaseConfig):
+    kind: Literal["webinar"] = "webinar"
+    page_size: int = Field(300, ge=1, le=300)
+    webinars: dict[str, str] = Field(
+        min_length=1, description="Webinar id → catalog activity (catalog id or a ref listed for it)."
+    )
+    registrant_questions: dict[
+        str, Literal["npi", "profession", "dob_month_day", "board_id", "licence_number", "licence_state"]
+    ] = Field(default_factory=dict, description="Registration question title → the learner field it answers.")
+
+    def build(self, wiring: Wiring) -> WebinarSource:
+        return WebinarSource(
+            self.name, self.client(self.bearer()), self.webinars, self.page_size, self.registrant_questions
+        )

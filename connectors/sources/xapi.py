@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
+from pydantic import Field
+
+from connectors.config import SourceBaseConfig, Wiring, secret, source_kind
 from connectors.http import HttpClient
 from connectors.sources import fields as f
 from connectors.sources.base import Event, RawRecord, RecordError
@@ -168,3 +171,26 @@ class XapiSource(IncrementalHttpSource):
             return {}
         identity = self.account_identities.get(str(account.get("homePage", "")).rstrip("/"))
         return {identity: account.get("name")} if identity else {}
+
+
+@source_kind
+class XapiSourceConfig(SourceBaseConfig):
+    kind: Literal["xapi"] = "xapi"
+    auth: Literal["basic", "bearer"] = Field("basic", description="basic: username/password; bearer: token.")
+    username: str = "lrs-demo"
+    password: str = ""
+    password_env: str | None = None
+    context_extension_prefix: str = "https://cmesync.org/xapi/ext/"
+    account_identities: dict[str, Literal["npi", "board_id", "email"]] = Field(
+        default_factory=dict, description="Actor account homePage → which learner identifier its name is."
+    )
+
+    def secret(self) -> str:
+        if self.auth == "bearer":
+            return self.bearer()
+        return secret(self.password_env, self.password, f"source {self.name} password")
+
+    def build(self, wiring: Wiring) -> XapiSource:
+        auth = {"bearer": self.secret()} if self.auth == "bearer" else {"auth": (self.username, self.secret())}
+        client = self.client(**auth)  # type: ignore[arg-type]
+        return XapiSource(self.name, client, self.page_size, self.context_extension_prefix, self.account_identities)
