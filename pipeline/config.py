@@ -1,287 +1,40 @@
 """All configuration in one typed place: `cmesync.toml`, overridden by CMESYNC_* environment variables.
 
-Secrets never sit in the file in production: each connector names the environment variable that holds
-its secret (`password_env`, `token_env`); the inline value is only a fallback for the local sandboxes.
+The `sources` and `registries` tables take the config models the connector kinds declare beside their
+connectors (`connectors/config.py`): this file composes them and adds what is the pipeline's own.
 """
 
 from __future__ import annotations
 
-import codecs
 import difflib
+import operator
 import os
-import re
 import tomllib
 import typing
 from datetime import timedelta
+from functools import reduce
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from connectors.http import TlsSettings
-from connectors.sources.mapping import MAPPABLE_FIELDS
+from connectors.config import SAMPLE_DIR, ConfigError, Delay, registry_kinds, source_kinds
 from reconcile.professions import ProfessionMap, ProfessionMapError, load_professions, parse_professions
 
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "deploy" / "sample"
 PROFILES_DIR = Path(__file__).resolve().parents[1] / "deploy" / "profiles"
 PROFESSIONS_FILE = Path(__file__).resolve().parents[1] / "deploy" / "professions.toml"
 CERTIFICATES_FILE = Path(__file__).resolve().parents[1] / "deploy" / "certificates.toml"
 DEFAULT_CONFIG = Path("cmesync.toml")
 
 
-class ConfigError(ValueError):
-    """The configuration file or environment is unusable; the message says what to fix."""
-
-
-_DELAY = re.compile(r"^(\d+)([smhd])$")
-
-
-def _delay(value: object) -> object:
-    """A delay as written in the file: `0s`, `90m`, `1h`, `3d` (or what pydantic reads as a timedelta)."""
-    if isinstance(value, str) and (match := _DELAY.match(value.strip())):
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match[2]]
-        return timedelta(**{unit: int(match[1])})
-    return value
-
-
-Delay = Annotated[timedelta, BeforeValidator(_delay)]
 # Registry unavailable: the nightly run (and the stream) sends a failed delivery again this long after its
 # latest failure, once per delay; after the last one it waits for an operator (`cmesync replay`).
 DEFAULT_RETRY_DELAYS = [timedelta(0), timedelta(hours=1), timedelta(hours=6)]
 
 
-def _secret(env_name: str | None, inline: str, what: str) -> str:
-    if env_name:
-        value = os.environ.get(env_name)
-        if value:
-            return value
-    if inline:
-        return inline
-    raise ConfigError(f"{what}: set the environment variable {env_name or '(none named)'} or an inline value")
-
-
-class HttpTlsConfig(BaseModel):
-    """How an HTTPS connector trusts its endpoint, and the client certificate it shows when asked."""
-
-    # Every connector table inherits this: a misspelt key is refused, not silently left at its default.
-    model_config = ConfigDict(extra="forbid")
-
-    verify: bool | Path = Field(True, description="true = system CAs, false = no check, or a PEM CA bundle path.")
-    client_cert: Path | None = Field(None, description="PEM client certificate, for mutual TLS.")
-    client_key: Path | None = Field(None, description="PEM key of client_cert (when not in the same file).")
-
-    @model_validator(mode="after")
-    def _tls_files_exist(self) -> HttpTlsConfig:
-        name = getattr(self, "name", "?")
-        if self.client_key is not None and self.client_cert is None:
-            raise ValueError(f"connector {name}: client_key needs client_cert")
-        for what, path in (("verify", self.verify), ("client_cert", self.client_cert), ("client_key", self.client_key)):
-            if isinstance(path, Path) and not path.is_file():
-                raise ValueError(f"connector {name}: {what} {path} is not a readable file")
-        return self
-
-    def tls_settings(self) -> TlsSettings:
-        return TlsSettings(
-            verify=str(self.verify) if isinstance(self.verify, Path) else self.verify,
-            client_cert=str(self.client_cert) if self.client_cert else None,
-            client_key=str(self.client_key) if self.client_key else None,
-        )
-
-
-class SourceBaseConfig(HttpTlsConfig):
-    """What every source connector has: where it is, how much per page, how hard to retry, its token."""
-
-    name: str
-    base_url: str = Field("", description="Empty = the embedded sandbox.")
-    page_size: int = Field(100, ge=1, le=500)
-    max_attempts: int = Field(6, ge=1, le=20, description="HTTP attempts per request before the pull fails.")
-    token: str = ""
-    token_env: str | None = None
-
-    def bearer(self) -> str:
-        return _secret(self.token_env, self.token, f"source {self.name} token")
-
-
-class XapiSourceConfig(SourceBaseConfig):
-    kind: Literal["xapi"] = "xapi"
-    auth: Literal["basic", "bearer"] = Field("basic", description="basic: username/password; bearer: token.")
-    username: str = "lrs-demo"
-    password: str = ""
-    password_env: str | None = None
-    context_extension_prefix: str = "https://cmesync.org/xapi/ext/"
-    account_identities: dict[str, Literal["npi", "board_id", "email"]] = Field(
-        default_factory=dict, description="Actor account homePage → which learner identifier its name is."
-    )
-
-    def secret(self) -> str:
-        if self.auth == "bearer":
-            return self.bearer()
-        return _secret(self.password_env, self.password, f"source {self.name} password")
-
-
-class WebinarSourceConfig(SourceBaseConfig):
-    kind: Literal["webinar"] = "webinar"
-    page_size: int = Field(300, ge=1, le=300)
-    webinars: dict[str, str] = Field(
-        min_length=1, description="Webinar id → catalog activity (catalog id or a ref listed for it)."
-    )
-    registrant_questions: dict[
-        str, Literal["npi", "profession", "dob_month_day", "board_id", "licence_number", "licence_state"]
-    ] = Field(default_factory=dict, description="Registration question title → the learner field it answers.")
-
-
-class MappedSourceConfig(SourceBaseConfig):
-    """Sources whose records are mapped field by field from config (CSV drops, provider REST)."""
-
-    fields: dict[str, str] = Field(description="Event field → the provider's column name or dotted JSON path.")
-    kinds: dict[str, Literal["ATTENDED", "COMPLETED", "CLAIMED"]] = Field(
-        default_factory=dict, description="Provider status value → event kind (when a kind field is mapped)."
-    )
-    default_kind: Literal["ATTENDED", "COMPLETED", "CLAIMED"] = "ATTENDED"
-    activities: dict[str, str] = Field(
-        default_factory=dict, description="Provider activity value → catalog activity; others pass as they are."
-    )
-    activity: str | None = Field(None, description="The one activity of every record, when none is mapped.")
-    timezone: str = Field("UTC", description="IANA zone of times written without an offset.")
-    time_formats: list[str] = Field(default_factory=list, description="strptime formats; empty = the defaults.")
-    claimed_credit_type: str = "AMA_PRA_1"
-
-    @model_validator(mode="after")
-    def _mapping_is_usable(self) -> MappedSourceConfig:
-        unknown = set(self.fields) - set(MAPPABLE_FIELDS)
-        if unknown:
-            raise ValueError(f"source {self.name}: unknown fields {sorted(unknown)}; use {', '.join(MAPPABLE_FIELDS)}")
-        if "activity" not in self.fields and not self.activity:
-            raise ValueError(f"source {self.name}: map an `activity` field or set `activity`")
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"source {self.name}: unknown timezone {self.timezone!r}") from None
-        return self
-
-
-class CsvDropSourceConfig(MappedSourceConfig):
-    kind: Literal["csv_drop"] = "csv_drop"
-    directory: Path | None = Field(None, description="A local drop directory (else base_url: an HTTP listing).")
-    pattern: str = "*.csv"
-    page_size: int = Field(500, ge=1, le=10_000, description="Rows per page.")
-    fallback_encoding: str | None = Field("latin-1", description="For cells that are not UTF-8; none = refuse.")
-    delimiter: str = Field(",", min_length=1, max_length=1)
-
-    @model_validator(mode="after")
-    def _one_location(self) -> CsvDropSourceConfig:
-        if self.directory is not None:
-            if self.base_url:
-                raise ValueError(f"source {self.name}: set `directory` or `base_url`, not both")
-            # A file: URL, so "no endpoint" keeps meaning "embedded" for every connector kind.
-            self.base_url = self.directory.resolve().as_uri()
-            self.directory = None
-        if self.fallback_encoding:
-            try:
-                codecs.lookup(self.fallback_encoding)
-            except LookupError:
-                raise ValueError(f"source {self.name}: unknown encoding {self.fallback_encoding!r}") from None
-        return self
-
-    def optional_bearer(self) -> str | None:
-        return self.bearer() if self.token or self.token_env else None
-
-
-class ProviderRestSourceConfig(MappedSourceConfig):
-    kind: Literal["provider_rest"] = "provider_rest"
-    path: str = "/api/v1/completions"
-    records_path: str = "data"
-    pagination: Literal["cursor", "page"] = "cursor"
-    next_cursor_path: str = "meta.next_cursor"
-    cursor_param: str = "cursor"
-    page_param: str = "page"
-    total_pages_path: str | None = "meta.total_pages"
-    page_size_param: str = "limit"
-    since_param: str = "updated_since"
-    updated_at_path: str = "updated_at"
-
-    @model_validator(mode="after")
-    def _records_have_ids(self) -> ProviderRestSourceConfig:
-        self.fields.setdefault("event_id", "id")
-        return self
-
-
-SourceConfig = Annotated[
-    XapiSourceConfig | WebinarSourceConfig | CsvDropSourceConfig | ProviderRestSourceConfig,
-    Field(discriminator="kind"),
-]
-
-
-class RegistryBaseConfig(HttpTlsConfig):
-    """What every registry connector has: where it is, how much goes per call, how fast, and what the
-    nightly diff does with holdings the ledger does not back (revoked or unknown in the ledger)."""
-
-    name: str
-    base_url: str = Field("", description="Empty = the embedded sandbox registry.")
-    batch_size: int = Field(100, ge=1, le=500, description="Credit records per delivery call.")
-    page_size: int = Field(200, ge=1, le=500, description="Holdings per page read by the nightly diff.")
-    rate_limit_per_s: float | None = Field(None, gt=0, description="Most requests per second; none = unlimited.")
-    max_attempts: int = Field(6, ge=1, le=20, description="HTTP attempts per call before REGISTRY_UNAVAILABLE.")
-    extra_holdings: Literal["report", "revoke"] = "report"
-    retry_delays: list[Delay] | None = Field(
-        None, description="Automatic re-deliveries after REGISTRY_UNAVAILABLE; none = the global retry_delays."
-    )
-
-
-class AmaRegistryConfig(RegistryBaseConfig):
-    kind: Literal["ama_pra"] = "ama_pra"
-    token: str = ""
-    provider_organization: str = Field("1000001", pattern=r"^[0-9]{7}$", description="Our 7-digit ACCME id.")
-    decision_window_hours: int = Field(48, ge=1, description="How long after sending the board's decision is asked.")
-    decision_poll_minutes: int = Field(60, ge=0, description="At most one board-decision query per this many minutes.")
-    year_close: str = Field(
-        "03-31",
-        pattern=r"^([0-9]{2}-[0-9]{2})?$",
-        description='MM-DD the previous year closes; "": none (PARS judges).',
-    )
-    token_env: str | None = None
-
-    def secret(self) -> str:
-        return _secret(self.token_env, self.token, f"registry {self.name} token")
-
-
-class CeBrokerRegistryConfig(RegistryBaseConfig):
-    """CE Broker's XML web services (domain/registries.md §2)."""
-
-    kind: Literal["cebroker"] = "cebroker"
-    parent_provider_id: str = Field(pattern=r"^50-[0-9]+$", description="The parent provider, 50-…")
-    provider_id: str | None = Field(None, pattern=r"^50-[0-9]+$", description="The course provider; unset = parent.")
-    upload_key: str = ""
-    upload_key_env: str | None = None
-    max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=16 * 1024 * 1024, description="Per XML message.")
-    subject_areas: dict[str, str] = Field(
-        {"ANCC_CH": "GENERAL", "ANCC_PHARM": "PHARMACOLOGY"},
-        description="Credit type → CE Broker subject-area code (partial credit); other credit types are not sent.",
-    )
-
-    def secret(self) -> str:
-        return _secret(self.upload_key_env, self.upload_key, f"registry {self.name} upload key")
-
-
-class EmployerHrConfig(RegistryBaseConfig):
-    kind: Literal["employer_hr"] = "employer_hr"
-    # A repair sends a withdrawal and the credit per record, and the endpoint takes 500 events per request.
-    batch_size: int = Field(100, ge=1, le=250, description="Credit records per webhook call.")
-    hmac_secret: str = ""
-    hmac_secret_env: str | None = None
-    roster_path: Path = Field(SAMPLE_DIR / "hr_roster.csv", description="employee_id,npi,licence_number,licence_state")
-    export_dir: Path | None = Field(None, description="Where the nightly CSV export files go; unset = no export.")
-    at_risk_notices: bool = Field(
-        False, description="Send the nightly at-risk compliance list of the roster's staff as signed notices."
-    )
-
-    def secret(self) -> str:
-        return _secret(self.hmac_secret_env, self.hmac_secret, f"registry {self.name} HMAC secret")
-
-
-RegistryConfig = Annotated[AmaRegistryConfig | CeBrokerRegistryConfig | EmployerHrConfig, Field(discriminator="kind")]
+SourceConfig = Annotated[reduce(operator.or_, source_kinds()), Field(discriminator="kind")]
+RegistryConfig = Annotated[reduce(operator.or_, registry_kinds()), Field(discriminator="kind")]
 
 
 class ComplianceConfig(BaseModel):

@@ -17,21 +17,24 @@ once more; only what is still refused then is a rejection.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from datetime import date, datetime, timedelta
-from typing import Any
+from collections.abc import Callable, Sequence
+from datetime import date, timedelta
+from typing import Any, Literal
 
+from pydantic import Field
+
+from connectors.config import ConfigError, RegistryBaseConfig, Wiring, registry_kind, secret
 from connectors.http import APIError, HttpClient
 from connectors.registries.base import (
     CreditRecord,
     Failure,
+    HttpRegistry,
+    Outcomes,
     Receipt,
     RegistryEntry,
-    SendsBatches,
-    check_call,
+    failed,
     failures,
     idempotency_key,
-    paged_holdings,
     rejected,
 )
 from connectors.registries.pars_mapping import (
@@ -57,7 +60,6 @@ from reconcile.vocabulary import (
     UNKNOWN_BOARD,
 )
 
-Outcomes = dict[str, Receipt | Failure]
 SAVE_PATH = "/v1/saveLearnerActivity"
 DELETE_PATH = "/v1/deleteLearnerActivity"
 STATUS_PATH = "/v1/getLearnerStatus"
@@ -69,9 +71,10 @@ UNREGISTERED_ACTIVITY = "activity is not registered"
 REPORTED_ONCE_ERROR = "one report per learner and activity"
 
 
-class AmaPraRegistry(SendsBatches):
+class AmaPraRegistry(HttpRegistry):
     credit_types = frozenset({"AMA_PRA_1", "AMA_PRA_2", MOC})
     holdings_path = "/v1/holdings"
+    holdings_key = "entries"
 
     def __init__(
         self,
@@ -85,9 +88,7 @@ class AmaPraRegistry(SendsBatches):
         today: Callable[[], date] = date.today,
         decision_poll_interval: timedelta = timedelta(hours=1),
     ) -> None:
-        self.name = name
-        self.client = client
-        self.page_size = page_size
+        super().__init__(name, client, page_size)
         self.provider_organization = provider_organization
         self.decision_window = decision_window
         self.decision_poll_interval = decision_poll_interval
@@ -97,9 +98,6 @@ class AmaPraRegistry(SendsBatches):
         # recorded.
         self._on_add_accepted = on_add_accepted
         self._registered: set[str] = set()
-
-    def check(self) -> None:
-        check_call(self.name, self.client.base_url, lambda: self.client.get_json(self.holdings_path, {"page_size": 1}))
 
     def accepts(self, record: CreditRecord) -> bool:
         learner = record["learner"]
@@ -123,7 +121,7 @@ class AmaPraRegistry(SendsBatches):
         return None
 
     def withdraw(self, entries: Sequence[RegistryEntry]) -> list[Receipt | Failure]:
-        records = [{"record_id": e.record_id, "version": e.version} for e in entries]
+        records = [e.as_record() for e in entries]
         reports = [deletion_of(e.record_id, e.version, e.raw.get("report")) for e in entries]
         outcomes = self._delete(records, reports)
         return [outcomes.get(idempotency_key(r)) or Receipt(r["record_id"], r["version"], "deleted") for r in records]
@@ -142,9 +140,6 @@ class AmaPraRegistry(SendsBatches):
                     reason = f"rejected by the board: {result.get('reason') or 'no reason given'}"
                     failed.append(Failure(record_id, version, REGISTRY_REJECTED, reason))
         return failed
-
-    def holdings(self, since: datetime | None = None) -> Iterator[RegistryEntry]:
-        return paged_holdings(self.client, self.holdings_path, "entries", self.page_size, since)
 
     # -- the steps of one batch ----------------------------------------------------------------------------
 
@@ -208,7 +203,7 @@ class AmaPraRegistry(SendsBatches):
         try:
             results = self.client.post_json("/v1/activities", {"activities": body})["results"]
         except APIError as err:
-            return {idempotency_key(r): f for r, f in zip(waiting, failures(waiting, err), strict=True)}
+            return failed(waiting, err)
         errors: dict[str, str] = {}
         for result in results:
             if result["outcome"] in ("registered", "already_registered"):
@@ -274,3 +269,41 @@ def reported_once(record: CreditRecord) -> bool:
 
 def _unregistered(outcome: Receipt | Failure) -> bool:
     return isinstance(outcome, Failure) and UNREGISTERED_ACTIVITY in outcome.message
+
+
+@registry_kind
+class AmaRegistryConfig(RegistryBaseConfig):
+    kind: Literal["ama_pra"] = "ama_pra"
+    token: str = ""
+    provider_organization: str = Field("1000001", pattern=r"^[0-9]{7}$", description="Our 7-digit ACCME id.")
+    decision_window_hours: int = Field(48, ge=1, description="How long after sending the board's decision is asked.")
+    decision_poll_minutes: int = Field(60, ge=0, description="At most one board-decision query per this many minutes.")
+    year_close: str = Field(
+        "03-31",
+        pattern=r"^([0-9]{2}-[0-9]{2})?$",
+        description='MM-DD the previous year closes; "": none (PARS judges).',
+    )
+    token_env: str | None = None
+
+    def secret(self) -> str:
+        return secret(self.token_env, self.token, f"registry {self.name} token")
+
+    def year_close_of(self) -> YearClose | None:
+        if not self.year_close:
+            return None
+        try:
+            return YearClose.parse(self.year_close)
+        except ValueError:
+            raise ConfigError(f"registry {self.name}: year_close {self.year_close} is not a day of the year") from None
+
+    def build(self, wiring: Wiring) -> AmaPraRegistry:
+        return AmaPraRegistry(
+            self.name,
+            self.client(wiring, headers={"Authorization": f"Bearer {self.secret()}"}),
+            self.page_size,
+            self.provider_organization,
+            timedelta(hours=self.decision_window_hours),
+            on_add_accepted=lambda: wiring.crash_point("pars.add_accepted"),
+            year_close=self.year_close_of(),
+            decision_poll_interval=timedelta(minutes=self.decision_poll_minutes),
+        )

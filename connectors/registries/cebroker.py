@@ -16,32 +16,35 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
+
+from connectors.config import RegistryBaseConfig, Wiring, registry_kind, secret
 from connectors.http import APIError, HttpClient
 from connectors.registries import cebroker_xml as xml
 from connectors.registries.base import (
     CreditRecord,
     Failure,
+    HttpRegistry,
+    Outcomes,
     Receipt,
     RegistryEntry,
-    SendsBatches,
-    check_call,
-    failures,
+    failed,
     idempotency_key,
     rejected,
 )
 from connectors.registries.cebroker_xml import Attendee, Envelope, MalformedReceipt
-from reconcile.vocabulary import AWARDED, LICENCE_INVALID, REGISTRY_UNAVAILABLE, REVOKED
+from reconcile.vocabulary import AWARDED, LICENCE_INVALID, REVOKED
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 DEFAULT_SUBJECT_AREAS = {"ANCC_CH": "GENERAL", "ANCC_PHARM": "PHARMACOLOGY"}
 NOTHING_HELD = "nothing-held"
 
-Outcomes = dict[str, Receipt | Failure]
 
+class CeBrokerRegistry(HttpRegistry):
+    """Holdings and the check go through the roster query (XML), not a JSON holdings page."""
 
-class CeBrokerRegistry(SendsBatches):
     professions = frozenset({"RN", "NP", "CNS"})
 
     def __init__(
@@ -55,20 +58,16 @@ class CeBrokerRegistry(SendsBatches):
         subject_areas: Mapping[str, str] | None = None,
         on_message_accepted: Callable[[], None] = lambda: None,
     ) -> None:
-        self.name = name
-        self.client = client
+        super().__init__(name, client, page_size)
         self.envelope = envelope
-        self.page_size = page_size
         self.max_message_bytes = max_message_bytes
         self.subject_areas = dict(subject_areas or DEFAULT_SUBJECT_AREAS)
         # Called once a roster message's receipt is read, before the ledger hears of it (the fault suite's
         # crash point between the two).
         self.on_message_accepted = on_message_accepted
 
-    def check(self) -> None:
-        check_call(
-            self.name, self.client.base_url, lambda: self._call("roster-query", xml.query(self.envelope, 1, "", ""))
-        )
+    def probe(self) -> object:
+        return self._call("roster-query", xml.query(self.envelope, 1, "", ""))
 
     def accepts(self, record: CreditRecord) -> bool:
         learner = record["learner"]
@@ -79,7 +78,7 @@ class CeBrokerRegistry(SendsBatches):
         )
 
     def withdraw(self, entries: Sequence[RegistryEntry]) -> list[Receipt | Failure]:
-        records = [{"record_id": e.record_id, "version": e.version} for e in entries]
+        records = [e.as_record() for e in entries]
         outcomes = self._delete(list(zip(records, [e.raw for e in entries], strict=True)))
         return [outcomes[idempotency_key(r)] for r in records]
 
@@ -120,7 +119,7 @@ class CeBrokerRegistry(SendsBatches):
         try:
             answers = xml.licence_answers(self._call("license-validation", xml.licensees(self.envelope, licences)))
         except (APIError, MalformedReceipt) as err:
-            return [], _failed(records, err)
+            return [], failed(records, err)
         valid, refused = [], {}
         for record in records:
             is_valid, code, message = answers.get(_licence(record), (False, "", "no answer for this licence"))
@@ -139,7 +138,7 @@ class CeBrokerRegistry(SendsBatches):
         try:
             answers = xml.course_receipt(self._call("courses", xml.courses(self.envelope, titles)))
         except (APIError, MalformedReceipt) as err:
-            return {}, _failed(records, err)
+            return {}, failed(records, err)
         course_ids = {own: number for own, (number, message) in answers.items() if number and not message}
         refused = {
             idempotency_key(r): rejected(
@@ -161,7 +160,7 @@ class CeBrokerRegistry(SendsBatches):
         try:
             held = self._lookup([attendee.key() for _, attendee in attendees])
         except (APIError, MalformedReceipt) as err:
-            return [], _failed([r for r, _ in attendees], err)
+            return [], failed([r for r, _ in attendees], err)
         outcomes: Outcomes = {}
         to_report, to_delete = [], []
         for record, attendee in attendees:
@@ -206,7 +205,7 @@ class CeBrokerRegistry(SendsBatches):
             try:
                 nodes = xml.receipt(self._call("rosters", message))
             except (APIError, MalformedReceipt) as err:
-                outcomes |= _failed(sent, err)
+                outcomes |= failed(sent, err)
                 continue
             self.on_message_accepted()
             for record in sent:
@@ -247,7 +246,7 @@ class CeBrokerRegistry(SendsBatches):
             try:
                 nodes = xml.receipt(self._call("roster-deletions", message))
             except (APIError, MalformedReceipt) as err:
-                outcomes |= _failed(part_records, err)
+                outcomes |= failed(part_records, err)
                 continue
             for record in part_records:
                 node = nodes.get(idempotency_key(record))
@@ -297,14 +296,6 @@ def _outcome(record: CreditRecord, node: xml.NodeResult | None) -> Receipt | Fai
     return rejected(record, node.message)
 
 
-def _failed(records: Sequence[Mapping[str, Any]], err: Exception) -> Outcomes:
-    """A whole message failed: a refusal (4xx) or unavailability per `reason_for`; an unreadable receipt is
-    unavailable (what it said is unknown, and the next attempt looks up what the board holds first)."""
-    if isinstance(err, APIError):
-        return {idempotency_key(r): f for r, f in zip(records, failures(records, err), strict=True)}
-    return {idempotency_key(r): Failure(r["record_id"], r["version"], REGISTRY_UNAVAILABLE, str(err)) for r in records}
-
-
 def _entry(row: Mapping[str, str]) -> RegistryEntry:
     """An entry in our terms; one not reported under a `<record_id>:<version>` reference is nobody we know."""
     record_id, _, version = str(row.get("external_ref") or "").rpartition(":")
@@ -318,3 +309,33 @@ def _entry(row: Mapping[str, str]) -> RegistryEntry:
         Decimal(row["hours"]).quantize(Decimal("0.01")),
         datetime.strptime(row["date_completed"], "%m/%d/%Y").date(),
     )
+
+
+@registry_kind
+class CeBrokerRegistryConfig(RegistryBaseConfig):
+    """CE Broker's XML web services (domain/registries.md §2)."""
+
+    kind: Literal["cebroker"] = "cebroker"
+    parent_provider_id: str = Field(pattern=r"^50-[0-9]+$", description="The parent provider, 50-…")
+    provider_id: str | None = Field(None, pattern=r"^50-[0-9]+$", description="The course provider; unset = parent.")
+    upload_key: str = ""
+    upload_key_env: str | None = None
+    max_message_bytes: int = Field(MAX_MESSAGE_BYTES, ge=1024, le=MAX_MESSAGE_BYTES, description="Per XML message.")
+    subject_areas: dict[str, str] = Field(
+        DEFAULT_SUBJECT_AREAS,
+        description="Credit type → CE Broker subject-area code (partial credit); other credit types are not sent.",
+    )
+
+    def secret(self) -> str:
+        return secret(self.upload_key_env, self.upload_key, f"registry {self.name} upload key")
+
+    def build(self, wiring: Wiring) -> CeBrokerRegistry:
+        return CeBrokerRegistry(
+            self.name,
+            self.client(wiring),
+            Envelope(self.parent_provider_id, self.provider_id or self.parent_provider_id, self.secret()),
+            page_size=self.page_size,
+            max_message_bytes=self.max_message_bytes,
+            subject_areas=self.subject_areas,
+            on_message_accepted=lambda: wiring.crash_point("cebroker.message_accepted"),
+        )

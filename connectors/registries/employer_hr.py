@@ -16,27 +16,27 @@ import io
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from pydantic import Field
 from requests import PreparedRequest
 from requests.auth import AuthBase
 
+from connectors.config import SAMPLE_DIR, ConfigError, RegistryBaseConfig, Wiring, registry_kind, secret
 from connectors.http import APIError, HttpClient
 from connectors.registries.base import (
     CreditRecord,
     Failure,
+    HttpRegistry,
     Receipt,
     RegistryEntry,
-    SendsBatches,
-    check_call,
     failures,
     idempotency_key,
-    paged_holdings,
     rejected,
 )
 from connectors.registries.hr_at_risk import AtRiskNotice, NoticeResult, send_notices
@@ -44,7 +44,6 @@ from reconcile.certificate_ids import certificate_id
 from reconcile.vocabulary import AWARDED, REGISTRY_UNAVAILABLE, REVOKED
 
 WEBHOOK_PATH = "/v1/webhooks/cme-credits"
-HOLDINGS_PATH = "/v1/credits"
 EVENT_TYPES = {AWARDED: "credit.awarded", REVOKED: "credit.revoked"}
 ROSTER_COLUMNS = ("employee_id", "npi", "licence_number", "licence_state")
 
@@ -177,24 +176,22 @@ class CsvExport:
             raise
 
 
-class EmployerHrRegistry(SendsBatches):
+class EmployerHrRegistry(HttpRegistry):
+    holdings_path = "/v1/credits"
+    holdings_key = "credits"
+
     def __init__(
         self, name: str, client: HttpClient, roster: Roster, export: CsvExport | None = None, page_size: int = 200
     ) -> None:
-        self.name = name
-        self.client = client
+        super().__init__(name, client, page_size)
         self.roster = roster
         self.export = export
-        self.page_size = page_size
-
-    def check(self) -> None:
-        check_call(self.name, self.client.base_url, lambda: self.client.get_json(HOLDINGS_PATH, {"page_size": 1}))
 
     def accepts(self, record: CreditRecord) -> bool:
         return self.roster.employee_id(record["learner"]) is not None
 
     def withdraw(self, entries: Sequence[RegistryEntry]) -> list[Receipt | Failure]:
-        records = [{"record_id": e.record_id, "version": e.version} for e in entries]
+        records = [e.as_record() for e in entries]
         try:
             results = self._post([_withdrawal(e.record_id) for e in entries])
         except APIError as err:
@@ -209,9 +206,6 @@ class EmployerHrRegistry(SendsBatches):
     def send_at_risk(self, notices: Sequence[AtRiskNotice], batch_size: int) -> list[NoticeResult]:
         """At-risk notices of this employer's staff (`hr_at_risk`), signed like the credit events."""
         return send_notices(self.client, notices, batch_size)
-
-    def holdings(self, since: datetime | None = None) -> Iterator[RegistryEntry]:
-        return paged_holdings(self.client, HOLDINGS_PATH, "credits", self.page_size, since)
 
     def _send(self, batch: Sequence[CreditRecord], replace: bool) -> list[Receipt | Failure]:
         events = [self.event(record) for record in batch]
@@ -278,3 +272,29 @@ class EmployerHrRegistry(SendsBatches):
 
 def _withdrawal(record_id: str) -> dict[str, Any]:
     return {"type": "credit.withdrawn", "record_id": record_id}
+
+
+@registry_kind
+class EmployerHrConfig(RegistryBaseConfig):
+    kind: Literal["employer_hr"] = "employer_hr"
+    # A repair sends a withdrawal and the credit per record, and the endpoint takes 500 events per request.
+    batch_size: int = Field(100, ge=1, le=250, description="Credit records per webhook call.")
+    hmac_secret: str = ""
+    hmac_secret_env: str | None = None
+    roster_path: Path = Field(SAMPLE_DIR / "hr_roster.csv", description="employee_id,npi,licence_number,licence_state")
+    export_dir: Path | None = Field(None, description="Where the nightly CSV export files go; unset = no export.")
+    at_risk_notices: bool = Field(
+        False, description="Send the nightly at-risk compliance list of the roster's staff as signed notices."
+    )
+
+    def secret(self) -> str:
+        return secret(self.hmac_secret_env, self.hmac_secret, f"registry {self.name} HMAC secret")
+
+    def build(self, wiring: Wiring) -> EmployerHrRegistry:
+        try:
+            roster = Roster.load(self.roster_path)
+        except RosterError as err:
+            raise ConfigError(f"registry {self.name}: {err}") from None
+        export = CsvExport(self.export_dir, self.name) if self.export_dir else None
+        client = self.client(wiring, auth=HmacSigner(self.secret()))
+        return EmployerHrRegistry(self.name, client, roster, export, self.page_size)

@@ -131,8 +131,27 @@ class BaseSource(ABC):
     @abstractmethod
     def check(self) -> None: ...
 
+    def pages(self, cursor: str | None) -> Iterator[Page]:
+        """The pages `read` yields, then the pull log (once the last page is read: a pull cut short by an
+        error or a kill logs nothing it did not finish)."""
+        yield from self.read(cursor)
+        m = self.metrics
+        log.info(
+            "source %s read %d pages, %d records, %d malformed pages%s",
+            self.name,
+            m.pages,
+            m.records,
+            m.malformed_pages,
+            self.pull_summary(),
+        )
+
     @abstractmethod
-    def pages(self, cursor: str | None) -> Iterator[Page]: ...
+    def read(self, cursor: str | None) -> Iterator[Page]:
+        """Pages after `cursor` (see `Source.pages`)."""
+
+    def pull_summary(self) -> str:
+        """What the pull log adds after the page and record counts."""
+        return ""
 
     @abstractmethod
     def parse(self, record: RawRecord) -> Iterable[Event]:
@@ -179,17 +198,6 @@ class BaseSource(ABC):
             raise TypeError(f"not AttendanceEvent fields: {', '.join(sorted(unknown))}")
         event.update(fields)
         return event
-
-    def log_pull(self, extra: str = "") -> None:
-        m = self.metrics
-        log.info(
-            "source %s read %d pages, %d records, %d malformed pages%s",
-            self.name,
-            m.pages,
-            m.records,
-            m.malformed_pages,
-            extra,
-        )
 
     def _reject(self, record: RawRecord, reason_code: str, reason: str) -> Rejection:
         size = record.payload_size()

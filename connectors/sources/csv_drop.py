@@ -19,17 +19,23 @@ import csv
 import fnmatch
 import hashlib
 import io
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
-from connectors.http import FatalAPIError, HttpClient
+from pydantic import Field, model_validator
+
+from connectors.config import Wiring, source_kind
+from connectors.http import HttpClient
 from connectors.sources.base import BaseSource, Event, Page, Problem, RawRecord, SourceCheckError, SourceMetrics
-from connectors.sources.http_source import NextToken, check_http, walk
-from connectors.sources.mapping import FieldMapping
+from connectors.sources.cursor import Cursor
+from connectors.sources.http_source import NextToken, check_http, listed, walk
+from connectors.sources.mapping import FieldMapping, MappedSourceConfig
+from connectors.sources.watermark import Ids
 from reconcile.vocabulary import ENCODING_INVALID, FIELD_TOO_LARGE, MALFORMED_ROW, UNMAPPED_HEADER
 
 # No sign-in row comes near this; a longer one is a broken export (or an attack), dead-lettered unparsed.
@@ -86,21 +92,17 @@ class HttpDrop:
         check_http(source, self.client, self.listing_path)
 
     def files(self) -> list[DropFile]:
-        listed: list[DropFile] = []
-        for page in walk(
-            self.client, self.pagination, self.listing_path, {}, records_path="files", metrics=self.metrics
-        ):
-            if page.problem:
-                raise FatalAPIError(f"drop listing: {page.problem.reason}")
-            for entry in page.records:
-                if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-                    continue
-                if not _matches(entry["name"], self.pattern):
-                    continue
-                url = entry.get("url") if isinstance(entry.get("url"), str) else f"{self.listing_path}/{entry['name']}"
-                checksum = entry.get("sha256") if isinstance(entry.get("sha256"), str) else None
-                listed.append(DropFile(entry["name"], self._reader(url), checksum))
-        return sorted(listed, key=lambda d: d.name)
+        files: list[DropFile] = []
+        pages = walk(self.client, self.pagination, self.listing_path, {}, records_path="files", metrics=self.metrics)
+        for entry in listed(pages, "drop listing"):
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+                continue
+            if not _matches(entry["name"], self.pattern):
+                continue
+            url = entry.get("url") if isinstance(entry.get("url"), str) else f"{self.listing_path}/{entry['name']}"
+            checksum = entry.get("sha256") if isinstance(entry.get("sha256"), str) else None
+            files.append(DropFile(entry["name"], self._reader(url), checksum))
+        return sorted(files, key=lambda d: d.name)
 
     def _reader(self, url: str) -> Callable[[], bytes]:
         return lambda: self.client.request("GET", url).content
@@ -110,23 +112,12 @@ def _matches(name: str, pattern: str) -> bool:
     return fnmatch.fnmatch(name.lower(), pattern.lower())
 
 
-@dataclass(frozen=True)
-class CsvCursor:
+class CsvCursor(Cursor):
     """Checksums of files read to the end, and (checksum, last line emitted) of the file being read."""
 
-    done: frozenset[str] = frozenset()
+    done: Ids = frozenset()
     file: str | None = None
     line: int = 0
-
-    def dump(self) -> str:
-        return json.dumps({"done": sorted(self.done), "file": self.file, "line": self.line})
-
-    @classmethod
-    def load(cls, text: str | None) -> CsvCursor:
-        if not text:
-            return cls()
-        data = json.loads(text)
-        return cls(frozenset(data.get("done", ())), data.get("file"), int(data.get("line", 0)))
 
 
 @dataclass(frozen=True)
@@ -163,7 +154,7 @@ class CsvDropSource(BaseSource):
     def check(self) -> None:
         self.location.check(self.name)
 
-    def pages(self, cursor: str | None) -> Iterator[Page]:
+    def read(self, cursor: str | None) -> Iterator[Page]:
         state = CsvCursor.load(cursor)
         self.skipped_files = 0
         for drop in self.location.files():
@@ -178,11 +169,13 @@ class CsvDropSource(BaseSource):
             start_line = state.line if state.file == checksum else 0
             for records, last_line, finished in self._file_pages(drop.name, content, start_line):
                 done = state.done | {checksum} if finished else state.done
-                state = CsvCursor(done) if finished else CsvCursor(done, checksum, last_line)
+                state = CsvCursor(done=done) if finished else CsvCursor(done=done, file=checksum, line=last_line)
                 self.metrics.pages += 1
                 self.metrics.records += len(records)
                 yield Page(records, state.dump())
-        self.log_pull(f", {self.skipped_files} files already read")
+
+    def pull_summary(self) -> str:
+        return f", {self.skipped_files} files already read"
 
     def _file_pages(self, name: str, content: bytes, after_line: int) -> Iterator[tuple[list[RawRecord], int, bool]]:
         """(records, last line, file finished) per page of one file, rows after `after_line` only."""
@@ -286,3 +279,46 @@ class CsvDropSource(BaseSource):
 
     def parse(self, record: RawRecord) -> Iterable[Event]:
         return [self.mapping.event(self, record, record.data)]
+
+
+@source_kind
+class CsvDropSourceConfig(MappedSourceConfig):
+    kind: Literal["csv_drop"] = "csv_drop"
+    directory: Path | None = Field(None, description="A local drop directory (else base_url: an HTTP listing).")
+    pattern: str = "*.csv"
+    page_size: int = Field(500, ge=1, le=10_000, description="Rows per page.")
+    fallback_encoding: str | None = Field("latin-1", description="For cells that are not UTF-8; none = refuse.")
+    delimiter: str = Field(",", min_length=1, max_length=1)
+
+    @model_validator(mode="after")
+    def _one_location(self) -> CsvDropSourceConfig:
+        if self.directory is not None:
+            if self.base_url:
+                raise ValueError(f"source {self.name}: set `directory` or `base_url`, not both")
+            # A file: URL, so "no endpoint" keeps meaning "embedded" for every connector kind.
+            self.base_url = self.directory.resolve().as_uri()
+            self.directory = None
+        if self.fallback_encoding:
+            try:
+                codecs.lookup(self.fallback_encoding)
+            except LookupError:
+                raise ValueError(f"source {self.name}: unknown encoding {self.fallback_encoding!r}") from None
+        return self
+
+    def optional_bearer(self) -> str | None:
+        return self.bearer() if self.token or self.token_env else None
+
+    def build(self, wiring: Wiring) -> CsvDropSource:
+        location: DropLocation = (
+            DirectoryDrop(Path(url2pathname(urlsplit(self.base_url).path)), self.pattern)
+            if self.base_url.startswith("file:")
+            else HttpDrop(self.client(self.optional_bearer()), self.pattern)
+        )
+        return CsvDropSource(
+            self.name,
+            location,
+            self.mapping(),
+            page_size=self.page_size,
+            fallback_encoding=self.fallback_encoding,
+            delimiter=self.delimiter,
+        )

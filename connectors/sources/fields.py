@@ -207,37 +207,29 @@ def board(value: Any, field: str = "board") -> str | None:
     return certifying_board(raw) or raw
 
 
-def learner(
-    *,
-    npi_value: Any = None,
-    email_value: Any = None,
-    board_id: Any = None,
-    given_name: Any = None,
-    family_name: Any = None,
-    dob: Any = None,
-    profession_value: Any = None,
-    licence_number: Any = None,
-    licence_state: Any = None,
-    board_value: Any = None,
-    moc_consent: Any = None,
-) -> dict[str, Any]:
-    """A LearnerIdentity; MISSING_IDENTITY unless the identity rules can match on something."""
-    number_, state = text(licence_number, "licence_number"), text(licence_state, "licence_state")
-    prof = profession(profession_value)
+def learner(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A LearnerIdentity from raw values under our field names (`npi`, `email`, `board_id`, `given_name`,
+    `family_name`, `dob_month_day`, `profession`, `licence_number`, `licence_state`, `board`, `moc_consent`;
+    absent = None); MISSING_IDENTITY unless the identity rules can match on something."""
+    number_, state = (
+        text(values.get("licence_number"), "licence_number"),
+        text(values.get("licence_state"), "licence_state"),
+    )
+    prof = profession(values.get("profession"))
     licence = None
     if number_ and state and prof:
         licence = {"number": number_, "state": state.upper(), "profession": prof}
     identity = {
-        "npi": npi(npi_value),
-        "email": email(email_value),
+        "npi": npi(values.get("npi")),
+        "email": email(values.get("email")),
         "licence": licence,
-        "board_id": text(board_id, "board_id"),
-        "given_name": person_name(given_name, "given_name"),
-        "family_name": person_name(family_name, "family_name"),
-        "dob_month_day": dob_month_day(dob),
+        "board_id": text(values.get("board_id"), "board_id"),
+        "given_name": person_name(values.get("given_name"), "given_name"),
+        "family_name": person_name(values.get("family_name"), "family_name"),
+        "dob_month_day": dob_month_day(values.get("dob_month_day")),
         "profession": prof,
-        "board": board(board_value),
-        "moc_consent": consent(moc_consent),
+        "board": board(values.get("board")),
+        "moc_consent": consent(values.get("moc_consent")),
     }
     named = identity["given_name"] and identity["family_name"] and identity["dob_month_day"]
     if not any(identity[key] for key in STRONG_IDENTIFIERS) and not named:

@@ -165,11 +165,9 @@ class HttpSource(BaseSource):
             start=start,
         )
 
-    def log_pull(self, extra: str = "") -> None:
+    def pull_summary(self) -> str:
         stats = self.client.stats
-        super().log_pull(
-            f"{extra}; HTTP {stats.attempts} attempts, {stats.retries} retries, {stats.rate_limited} rate-limited"
-        )
+        return f"; HTTP {stats.attempts} attempts, {stats.retries} retries, {stats.rate_limited} rate-limited"
 
 
 def walk(
@@ -197,6 +195,15 @@ def walk(
         paginator.advance(body, records)
         metrics.records += len(records)
         yield Fetched(paginator.count, None if paginator.finished else paginator.current, records)
+
+
+def listed(pages: Iterator[Fetched], what: str) -> Iterator[Any]:
+    """The records of a listing that must be read whole (a webinar's registrations, a drop's files): a
+    malformed page stops the pull, since what it hid would otherwise go silently missing."""
+    for page in pages:
+        if page.problem:
+            raise FatalAPIError(f"{what}: {page.problem.reason}")
+        yield from page.records
 
 
 def read_page(content: bytes, records_path: str, where: str) -> tuple[Any, list[Any] | None, Problem | None]:

@@ -8,8 +8,12 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
-from typing import Any
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import Field, model_validator
+
+from connectors.config import SourceBaseConfig
 from connectors.sources import fields as f
 from connectors.sources.base import BaseSource, Event, RawRecord, RecordError
 from reconcile.vocabulary import SCHEMA_INVALID, UNSUPPORTED_KIND
@@ -91,19 +95,7 @@ class FieldMapping:
         claimed = f.number(values.get("claimed_amount"), "claimed_amount")
         if claimed is not None and claimed <= 0:
             raise RecordError(SCHEMA_INVALID, "claimed_amount must be more than 0")
-        learner = f.learner(
-            npi_value=values.get("npi"),
-            email_value=values.get("email"),
-            board_id=values.get("board_id"),
-            given_name=values.get("given_name"),
-            family_name=values.get("family_name"),
-            dob=values.get("dob_month_day"),
-            profession_value=values.get("profession"),
-            licence_number=values.get("licence_number"),
-            licence_state=values.get("licence_state"),
-            board_value=values.get("board"),
-            moc_consent=values.get("moc_consent"),
-        )
+        learner = f.learner(values)
         return source.new_event(
             record,
             event_id=f.text(values.get("event_id"), "event_id") or content_id(values),
@@ -142,3 +134,45 @@ def content_id(values: Mapping[str, Any]) -> str:
     again (in a re-sent or corrected file) is the same event, so it dedupes instead of counting twice."""
     canonical = json.dumps({k: values[k] for k in sorted(values)}, sort_keys=True, default=str)
     return str(uuid.uuid5(EVENT_NAMESPACE, canonical))
+
+
+class MappedSourceConfig(SourceBaseConfig):
+    """Sources whose records are mapped field by field from config (CSV drops, provider REST)."""
+
+    fields: dict[str, str] = Field(description="Event field → the provider's column name or dotted JSON path.")
+    kinds: dict[str, Literal["ATTENDED", "COMPLETED", "CLAIMED"]] = Field(
+        default_factory=dict, description="Provider status value → event kind (when a kind field is mapped)."
+    )
+    default_kind: Literal["ATTENDED", "COMPLETED", "CLAIMED"] = "ATTENDED"
+    activities: dict[str, str] = Field(
+        default_factory=dict, description="Provider activity value → catalog activity; others pass as they are."
+    )
+    activity: str | None = Field(None, description="The one activity of every record, when none is mapped.")
+    timezone: str = Field("UTC", description="IANA zone of times written without an offset.")
+    time_formats: list[str] = Field(default_factory=list, description="strptime formats; empty = the defaults.")
+    claimed_credit_type: str = "AMA_PRA_1"
+
+    @model_validator(mode="after")
+    def _mapping_is_usable(self) -> MappedSourceConfig:
+        unknown = set(self.fields) - set(MAPPABLE_FIELDS)
+        if unknown:
+            raise ValueError(f"source {self.name}: unknown fields {sorted(unknown)}; use {', '.join(MAPPABLE_FIELDS)}")
+        if "activity" not in self.fields and not self.activity:
+            raise ValueError(f"source {self.name}: map an `activity` field or set `activity`")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"source {self.name}: unknown timezone {self.timezone!r}") from None
+        return self
+
+    def mapping(self) -> FieldMapping:
+        return FieldMapping(
+            fields=self.fields,
+            kinds=self.kinds,
+            default_kind=self.default_kind,
+            activities=self.activities,
+            activity=self.activity,
+            timezone=ZoneInfo(self.timezone),
+            time_formats=tuple(self.time_formats) or DEFAULT_TIME_FORMATS,
+            claimed_credit_type=self.claimed_credit_type,
+        )

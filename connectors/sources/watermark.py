@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer, TypeAdapter
 
 from connectors.sources import fields as f
 from connectors.sources.base import RecordError
@@ -21,23 +24,31 @@ def format_instant(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec=precision).replace("+00:00", "Z")
 
 
+def _instant(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else f.instant(value, "cursor")
+
+
+def _ids(value: Any) -> Any:
+    return () if value is None else value
+
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# How cursors (`cursor.py`) write what they hold: instants as `format_instant` does, id sets sorted.
+Instant = Annotated[datetime, BeforeValidator(_instant), PlainSerializer(format_instant)]
+Ids = Annotated[frozenset[str], BeforeValidator(_ids), PlainSerializer(sorted)]
 
 
 @dataclass(frozen=True)
 class Watermark:
-    at: datetime = EPOCH
-    ids: frozenset[str] = frozenset()
+    at: Instant = EPOCH
+    ids: Ids = frozenset()
 
     def dump(self) -> dict[str, object]:
-        return {"at": format_instant(self.at), "ids": sorted(self.ids)}
+        return _WATERMARK.dump_python(self, mode="json")  # type: ignore[no-any-return]
 
     @classmethod
     def load(cls, data: dict[str, object] | None) -> Watermark | None:
-        if not data:
-            return None
-        ids = data.get("ids") or ()
-        return cls(f.instant(data["at"], "watermark"), frozenset(str(i) for i in ids))  # type: ignore[union-attr]
+        return _WATERMARK.validate_python(data) if data else None
 
     def covers(self, at: datetime, record_id: str) -> bool:
         return at == self.at and record_id in self.ids
@@ -59,3 +70,6 @@ class Watermark:
     def capped(self, limit: datetime) -> Watermark:
         """Never beyond `limit` (the pull's start): records written during a pull are read again next time."""
         return self if self.at <= limit else Watermark(limit)
+
+
+_WATERMARK = TypeAdapter(Watermark)

@@ -12,21 +12,21 @@ Each configured webinar id maps to one catalog activity; every ended instance of
 
 from __future__ import annotations
 
-import json
-import logging
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 from urllib.parse import quote
 
+from pydantic import Field
+
+from connectors.config import SourceBaseConfig, Wiring, source_kind
 from connectors.http import FatalAPIError, HttpClient
 from connectors.sources import fields as f
-from connectors.sources.base import Event, Page, RawRecord, RecordError
-from connectors.sources.http_source import HttpSource, NextToken, check_http
+from connectors.sources.base import Event, RawRecord, RecordError
+from connectors.sources.http_source import NextToken, check_http, listed
+from connectors.sources.streams import Child, ChildStreamSource
 from reconcile.vocabulary import SCHEMA_INVALID
-
-log = logging.getLogger(__name__)
 
 EVENT_NAMESPACE = uuid.UUID("0b8a4f57-3c1e-4e0a-9d61-2f7c5a9e8b13")
 REGISTRANT_FIELDS = ("npi", "profession", "dob_month_day", "board_id", "licence_number", "licence_state")
@@ -37,35 +37,6 @@ def instance_in_path(instance: str) -> str:
     twice (Zoom's report API rule), any other once."""
     once = quote(instance, safe="")
     return quote(once, safe="") if instance.startswith("/") or "//" in instance else once
-
-
-@dataclass(frozen=True)
-class Position:
-    """Where an unfinished instance report was left: the next page's token and how many pages came before."""
-
-    instance: str
-    pages: int
-    token: str
-
-
-@dataclass(frozen=True)
-class WebinarCursor:
-    """Instances whose report was read to the end, and the position inside the one being read."""
-
-    done: frozenset[str] = field(default_factory=frozenset)
-    at: Position | None = None
-
-    def dump(self) -> str:
-        at = {"instance": self.at.instance, "pages": self.at.pages, "token": self.at.token} if self.at else None
-        return json.dumps({"done": sorted(self.done), "at": at})
-
-    @classmethod
-    def load(cls, text: str | None) -> WebinarCursor:
-        if not text:
-            return cls()
-        data = json.loads(text)
-        at = data.get("at")
-        return cls(frozenset(data.get("done", ())), Position(at["instance"], at["pages"], at["token"]) if at else None)
 
 
 @dataclass(frozen=True)
@@ -82,8 +53,9 @@ class Registrants:
         return self.by_email.get(email.strip().lower()) if isinstance(email, str) else None
 
 
-class WebinarSource(HttpSource):
-    """Participants of every ended instance of the configured webinars, page by page."""
+class WebinarSource(ChildStreamSource):
+    """Participants of every ended instance of the configured webinars, page by page: the instances are the
+    parent stream, each instance's participant report a child walk read with the webinar's registrations."""
 
     kind = "webinar"
     instances_path = "/v2/past_webinars/{webinar_id}/instances"
@@ -113,93 +85,48 @@ class WebinarSource(HttpSource):
     def check(self) -> None:
         check_http(self.name, self.client, self.instances_path.format(webinar_id=next(iter(self.webinars))))
 
-    def pages(self, cursor: str | None) -> Iterator[Page]:
-        state = WebinarCursor.load(cursor)
+    def children(self, done: frozenset[str]) -> Iterator[Child]:
         for webinar_id in self.webinars:
-            pending = [i for i in self._instances(webinar_id) if i not in state.done]
+            pending = [i for i in self._instances(webinar_id) if i not in done]
             if not pending:
                 continue
             registrants = self._registrants(webinar_id)
             for instance in pending:
-                for page in self._instance_pages(webinar_id, instance, registrants, state):
-                    state = WebinarCursor.load(page.next_cursor)
-                    yield page
-        self.log_pull()
+                path = self.path.format(instance=instance_in_path(instance))
+                context = {"webinar_id": webinar_id, "registrants": registrants}
+                yield Child(instance, path, f"webinar {webinar_id} instance {instance}", context)
+
+    def child_record(self, child: Child, row: Any) -> Any:
+        registrants: Registrants = child.context["registrants"]
+        return {
+            "webinar_id": child.context["webinar_id"],
+            "instance": child.key,
+            "participant": row,
+            "registrant": registrants.of(row) if isinstance(row, dict) else None,
+        }
 
     def _instances(self, webinar_id: str) -> list[str]:
         body = self.client.get_json(self.instances_path.format(webinar_id=webinar_id))
-        listed = body.get("webinars") if isinstance(body, dict) else None
-        if not isinstance(listed, list):
+        found = body.get("webinars") if isinstance(body, dict) else None
+        if not isinstance(found, list):
             raise FatalAPIError(f"instances of webinar {webinar_id}: response has no 'webinars' list")
-        instances = [i for i in listed if isinstance(i, dict) and isinstance(i.get("uuid"), str)]
+        instances = [i for i in found if isinstance(i, dict) and isinstance(i.get("uuid"), str)]
         return [i["uuid"] for i in sorted(instances, key=lambda i: (str(i.get("start_time")), i["uuid"]))]
 
     def _registrants(self, webinar_id: str) -> Registrants:
         by_id: dict[str, Mapping[str, Any]] = {}
         by_email: dict[str, Mapping[str, Any]] = {}
         path = self.registrants_path.format(webinar_id=webinar_id)
-        for page in self.fetch(path, self.page_params(), records_path="registrants"):
-            if page.problem:
-                # Without the registrations, guests and identifiers would silently go missing: stop instead.
-                raise FatalAPIError(f"registrants of webinar {webinar_id}: {page.problem.reason}")
-            for registrant in page.records:
-                if not isinstance(registrant, dict):
-                    continue
-                if isinstance(registrant.get("id"), str):
-                    by_id[registrant["id"]] = registrant
-                if isinstance(registrant.get("email"), str):
-                    by_email[registrant["email"].strip().lower()] = registrant
+        # Without the registrations, guests and identifiers would silently go missing: `listed` stops instead.
+        pages = self.fetch(path, self.page_params(), records_path="registrants")
+        for registrant in listed(pages, f"registrants of webinar {webinar_id}"):
+            if not isinstance(registrant, dict):
+                continue
+            if isinstance(registrant.get("id"), str):
+                by_id[registrant["id"]] = registrant
+            if isinstance(registrant.get("email"), str):
+                by_email[registrant["email"].strip().lower()] = registrant
         return Registrants(by_id, by_email)
-
-    def _instance_pages(
-        self, webinar_id: str, instance: str, registrants: Registrants, state: WebinarCursor
-    ) -> Iterator[Page]:
-        resume = state.at if state.at and state.at.instance == instance else None
-        try:
-            yield from self._report(webinar_id, instance, registrants, state, resume)
-        except FatalAPIError as err:
-            if resume is not None and err.status == 400:
-                # Report page tokens expire (~15 min): read the instance again; events dedupe downstream.
-                log.info("source %s: page token of instance %s expired, rereading it", self.name, instance)
-                yield from self._report(webinar_id, instance, registrants, replace(state, at=None), None)
-            elif err.status == 404:
-                log.info("source %s: report of instance %s is not available yet", self.name, instance)
-            else:
-                raise
-
-    def _report(
-        self,
-        webinar_id: str,
-        instance: str,
-        registrants: Registrants,
-        state: WebinarCursor,
-        resume: Position | None,
-    ) -> Iterator[Page]:
-        before = resume.pages if resume else 0
-        path = self.path.format(instance=instance_in_path(instance))
-        for page in self.fetch(path, self.page_params(), resume.token if resume else None):
-            number = before + page.number
-            where = f"webinar {webinar_id} instance {instance} page {number}"
-            if page.problem:
-                yield Page([RawRecord(where, page.raw, page.problem)], state.dump())
-                return
-            if page.next_token is None:
-                state = WebinarCursor(state.done | {instance}, None)
-            else:
-                state = WebinarCursor(state.done, Position(instance, number, str(page.next_token)))
-            records = [
-                RawRecord(
-                    f"{where} row {index + 1}",
-                    {
-                        "webinar_id": webinar_id,
-                        "instance": instance,
-                        "participant": row,
-                        "registrant": registrants.of(row) if isinstance(row, dict) else None,
-                    },
-                )
-                for index, row in enumerate(page.records)
-            ]
-            yield Page(records, state.dump())
 
     def parse(self, record: RawRecord) -> Iterable[Event]:
         row, registrant = record.data["participant"], record.data["registrant"] or {}
@@ -210,15 +137,12 @@ class WebinarSource(HttpSource):
         minutes = f.segment_minutes(joined, left, "segment")
         answers = self._answers(registrant)
         learner = f.learner(
-            npi_value=answers.get("npi"),
-            email_value=row.get("user_email") or registrant.get("email"),
-            board_id=answers.get("board_id"),
-            given_name=registrant.get("first_name"),
-            family_name=registrant.get("last_name"),
-            dob=answers.get("dob_month_day"),
-            profession_value=answers.get("profession"),
-            licence_number=answers.get("licence_number"),
-            licence_state=answers.get("licence_state"),
+            answers
+            | {
+                "email": row.get("user_email") or registrant.get("email"),
+                "given_name": registrant.get("first_name"),
+                "family_name": registrant.get("last_name"),
+            }
         )
         participant = "|".join(str(row.get(k) or "") for k in ("id", "user_id", "registrant_id", "user_email", "name"))
         identity = f"{record.data['instance']}|{participant}|{joined.isoformat()}|{left.isoformat()}"
@@ -245,3 +169,20 @@ class WebinarSource(HttpSource):
                 if key:
                     answers[key] = question.get("value")
         return answers
+
+
+@source_kind
+class WebinarSourceConfig(SourceBaseConfig):
+    kind: Literal["webinar"] = "webinar"
+    page_size: int = Field(300, ge=1, le=300)
+    webinars: dict[str, str] = Field(
+        min_length=1, description="Webinar id → catalog activity (catalog id or a ref listed for it)."
+    )
+    registrant_questions: dict[
+        str, Literal["npi", "profession", "dob_month_day", "board_id", "licence_number", "licence_state"]
+    ] = Field(default_factory=dict, description="Registration question title → the learner field it answers.")
+
+    def build(self, wiring: Wiring) -> WebinarSource:
+        return WebinarSource(
+            self.name, self.client(self.bearer()), self.webinars, self.page_size, self.registrant_questions
+        )

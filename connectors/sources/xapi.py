@@ -8,16 +8,18 @@ the bare TinCan 0.9 verb strings are accepted as the same verbs. The actor is id
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
+from pydantic import Field
+
+from connectors.config import SourceBaseConfig, Wiring, secret, source_kind
 from connectors.http import HttpClient
 from connectors.sources import fields as f
-from connectors.sources.base import Event, Page, RawRecord, RecordError
-from connectors.sources.http_source import HttpSource, NextLink
-from connectors.sources.watermark import EPOCH, Watermark, format_instant
+from connectors.sources.base import Event, RawRecord, RecordError
+from connectors.sources.http_source import NextLink
+from connectors.sources.streams import IncrementalHttpSource
 from reconcile.vocabulary import MISSING_IDENTITY, SCHEMA_INVALID, UNSUPPORTED_VERB
 
 _ADL = "http://adlnet.gov/expapi/verbs/"
@@ -37,29 +39,25 @@ VERB_KINDS = {
 # A completion's result.duration can add up sessions over days; beyond two weeks it is a unit or clock error.
 MAX_RESULT_MINUTES = 14 * 24 * 60
 ACCOUNT_FIELDS = ("npi", "board_id", "email")
+# Learner fields → the name of the context extension (after `extension_prefix`) that carries them.
+LEARNER_EXTENSIONS = {
+    "npi": "npi",
+    "board_id": "board-id",
+    "given_name": "given-name",
+    "family_name": "family-name",
+    "dob_month_day": "dob-month-day",
+    "profession": "profession",
+    "licence_number": "licence-number",
+    "licence_state": "licence-state",
+    "board": "board",
+    "moc_consent": "moc-consent",
+}
 
 
-def load_cursor(text: str | None) -> Watermark | None:
-    """The xAPI cursor: the last `stored` instant fully read and the statement ids read at exactly it."""
-    if not text:
-        return None
-    data = json.loads(text)
-    return Watermark.load({"at": data["stored"], "ids": data.get("ids", [])})
-
-
-def dump_cursor(mark: Watermark) -> str:
-    dumped = mark.dump()
-    return json.dumps({"stored": dumped["at"], "ids": dumped["ids"]})
-
-
-def _stored_and_id(statements: Iterable[Any]) -> Iterator[tuple[object, object]]:
-    for statement in statements:
-        if isinstance(statement, dict) and isinstance(statement.get("id"), str):
-            yield statement.get("stored"), statement["id"]
-
-
-class XapiSource(HttpSource):
-    """Reads statements oldest first from an xAPI LRS; learner details come from context extensions."""
+class XapiSource(IncrementalHttpSource):
+    """Reads statements oldest first from an xAPI LRS; learner details come from context extensions. The
+    cursor is the last `stored` instant fully read and the statement ids read at exactly it; `since` is
+    exclusive, so a pull starts just before the watermark and skips the ids already read at it."""
 
     kind = "xapi"
     path = "/xapi/statements"
@@ -67,6 +65,11 @@ class XapiSource(HttpSource):
     pagination = NextLink("more")
     headers: ClassVar[Mapping[str, str]] = {"X-Experience-API-Version": "1.0.3"}  # an LRS answers 400 without it
     page_size_param = "limit"
+    replication_key = "stored"
+    since_param = "since"
+    is_sorted = True
+    lookback = timedelta(milliseconds=1)
+    walk_name = "statements"
 
     def __init__(
         self,
@@ -83,42 +86,19 @@ class XapiSource(HttpSource):
         if unknown:
             raise ValueError(f"account_identities can map to {', '.join(ACCOUNT_FIELDS)}, not {sorted(unknown)}")
 
-    def pages(self, cursor: str | None) -> Iterator[Page]:
-        start = load_cursor(cursor)
-        params: dict[str, Any] = {**self.page_params(), "ascending": "true"}
-        if start:
-            # `since` is exclusive: start just before the watermark and skip the ids already read at it.
-            params["since"] = format_instant(start.at - timedelta(milliseconds=1))
-        mark = start or Watermark()
-        walk = f"statements since {params['since']}" if start else "statements"
-        for page in self.fetch(self.path, params):
-            if page.problem:
-                yield Page([RawRecord(f"{walk} page {page.number}", page.raw, page.problem)], cursor)
-                return
-            statements = [s for s in page.records if not (start and self._already_read(s, start))]
-            mark = mark.advance(_stored_and_id(statements))
-            cursor = dump_cursor(mark) if mark.at != EPOCH else cursor
-            yield Page(
-                [self._raw(s, f"{walk} page {page.number} item {i + 1}") for i, s in enumerate(statements)], cursor
-            )
-        self.log_pull()
+    def url_params(self) -> dict[str, Any]:
+        return {**self.page_params(), "ascending": "true"}
 
-    @staticmethod
-    def _already_read(statement: Any, start: Watermark) -> bool:
-        if not isinstance(statement, dict) or not isinstance(statement.get("id"), str):
-            return False
-        try:
-            return start.covers(f.instant(statement.get("stored"), "stored"), statement["id"])
-        except RecordError:
-            return False
+    def record_id(self, record: Any) -> str | None:
+        statement_id = record.get("id") if isinstance(record, dict) else None
+        return statement_id if isinstance(statement_id, str) else None
 
-    @staticmethod
-    def _raw(statement: Any, position: str) -> RawRecord:
+    def raw_record(self, record: Any, position: str) -> RawRecord:
         """Found again by id; a statement without a usable (short, printable) id, by its position in the walk."""
-        statement_id = statement.get("id") if isinstance(statement, dict) else None
-        if isinstance(statement_id, str) and len(statement_id) <= 100 and statement_id.isprintable():
-            return RawRecord(f"statement:{statement_id}", statement)
-        return RawRecord(position, statement)
+        statement_id = self.record_id(record)
+        if statement_id is not None and len(statement_id) <= 100 and statement_id.isprintable():
+            return RawRecord(f"statement:{statement_id}", record)
+        return RawRecord(position, record)
 
     def parse(self, record: RawRecord) -> Iterable[Event]:
         s = record.data
@@ -176,18 +156,14 @@ class XapiSource(HttpSource):
             return extensions.get(self.extension_prefix + name)
 
         from_account = self._account_identity(actor.get("account"))
+        identity = {key: ext(name) for key, name in LEARNER_EXTENSIONS.items()}
         return f.learner(
-            npi_value=ext("npi") or from_account.get("npi"),
-            email_value=actor.get("mbox") or from_account.get("email"),
-            board_id=ext("board-id") or from_account.get("board_id"),
-            given_name=ext("given-name"),
-            family_name=ext("family-name"),
-            dob=ext("dob-month-day"),
-            profession_value=ext("profession"),
-            licence_number=ext("licence-number"),
-            licence_state=ext("licence-state"),
-            board_value=ext("board"),
-            moc_consent=ext("moc-consent"),
+            identity
+            | {
+                "npi": identity["npi"] or from_account.get("npi"),
+                "email": actor.get("mbox") or from_account.get("email"),
+                "board_id": identity["board_id"] or from_account.get("board_id"),
+            }
         )
 
     def _account_identity(self, account: Any) -> dict[str, Any]:
@@ -195,3 +171,26 @@ class XapiSource(HttpSource):
             return {}
         identity = self.account_identities.get(str(account.get("homePage", "")).rstrip("/"))
         return {identity: account.get("name")} if identity else {}
+
+
+@source_kind
+class XapiSourceConfig(SourceBaseConfig):
+    kind: Literal["xapi"] = "xapi"
+    auth: Literal["basic", "bearer"] = Field("basic", description="basic: username/password; bearer: token.")
+    username: str = "lrs-demo"
+    password: str = ""
+    password_env: str | None = None
+    context_extension_prefix: str = "https://cmesync.org/xapi/ext/"
+    account_identities: dict[str, Literal["npi", "board_id", "email"]] = Field(
+        default_factory=dict, description="Actor account homePage → which learner identifier its name is."
+    )
+
+    def secret(self) -> str:
+        if self.auth == "bearer":
+            return self.bearer()
+        return secret(self.password_env, self.password, f"source {self.name} password")
+
+    def build(self, wiring: Wiring) -> XapiSource:
+        auth = {"bearer": self.secret()} if self.auth == "bearer" else {"auth": (self.username, self.secret())}
+        client = self.client(**auth)  # type: ignore[arg-type]
+        return XapiSource(self.name, client, self.page_size, self.context_extension_prefix, self.account_identities)

@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass
 from datetime import date
 
 from connectors.http import APIError
-from connectors.registries.employer_hr import EmployerHrRegistry
+from connectors.registries.employer_hr import EmployerHrConfig, EmployerHrRegistry
 from connectors.registries.hr_at_risk import AtRiskNotice
 from ledger.notices import record_notices, sent_notices
 from ledger.store import Ledger
-from pipeline.config import EmployerHrConfig, Settings
+from pipeline.config import Settings
 from pipeline.factory import build_registry
 from pipeline.reports.transcript import AtRisk, ComplianceSummary, compliance_summary, load_inputs
 from pipeline.stages.faults import crash_point

@@ -109,10 +109,10 @@ def outcome(case: Case, sources: dict[str, Source]) -> tuple[list[Rejection | di
     source = sources.get(case.kind)
     if case.kind == "xapi":
         assert isinstance(source, XapiSource)
-        record = source._raw(case.payload, "statements page 1 item 1")
+        record = source.raw_record(case.payload, "statements page 1 item 1")
     elif case.kind == "provider_rest":
         assert isinstance(source, ProviderRestSource)
-        record = source._raw(case.payload)
+        record = source.raw_record(case.payload, "/api/v1/completions page 1 item 1")
     elif case.kind == "webinar":
         assert isinstance(source, WebinarSource)
         registration = case.payload["registrant"]

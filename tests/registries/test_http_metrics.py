@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from connectors.registries.ama_pra import AmaRegistryConfig
 from connectors.registries.base import RegistryCheckError
 from deploy.sandbox.base import Faults
 from deploy.sandbox.stack import SandboxStack
 from pipeline import metrics
-from pipeline.config import AmaRegistryConfig
 from pipeline.factory import build_registry
 
 

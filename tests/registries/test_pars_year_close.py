@@ -11,11 +11,11 @@ import pytest
 from pydantic import ValidationError
 
 from connectors.http import HttpClient
-from connectors.registries.ama_pra import AmaPraRegistry
+from connectors.registries.ama_pra import AmaPraRegistry, AmaRegistryConfig
 from connectors.registries.base import REGISTRY_REJECTED, Failure, Receipt
 from connectors.registries.reporting_year import YearClose
 from deploy.sandbox.ama_registry import AmaPraRegistry as AmaSandbox
-from pipeline.config import AmaRegistryConfig, ConfigError
+from pipeline.config import ConfigError
 from pipeline.factory import build_registry
 from tests.registries.conftest import FAST
 

@@ -11,11 +11,13 @@ import pytest
 from pydantic import ValidationError
 
 from connectors.http import HttpClient
+from connectors.registries.ama_pra import AmaRegistryConfig
 from connectors.registries.base import RegistryCheckError
 from connectors.sources.base import SourceCheckError
+from connectors.sources.xapi import XapiSourceConfig
 from deploy.sandbox.ama_registry import AmaPraRegistry
 from deploy.sandbox.lrs import XapiLrs
-from pipeline.config import SAMPLE_DIR, AmaRegistryConfig, XapiSourceConfig
+from pipeline.config import SAMPLE_DIR
 from pipeline.factory import build_registry, build_source
 from tests.security.tls_certs import TlsFiles
 

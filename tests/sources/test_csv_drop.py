@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from connectors.sources.base import Page, Rejection, Source, SourceCheckError
+from connectors.sources.csv_drop import CsvDropSourceConfig
 from ledger.store import Ledger
-from pipeline.config import CsvDropSourceConfig
 from pipeline.factory import build_source, codec_for
 from pipeline.kafka.io import make_producer
 from pipeline.stages.pull import pull_source

@@ -14,10 +14,9 @@ from connectors.http import HttpClient, RetryPolicy
 from connectors.sources.base import SourceCheckError
 from connectors.sources.http_source import NextToken, PaginationLoopError
 from connectors.sources.mapping import FieldMapping
-from connectors.sources.provider_rest import ProviderRestSource
+from connectors.sources.provider_rest import ProviderRestSource, ProviderRestSourceConfig
 from deploy.sandbox.base import Request, Response, SandboxServer, format_instant
 from deploy.sandbox.provider_rest import ProviderRestApi
-from pipeline.config import ProviderRestSourceConfig
 from pipeline.factory import build_source
 
 START = datetime(2026, 11, 10, 8, 0, tzinfo=UTC)

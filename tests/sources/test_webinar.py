@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from connectors.http import RetryPolicy
 from connectors.sources.base import Page, Rejection, Source, SourceCheckError
+from connectors.sources.webinar import WebinarSourceConfig
 from deploy.sandbox.webinar import WebinarReports
 from ledger import tables as t
-from pipeline.config import WebinarSourceConfig
 from pipeline.factory import build_source
 
 FAST = RetryPolicy(max_attempts=2, initial_backoff_s=0.001, max_backoff_s=0.01, jitter_s=0.001)

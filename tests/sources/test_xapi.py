@@ -13,8 +13,8 @@ import pytest
 
 from connectors.http import RetryPolicy
 from connectors.sources.base import Rejection, Source, SourceCheckError
+from connectors.sources.xapi import XapiSourceConfig
 from deploy.sandbox.lrs import XapiLrs
-from pipeline.config import XapiSourceConfig
 from pipeline.factory import build_source
 
 FAST = RetryPolicy(max_attempts=2, initial_backoff_s=0.001, max_backoff_s=0.01, jitter_s=0.001)
