@@ -15,7 +15,7 @@ from reconcile.vocabulary import AWARDED, REVOKED
 RECORD_NAMESPACE = uuid.UUID("0b7e4c0a-2d1f-4f7b-9a53-7c1e2b9f6d10")
 
 
-@lru_cache(maxsize=1 << 16)  # a batch asks for every possible type of every pair it decides, often again
+@lru_cache(maxsize=1 << 18)  # every possible type of every decided pair, often again; ~40 MB at most
 def record_id_for(learner_id: str, activity_id: str, credit_type: str) -> str:
     return uuid5(RECORD_NAMESPACE, f"{learner_id}|{activity_id}|{credit_type}")
 
