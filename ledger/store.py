@@ -260,39 +260,11 @@ class Ledger:
                 pairs.update({f"{r.source}:{r.event_id}": (r.learner_id, r.activity_id) for r in rows})
         return pairs
 
-    def evidence(self, conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, list[dict[str, Any]]]:
-        wanted = set(pairs)
-        found: dict[Pair, list[dict[str, Any]]] = {}
-        e = t.events.c
-        # By learner, then kept per wanted pair: a learner's other activities are few, and the index is used.
-        for chunk in chunks(sorted({learner_id for learner_id, _ in wanted})):
-            rows = conn.execute(
-                select(e.learner_id, e.activity_id, e.body).where(e.learner_id.in_(chunk)).order_by(e.id)
-            )
-            for row in rows:
-                pair = (row.learner_id, row.activity_id)
-                if pair in wanted:
-                    found.setdefault(pair, []).append(event_from_json(row.body))
-        return found
-
     def voided_keys(self, conn: Connection, event_keys: Iterable[str]) -> set[str]:
         voided: set[str] = set()
         for chunk in chunks(list(set(event_keys))):
             voided.update(conn.scalars(select(t.events.c.voids_key).where(t.events.c.voids_key.in_(chunk))))
         return voided
-
-    def learner_pairs(self, conn: Connection, learner_ids: Iterable[str]) -> set[Pair]:
-        """Every (learner, activity) with stored evidence, for learners whose rule-relevant facts changed."""
-        pairs: set[Pair] = set()
-        e = t.events.c
-        for chunk in chunks(list(set(learner_ids))):
-            rows = conn.execute(
-                select(e.learner_id, e.activity_id)
-                .where(e.learner_id.in_(chunk) & e.activity_id.is_not(None))
-                .distinct()
-            )
-            pairs.update((r.learner_id, r.activity_id) for r in rows)
-        return pairs
 
     def held_pairs(self, reason_code: str) -> set[Pair]:
         """(learner, activity) of the stored events behind open reconcile dead letters of `reason_code`: the
@@ -461,27 +433,22 @@ class Ledger:
             )
 
     def _write_profiles(self, conn: Connection, profiles: Mapping[str, Mapping[str, Any]], now: datetime) -> None:
-        """Insert new learners' profiles, update the ones whose text changed, leave the rest alone."""
-        stored: dict[str, str] = {}
-        learners = t.learners.c
-        for chunk in chunks(list(profiles)):
-            rows = conn.execute(select(learners.learner_id, learners.profile).where(learners.learner_id.in_(chunk)))
-            stored.update({r.learner_id: r.profile for r in rows})
-        texts = {learner_id: json.dumps(profile, sort_keys=True) for learner_id, profile in profiles.items()}
-        new = [
-            {"learner_id": learner_id, "profile": text, "updated_at": now}
-            for learner_id, text in texts.items()
-            if learner_id not in stored
-        ]
-        changed = [
-            {"b_learner_id": learner_id, "profile": text, "updated_at": now}
-            for learner_id, text in texts.items()
-            if learner_id in stored and stored[learner_id] != text
-        ]
-        if new:
-            conn.execute(insert(t.learners), new)
-        if changed:
-            conn.execute(update(t.learners).where(learners.learner_id == bindparam("b_learner_id")), changed)
+        """Insert new learners' profiles, update the ones whose text changed, leave the rest alone: one upsert
+        whose update is conditional, instead of reading the stored profiles back first."""
+        if not profiles:
+            return
+        statement = _upsert_statement(conn, t.learners)
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["learner_id"],
+                set_={"profile": statement.excluded.profile, "updated_at": statement.excluded.updated_at},
+                where=t.learners.c.profile != statement.excluded.profile,
+            ),
+            [
+                {"learner_id": learner_id, "profile": json.dumps(profile, sort_keys=True), "updated_at": now}
+                for learner_id, profile in profiles.items()
+            ],
+        )
 
     def transaction(self) -> Any:
         return self.engine.begin()

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -72,6 +73,11 @@ def local_instant(local: datetime, zone: tzinfo) -> datetime:
     return local.replace(tzinfo=zone, fold=0).astimezone(UTC)
 
 
+@lru_cache(maxsize=64)  # looked up for every local day the rules take, a handful of zones in a catalog
+def _zone_named(name: str) -> tzinfo:
+    return UTC if name == "UTC" else ZoneInfo(name)
+
+
 @dataclass(frozen=True)
 class Activity:
     activity_id: str
@@ -100,7 +106,7 @@ class Activity:
         return self.format in (LIVE, RSS)
 
     def zone(self) -> tzinfo:
-        return UTC if self.timezone == "UTC" else ZoneInfo(self.timezone)
+        return _zone_named(self.timezone)
 
     def local_day(self, moment: datetime) -> date:
         """The calendar day of `moment` where the activity takes place: windows and completion dates are

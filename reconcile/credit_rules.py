@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import Any
 
 from reconcile.boards import CERTIFYING_BOARDS, FULL_CREDIT_ONLY, certifying_board
@@ -86,23 +87,25 @@ class Evidence:
 
 
 def summarise(activity: Activity, events: Sequence[Mapping[str, Any]]) -> Evidence:
-    keys = [event_key(e) for e in events]
-    attended = [(e, k) for e, k in zip(events, keys, strict=True) if e["kind"] in PARTICIPATION_KINDS]
-    timed = participation(activity, [e for e, _ in attended], [k for _, k in attended]) if activity.scheduled else None
-    completions = sorted(
-        (activity.local_day(e["occurred_at"]), k)
-        for e, k in zip(events, keys, strict=True)
-        if e["kind"] in COMPLETION_KINDS
-    )
+    attended: list[Mapping[str, Any]] = []
+    attended_keys: list[str] = []
+    completions: list[tuple[date, str]] = []
     latest: dict[str, tuple[Any, str, Claim]] = {}
-    for e, k in zip(events, keys, strict=True):
+    for e in events:  # one pass: this runs for every pair a batch decides
+        k = event_key(e)
+        if e["kind"] in PARTICIPATION_KINDS:
+            attended.append(e)
+            attended_keys.append(k)
+        if e["kind"] in COMPLETION_KINDS:
+            completions.append((activity.local_day(e["occurred_at"]), k))
         for claim in e.get("claimed") or ():
             order = (e["occurred_at"], k)
             if claim["credit_type"] not in latest or order > latest[claim["credit_type"]][:2]:
                 amount = Decimal(str(claim["amount"]))
                 latest[claim["credit_type"]] = (*order, Claim(amount, activity.local_day(e["occurred_at"]), k))
+    completions.sort()
     return Evidence(
-        participation=timed,
+        participation=participation(activity, attended, attended_keys) if activity.scheduled else None,
         completed_on=completions[0][0] if completions else None,
         completion_keys=tuple(sorted(k for _, k in completions)),
         claims={credit_type: claim for credit_type, (_, _, claim) in latest.items()},
@@ -215,10 +218,15 @@ def possible_credit_types(activity: Activity) -> tuple[str, ...]:
     """The credit types an activity can ever yield: its designations, and self-claimed Category 2 when it is
     not certified for Category 1. (A designation later dropped from the catalog leaves its records as they
     are: editing the catalog is not a revocation.)"""
+    return _possible_credit_types(frozenset(activity.designations))
+
+
+@lru_cache(maxsize=256)  # by designated types: asked for every decided pair, the same few answers
+def _possible_credit_types(designated: frozenset[str]) -> tuple[str, ...]:
     return tuple(
         t
         for t, spec in CREDIT_TYPES.items()
-        if t in activity.designations or (not spec.designated and spec.not_with not in activity.designations)
+        if t in designated or (not spec.designated and spec.not_with not in designated)
     )
 
 

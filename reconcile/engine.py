@@ -35,6 +35,7 @@ from reconcile.vocabulary import (
 )
 
 HOURS_PER_ACTIVITY_DAY = 24
+UNKNOWN_LEARNER = LearnerFacts()
 
 Pair = tuple[str, str]
 
@@ -198,14 +199,14 @@ def reconcile_pairs(
         if activity is None:
             continue
         live = tuple(e for e in events if e["kind"] != "VOIDED" and event_key(e) not in voided)
-        facts = learners.get(learner_id, LearnerFacts())
+        facts = learners.get(learner_id) or UNKNOWN_LEARNER
         decisions = decide_credits(activity, pair_profession(live, facts, professions), facts, live, professions)
         held = {h.reason_code: h.reason for h in decisions.held}
+        evidence_events = tuple(e for e in events if e["kind"] != "VOIDED")
         for reason_code in _possible_holds(activity):
             if reason_code in held:
                 result.held.append(Hold(learner_id, activity_id, reason_code, held[reason_code], live))
             else:
-                evidence_events = tuple(e for e in events if e["kind"] != "VOIDED")
                 result.settled.append(Hold(learner_id, activity_id, reason_code, "", evidence_events))
         for credit_type in possible_credit_types(activity):
             record_id = record_id_for(learner_id, activity_id, credit_type)

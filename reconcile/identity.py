@@ -14,7 +14,10 @@ import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
+
+from reconcile.names import uuid5
 
 LEARNER_NAMESPACE = uuid.UUID("6f1d8f3e-8a51-4a8e-9c55-3a2f0c1b7d42")
 
@@ -43,6 +46,7 @@ def npi_check_digit(first_nine: str) -> int:
     return (10 - total % 10) % 10
 
 
+@lru_cache(maxsize=1 << 16)  # a learner's NPI is checked by identity, profile and rejection alike
 def npi_is_valid(npi: str) -> bool:
     """Ten digits whose tenth is the CMS check digit of the first nine."""
     if len(npi) != 10 or not npi.isascii() or not npi.isdigit():
@@ -62,13 +66,18 @@ def has_invalid_npi(learner: Mapping[str, Any]) -> bool:
 
 def valid_dob(value: object) -> str | None:
     """A date of birth as "MM-DD" (29 February allowed), or None when absent or malformed."""
-    text = str(value).strip() if value else ""
+    return _valid_dob(str(value).strip() if value else "")
+
+
+@lru_cache(maxsize=1024)  # 366 valid days, and whatever malformed text keeps arriving
+def _valid_dob(text: str) -> str | None:
     match = _DOB.match(text)
     if not match or int(match.group(2)) > _DAYS_IN_MONTH[int(match.group(1)) - 1]:
         return None
     return text
 
 
+@lru_cache(maxsize=1 << 16)  # a learner's name is normalised with every event that reports it
 def _name(text: str) -> str:
     """Case, accents, spaces, hyphens and apostrophes do not tell two people apart ("O'Neil-Díaz" = "oneildiaz")."""
     decomposed = unicodedata.normalize("NFKD", text)
@@ -116,7 +125,7 @@ def new_learner_id(keys: Sequence[IdentityKey]) -> str:
     """Derived from the strongest key, so replaying the same events into an empty ledger gives the same
     learner ids (and so the same credit record ids)."""
     kind, value = keys[0]
-    return str(uuid.uuid5(LEARNER_NAMESPACE, f"{kind}:{value}"))
+    return uuid5(LEARNER_NAMESPACE, f"{kind}:{value}")
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ def learner_profile(
     stamp = reported_at.astimezone(UTC).isoformat()
     for group, values in _reported(learner).items():
         names = _GROUPS.get(group, (group,))
-        kept = tuple("" if profile.get(n) is None else profile.get(n) for n in names)
+        kept = tuple("" if (value := profile.get(n)) is None else value for n in names)
         if group not in observed and any(kept):
             observed[group] = ""  # known before observation stamps existed: any dated report is newer
         if group in observed and (stamp, values) <= (observed[group], kept):

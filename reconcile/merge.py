@@ -6,15 +6,18 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 
 from reconcile.credit_rules import CreditDecision
+from reconcile.names import uuid5
 from reconcile.vocabulary import AWARDED, REVOKED
 
 RECORD_NAMESPACE = uuid.UUID("0b7e4c0a-2d1f-4f7b-9a53-7c1e2b9f6d10")
 
 
+@lru_cache(maxsize=1 << 18)  # every possible type of every decided pair, often again; ~40 MB at most
 def record_id_for(learner_id: str, activity_id: str, credit_type: str) -> str:
-    return str(uuid.uuid5(RECORD_NAMESPACE, f"{learner_id}|{activity_id}|{credit_type}"))
+    return uuid5(RECORD_NAMESPACE, f"{learner_id}|{activity_id}|{credit_type}")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from reconcile.catalog import Activity, Interval
@@ -26,8 +27,9 @@ _MS = timedelta(milliseconds=1)
 def union(spans: Iterable[Span]) -> list[Span]:
     """Sorted, non-overlapping spans of UTC instants covering exactly what the (aware) `spans` cover."""
     merged: list[Span] = []
-    instants = ((start.astimezone(UTC), end.astimezone(UTC)) for start, end in spans)
-    for start, end in sorted(s for s in instants if s[1] > s[0]):
+    for start, end in sorted([(start.astimezone(UTC), end.astimezone(UTC)) for start, end in spans]):
+        if end <= start:
+            continue
         if merged and start <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], end))
         else:
@@ -60,15 +62,21 @@ def total_minutes(spans: Iterable[Span]) -> Decimal:
     return sum((Decimal((end - start) // _MS) / 60000 for start, end in spans), Decimal(0))
 
 
-def _spans(intervals: Iterable[Interval]) -> list[Span]:
-    return union((i.start, i.end) for i in intervals)
+@lru_cache(maxsize=1024)  # a catalog's schedules, asked for by every decided pair of their activity
+def _spans(intervals: tuple[Interval, ...]) -> tuple[Span, ...]:
+    return tuple(union((i.start, i.end) for i in intervals))
+
+
+@lru_cache(maxsize=1024)
+def _offered(sessions: tuple[Interval, ...], breaks: tuple[Interval, ...]) -> Decimal:
+    return total_minutes(subtract(_spans(sessions), _spans(breaks)))
 
 
 def scheduled_minutes(activity: Activity) -> Decimal | None:
     """Creditable minutes the schedule offers (sessions minus breaks), or None without a schedule."""
     if not activity.sessions:
         return None
-    return total_minutes(subtract(_spans(activity.sessions), _spans(activity.breaks)))
+    return _offered(activity.sessions, activity.breaks)
 
 
 def is_timed(event: Mapping[str, Any]) -> bool:
@@ -97,7 +105,8 @@ def participation(activity: Activity, events: Sequence[Mapping[str, Any]], keys:
     spans = union(segments)
     if activity.sessions:
         spans = intersect(spans, _spans(activity.sessions))
-    spans = subtract(spans, _spans(activity.breaks))
+    if activity.breaks:
+        spans = subtract(spans, _spans(activity.breaks))
     minutes = total_minutes(spans)
     bare = [Decimal(str(e["minutes"])) for e, _ in timed if not (e.get("started_at") and e.get("ended_at"))]
     if bare:

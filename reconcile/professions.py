@@ -13,6 +13,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ class ProfessionMapError(ValueError):
     """The profession mapping is unusable; the message names the code."""
 
 
+@lru_cache(maxsize=1024)  # read for every decided pair, a few dozen codes in practice
 def normalised_code(code: str) -> str:
     return _NOT_CODE.sub("", code.upper())
 

@@ -14,6 +14,7 @@ from connectors.registries.base import Registry
 from connectors.sources.base import RecordError
 from connectors.sources.event_check import check_event
 from connectors.sources.fields import text
+from ledger.evidence import event_cache, pair_evidence, stored_pairs
 from ledger.store import DeadLetterEntry, Ledger, StoredEvent, utcnow
 from ledger.watermarks import record_reconciled
 from pipeline import metrics
@@ -203,12 +204,15 @@ def reconcile_messages(
     now = utcnow()
     with ledger.transaction() as conn:
         ledger.write_events(conn, stored, identities.added, dead)
+        cache = event_cache(ledger)
+        cache.remember(stored)
         touched = {(r.learner_id, r.activity_id) for r in resolved if r.learner_id and r.activity_id}
         learner_ids = {learner_id for learner_id, _ in touched}
         profiles = ledger.profiles(conn, learner_ids | {learner_id for learner_id, _ in redecide})
         changed = _learn(profiles, resolved)
-        pairs = touched | ledger.learner_pairs(conn, changed) | set(redecide)
-        evidence = ledger.evidence(conn, pairs)
+        stored_by_pair = stored_pairs(conn, learner_ids | {learner_id for learner_id, _ in redecide})
+        pairs = touched | {pair for pair in stored_by_pair if pair[0] in changed} | set(redecide)
+        evidence = pair_evidence(conn, cache, pairs, stored_by_pair)
         voided = ledger.voided_keys(conn, [event_key(e) for evs in evidence.values() for e in evs])
         record_ids = [
             record_id_for(lid, aid, credit_type)

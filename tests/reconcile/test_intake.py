@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from connectors.http import HttpClient
 from connectors.registries.ama_pra import AmaPraRegistry
 from ledger import tables as t
+from ledger.evidence import event_cache
 from ledger.store import Ledger, record_from_json
 from pipeline.config import PROFESSIONS_FILE
 from pipeline.kafka.interface import Consumed
@@ -296,3 +297,30 @@ def test_given_a_local_session_on_a_dst_day_when_reconciled_then_the_ledger_cred
     assert (stats.accepted, stats.rejected, stats.credit_versions) == (1, 0, 1)
     record = latest(ledger)[(activity_id, "AMA_PRA_1")]
     assert (record["status"], record["amount"], record["completed_on"].isoformat()) == ("AWARDED", amount, completed_on)
+
+
+def test_given_two_reconcilers_on_one_ledger_when_each_takes_a_void_or_its_event_then_the_credit_is_revoked(
+    ev: Any, feed: Feed, ledger: Ledger, ledger_url: str
+) -> None:
+    """The reconcile stage caches event bodies per Ledger; which events a pair has always comes from the ledger,
+    so evidence another reconciler (or this one before a restart) stored is decided with, and a cache too small
+    for a batch only costs reads."""
+    feed([ev("c1", activity="NURSING", when=WHEN, profession="RN")])
+    other = Ledger(ledger_url)
+    event_cache(other).size = 1
+    try:
+        second = Feed(feed.codec, other)
+        second.offset = feed.offset
+        second(
+            [
+                ev("c2", activity="NURSING", when=WHEN + timedelta(days=1), profession="RN"),
+                ev("v1", "VOIDED", voids="c1"),
+            ]
+        )
+    finally:
+        other.close()
+
+    records = latest(ledger)
+    assert {k: (r["version"], r["status"]) for k, r in records.items()} == {("NURSING", "ANCC_CH"): (2, "AWARDED")}
+    assert records[("NURSING", "ANCC_CH")]["evidence"] == ["lms:c2"]
+    assert records[("NURSING", "ANCC_CH")]["completed_on"].isoformat() == "2026-05-05"
