@@ -30,8 +30,8 @@ def stream_reconciliation(
     settings = load_settings(config_path, endpoints)
     nightly.prepare(settings)
     run_id = flow_run.get_id() or str(uuid.uuid4())
-    ledger = Ledger(settings.ledger_url)
-    ledger.start_run(run_id, "stream")
+    with Ledger(settings.ledger_url) as ledger:
+        ledger.start_run(run_id, "stream")
     stop = threading.Event()
     stats = StreamStats()
     status = "failed"
@@ -50,7 +50,7 @@ def stream_reconciliation(
             stats = run_stream(settings, stop, delivery_interval_s=delivery_interval_s, on_batch=progress)
         status = "stopped"
     finally:
-        ledger.finish_run(run_id, status, stats.counts())
-        ledger.close()
+        with Ledger(settings.ledger_url) as ledger:
+            ledger.finish_run(run_id, status, stats.counts())
     logger.info("stream %s stopped: %s", run_id, stats.counts(), extra={"stage": "stream", "counts": stats.counts()})
     return stats.counts()

@@ -201,6 +201,12 @@ class Ledger:
     def close(self) -> None:
         self.engine.dispose()
 
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     # -- schema ---------------------------------------------------------------------------------
     def migrate(self) -> int:
         """Apply the versioned migrations not yet applied; return the schema version."""

@@ -71,15 +71,12 @@ def _ledger(settings: Settings) -> str:
     file = url.database if url.get_backend_name() == "sqlite" and url.database != ":memory:" else None
     if file and not Path(file).exists():
         return f"sqlite file {file} does not exist yet (the first run creates it)"
-    ledger = Ledger(settings.ledger_url)
-    try:
+    with Ledger(settings.ledger_url) as ledger:
         with ledger.engine.connect() as conn:
             if not inspect(conn).has_table(t.schema_migrations.name):
                 return f"{ledger.engine.dialect.name} reachable; not migrated yet (the first run migrates it)"
             version = conn.scalar(select(func.max(t.schema_migrations.c.version)))
         return f"{ledger.engine.dialect.name} reachable, schema version {version}"
-    finally:
-        ledger.close()
 
 
 def _catalog(settings: Settings) -> str:

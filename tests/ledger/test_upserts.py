@@ -31,10 +31,9 @@ def all_at_once(work: Callable[[int], None]) -> None:
 
 
 def test_given_writers_racing_on_one_key_when_they_write_then_every_write_lands_once(ledger_url: str) -> None:
-    ledger = Ledger(ledger_url)
-    ledger.migrate()
     entry = DeadLetterEntry("deliver", "ledger", "credit r-1 v1", "REGISTRY_UNAVAILABLE", "down", b"r-1:1", "ama-pra")
-    try:
+    with Ledger(ledger_url) as ledger:
+        ledger.migrate()
         all_at_once(lambda n: ledger.save_checkpoint("lms-xapi", f"cursor-{n}"))
         all_at_once(lambda n: ledger.add_dead_letters([entry]))
         all_at_once(lambda n: ledger.save_registry_diff("run-1", "ama-pra", {"drift": n}, {"missing": [f"r-{n}"]}))
@@ -42,8 +41,6 @@ def test_given_writers_racing_on_one_key_when_they_write_then_every_write_lands_
             cursors = conn.execute(select(t.checkpoints.c.cursor)).scalars().all()
             attempts = conn.execute(select(t.dead_letters.c.attempts)).scalars().all()
             diffs = conn.execute(select(t.registry_diffs.c.counts)).scalars().all()
-    finally:
-        ledger.close()
     assert len(cursors) == 1 and cursors[0] in {f"cursor-{n}" for n in range(WRITERS)}
     assert attempts == [WRITERS]
     assert len(diffs) == 1

@@ -25,10 +25,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.dialect]
 
 @pytest.fixture
 def ledger(ledger_url: str) -> Iterator[Ledger]:
-    ledger = Ledger(ledger_url)
-    ledger.migrate()
-    yield ledger
-    ledger.close()
+    with Ledger(ledger_url) as ledger:
+        ledger.migrate()
+        yield ledger
 
 
 def event(source: str, event_id: str) -> StoredEvent:

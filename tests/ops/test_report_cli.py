@@ -23,10 +23,9 @@ FAILED_RUN = "0f9e8d7c-5b1a-4c62-9a51-2d3e4f5a6b7c"
 
 @pytest.fixture
 def ledger(ledger_url: str) -> Iterator[Ledger]:
-    ledger = Ledger(ledger_url)
-    ledger.migrate()
-    yield ledger
-    ledger.close()
+    with Ledger(ledger_url) as ledger:
+        ledger.migrate()
+        yield ledger
 
 
 def nights(ledger: Ledger) -> None:

@@ -24,10 +24,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.dialect]
 
 @pytest.fixture
 def ledger(ledger_url: str) -> Iterator[Ledger]:
-    ledger = Ledger(ledger_url)
-    ledger.migrate()
-    yield ledger
-    ledger.close()
+    with Ledger(ledger_url) as ledger:
+        ledger.migrate()
+        yield ledger
 
 
 def back_date(ledger: Ledger, run_id: str, days: float) -> None:

@@ -623,28 +623,17 @@ class Pipeline:
         return Ledger(self.settings.ledger_url)
 
     def checkpoint(self) -> str | None:
-        ledger = self.ledger()
-        try:
+        with self.ledger() as ledger:
             return ledger.checkpoint(self.source_name)
-        finally:
-            ledger.close()
 
     def dead_letters(self) -> dict[str, str]:
-        ledger = self.ledger()
-        try:
-            with ledger.engine.connect() as conn:
-                rows = conn.execute(select(t.dead_letters.c.source_ref, t.dead_letters.c.reason_code))
-                return {r.source_ref: r.reason_code for r in rows}
-        finally:
-            ledger.close()
+        with self.ledger() as ledger, ledger.engine.connect() as conn:
+            rows = conn.execute(select(t.dead_letters.c.source_ref, t.dead_letters.c.reason_code))
+            return {r.source_ref: r.reason_code for r in rows}
 
     def ledger_event_ids(self) -> list[str]:
-        ledger = self.ledger()
-        try:
-            with ledger.engine.connect() as conn:
-                return list(conn.scalars(select(t.events.c.event_id).where(t.events.c.source == self.source_name)))
-        finally:
-            ledger.close()
+        with self.ledger() as ledger, ledger.engine.connect() as conn:
+            return list(conn.scalars(select(t.events.c.event_id).where(t.events.c.source == self.source_name)))
 
     def dump(self, path: Path) -> Path:
         path.write_text(json.dumps(self.settings.model_dump(mode="json")))
