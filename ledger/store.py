@@ -9,7 +9,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -23,6 +23,7 @@ from sqlalchemy import (
     Row,
     Select,
     Subquery,
+    Table,
     bindparam,
     create_engine,
     event,
@@ -653,12 +654,7 @@ class Ledger:
             "record_ids": json.dumps({k: sorted(v) for k, v in record_ids.items()}, sort_keys=True),
         }
         with self.engine.begin() as conn:
-            statement = _upsert_statement(conn, t.registry_diffs)
-            conn.execute(
-                statement.values(run_id=run_id, registry=registry, **values).on_conflict_do_update(
-                    index_elements=["run_id", "registry"], set_=values
-                )
-            )
+            upsert(conn, t.registry_diffs, [{"run_id": run_id, "registry": registry, **values}], ("run_id", "registry"))
 
     # -- checkpoints and runs ----------------------------------------------------------------------
     def checkpoint(self, source: str) -> str | None:
@@ -672,11 +668,7 @@ class Ledger:
             with self.engine.begin() as own:
                 self.save_checkpoint(source, cursor, own)
             return
-        values = {"cursor": cursor, "updated_at": utcnow()}
-        statement = _upsert_statement(conn, t.checkpoints)
-        conn.execute(
-            statement.values(source=source, **values).on_conflict_do_update(index_elements=["source"], set_=values)
-        )
+        upsert(conn, t.checkpoints, [{"source": source, "cursor": cursor, "updated_at": utcnow()}], ("source",))
 
     def start_run(self, run_id: str, flow: str) -> None:
         with self.engine.begin() as conn:
@@ -737,6 +729,35 @@ def _upsert_statement(conn: Connection, table: Any) -> Any:
 def _insert_ignore(conn: Connection, table: Any, keys: tuple[str, ...]) -> Any:
     """INSERT … ON CONFLICT DO NOTHING, so replayed events and identities are no-ops."""
     return _upsert_statement(conn, table).on_conflict_do_nothing(index_elements=list(keys))
+
+
+Excluded = Any  # the row an INSERT … ON CONFLICT proposed (`excluded.<column>` in SQL)
+
+
+def upsert(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    update: Callable[[Excluded], Mapping[str, Any]] | None = None,
+    where: Callable[[Excluded], ColumnElement[bool]] | None = None,
+) -> None:
+    """Insert `rows`; a row whose `keys` are already there updates it instead: one INSERT … ON CONFLICT DO UPDATE
+    (see `_upsert_statement`). `update(excluded)` gives the columns to set (default: every column of the row
+    but the keys, as proposed); with `where(excluded)`, only the rows it holds for are updated, the others stay."""
+    if not rows:
+        return
+    statement = _upsert_statement(conn, table)
+    excluded = statement.excluded
+    values = update(excluded) if update else {c: excluded[c] for c in rows[0] if c not in keys}
+    condition = where(excluded) if where else None
+    conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=values, where=condition), rows)
+
+
+def insert_new(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> None:
+    """Insert the `rows` whose `keys` are not there yet; the others stay as they are (ON CONFLICT DO NOTHING)."""
+    if rows:
+        conn.execute(_insert_ignore(conn, table, tuple(keys)), rows)
 
 
 def awarded_credits(ledger: Ledger) -> int:
