@@ -29,6 +29,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
     update,
 )
@@ -202,6 +203,11 @@ class Ledger:
     def close(self) -> None:
         self.engine.dispose()
 
+    @property
+    def dialect(self) -> str:
+        """The database's dialect name: sqlite or postgresql."""
+        return self.engine.dialect.name
+
     def __enter__(self) -> Ledger:
         return self
 
@@ -221,6 +227,13 @@ class Ledger:
                     step(conn)
                     conn.execute(insert(t.schema_migrations).values(version=version, applied_at=utcnow()))
             return max(v for v, _ in MIGRATIONS)
+
+    def schema_version(self) -> int | None:
+        """The schema version applied so far; None when the ledger was never migrated (connecting to find out)."""
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table(t.schema_migrations.name):
+                return None
+            return conn.scalar(select(func.max(t.schema_migrations.c.version)))
 
     # -- reads for reconciliation -------------------------------------------------------------------
     def known_event_keys(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
