@@ -669,20 +669,7 @@ class Ledger:
         with self.engine.begin() as conn:
             upsert(conn, t.registry_diffs, [{"run_id": run_id, "registry": registry, **values}], ("run_id", "registry"))
 
-    # -- checkpoints and runs ----------------------------------------------------------------------
-    def checkpoint(self, source: str) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.scalar(select(t.checkpoints.c.cursor).where(t.checkpoints.c.source == source))
-
-    def save_checkpoint(self, source: str, cursor: str, conn: Connection | None = None) -> None:
-        """Save `source`'s cursor, in `conn`'s transaction when given (with the page's history row); one upsert, so
-        two writers never race between an UPDATE and an INSERT."""
-        if conn is None:
-            with self.engine.begin() as own:
-                self.save_checkpoint(source, cursor, own)
-            return
-        upsert(conn, t.checkpoints, [{"source": source, "cursor": cursor, "updated_at": utcnow()}], ("source",))
-
+    # -- runs ------------------------------------------------------------------------------------------------
     def start_run(self, run_id: str, flow: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(insert(t.runs).values(run_id=run_id, flow=flow, started_at=utcnow(), status="running"))

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, delete, insert, select
 
 from ledger import tables as t
+from ledger.checkpoints import save_checkpoint
 from ledger.store import Ledger, upsert, utcnow
 
 Ends = Mapping[int, int]
@@ -74,7 +75,7 @@ def record_page(
                 )
             )
         if next_cursor:
-            ledger.save_checkpoint(source, next_cursor, conn)
+            save_checkpoint(ledger, source, next_cursor, conn)
 
 
 def watermarks(ledger: Ledger, topic: str) -> dict[int, Watermark]:
@@ -102,14 +103,6 @@ def set_watermark(conn: Connection, topic: str, partition: int, produced_end: in
     """A new epoch of a partition the broker lost: the ledger's marks restart from what the broker now holds."""
     mark = {"produced_end": produced_end, "reconciled_end": reconciled_end, "updated_at": utcnow()}
     upsert(conn, t.kafka_watermarks, [{"topic": topic, "kafka_partition": partition, **mark}], KEYS)
-
-
-def rewind_checkpoint(ledger: Ledger, conn: Connection, source: str, cursor: str | None) -> None:
-    """Set `source`'s cursor back to `cursor` (None: its beginning), in `conn`'s transaction."""
-    if cursor is None:
-        conn.execute(delete(t.checkpoints).where(t.checkpoints.c.source == source))
-    else:
-        ledger.save_checkpoint(source, cursor, conn)
 
 
 def prune_pages(ledger: Ledger, topic: str) -> int:

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ledger.checkpoints import rewind_checkpoint
 from ledger.dead_letters import resolve_open
 from ledger.store import DeadLetterEntry, Ledger
 from ledger.watermarks import (
@@ -31,7 +32,6 @@ from ledger.watermarks import (
     Watermark,
     forget_pages,
     pulled_pages,
-    rewind_checkpoint,
     set_watermark,
     watermarks,
 )

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from ledger import tables as t
+from ledger.checkpoints import save_checkpoint
 from ledger.notices import record_notices, sent_notices
 from ledger.store import DeadLetterEntry, Ledger
 from ledger.watermarks import Watermark, record_produced, record_reconciled, set_watermark, watermarks
@@ -37,7 +38,7 @@ def test_given_writers_racing_on_one_key_when_they_write_then_every_write_lands_
     entry = DeadLetterEntry("deliver", "ledger", "credit r-1 v1", "REGISTRY_UNAVAILABLE", "down", b"r-1:1", "ama-pra")
     with Ledger(ledger_url) as ledger:
         ledger.migrate()
-        all_at_once(lambda n: ledger.save_checkpoint("lms-xapi", f"cursor-{n}"))
+        all_at_once(lambda n: save_checkpoint(ledger, "lms-xapi", f"cursor-{n}"))
         all_at_once(lambda n: ledger.add_dead_letters([entry]))
         all_at_once(lambda n: ledger.save_registry_diff("run-1", "ama-pra", {"drift": n}, {"missing": [f"r-{n}"]}))
         with ledger.engine.connect() as conn:

@@ -30,6 +30,7 @@ from deploy.sandbox.provider_rest import ProviderRestApi
 from deploy.sandbox.schema_registry import SchemaRegistrySandbox
 from deploy.sandbox.webinar import WebinarReports
 from ledger import tables as t
+from ledger.checkpoints import checkpoint
 from ledger.store import Ledger
 from pipeline.config import SAMPLE_DIR, Settings
 from pipeline.factory import codec_for
@@ -624,7 +625,7 @@ class Pipeline:
 
     def checkpoint(self) -> str | None:
         with self.ledger() as ledger:
-            return ledger.checkpoint(self.source_name)
+            return checkpoint(ledger, self.source_name)
 
     def dead_letters(self) -> dict[str, str]:
         with self.ledger() as ledger, ledger.engine.connect() as conn:
