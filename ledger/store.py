@@ -561,42 +561,6 @@ class Ledger:
             rows,
         )
 
-    def unpublished_dead_letters(self, limit: int) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(t.dead_letters).where(t.dead_letters.c.published_at.is_(None)).limit(limit)
-            ).mappings()
-            return [{**r, "first_seen": as_utc(r["first_seen"]), "last_seen": as_utc(r["last_seen"])} for r in rows]
-
-    def mark_dead_letters_published(self, ids: Sequence[str]) -> None:
-        with self.engine.begin() as conn:
-            for chunk in chunks(list(ids)):
-                conn.execute(
-                    update(t.dead_letters)
-                    .where(t.dead_letters.c.dead_letter_id.in_(chunk))
-                    .values(published_at=utcnow())
-                )
-
-    # -- outbox ------------------------------------------------------------------------------------
-    def unpublished_credits(self, limit: int) -> list[tuple[int, dict[str, Any]]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(t.outbox.c.id, t.credits.c.record)
-                .join(
-                    t.credits,
-                    (t.credits.c.record_id == t.outbox.c.record_id) & (t.credits.c.version == t.outbox.c.version),
-                )
-                .where(t.outbox.c.published_at.is_(None))
-                .order_by(t.outbox.c.id)
-                .limit(limit)
-            )
-            return [(r.id, record_from_json(r.record)) for r in rows]
-
-    def mark_credits_published(self, outbox_ids: Sequence[int]) -> None:
-        with self.engine.begin() as conn:
-            for chunk in chunks(list(outbox_ids)):
-                conn.execute(update(t.outbox).where(t.outbox.c.id.in_(chunk)).values(published_at=utcnow()))
-
     # -- deliveries --------------------------------------------------------------------------------
     def pending_deliveries(
         self, registry: str, limit: int, states: tuple[str, ...] = (DeliveryState.PENDING,)
