@@ -15,6 +15,7 @@ from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
 from ledger.run_lock import run_lock
+from ledger.runs import finish_run, start_run
 from ledger.store import Ledger, utcnow
 from pipeline.config import ConfigError, Settings
 from pipeline.outcome import RunOutcome, outcome_of
@@ -117,7 +118,7 @@ def _run(
 ) -> dict[str, Any] | State:
     logger = get_run_logger()
     with Ledger(settings.ledger_url) as ledger:
-        ledger.start_run(run_id, "nightly")
+        start_run(ledger, run_id, "nightly")
     summary = RunSummary()
     delivery_failed: dict[str, int] = {}
     diffs: dict[str, dict[str, int]] = {}
@@ -163,7 +164,7 @@ def _run(
         # Recorded as failed, then re-raised: Prefect marks the flow run Failed with the error itself.
         failed = outcome_of(delivery_failed, diffs, f"{type(err).__name__}: {err}", config_path, notices_failed)
         with Ledger(settings.ledger_url) as ledger:
-            ledger.finish_run(run_id, failed.status, summary.counts())
+            finish_run(ledger, run_id, failed.status, summary.counts())
         try:
             _report(settings, run_id, failed)
         except Exception as report_error:
@@ -172,7 +173,7 @@ def _run(
         raise
     outcome = outcome_of(delivery_failed, diffs, config_path=config_path, notices_failed=notices_failed)
     with Ledger(settings.ledger_url) as ledger:
-        ledger.finish_run(run_id, outcome.status, summary.counts())
+        finish_run(ledger, run_id, outcome.status, summary.counts())
     _report(settings, run_id, outcome)
     logger.info("run %s %s: %s", run_id, outcome.status, summary.counts(), extra={"counts": summary.counts()})
     if not outcome.ok:

@@ -11,6 +11,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.nightly import load_settings
+from ledger.runs import finish_run, start_run
 from ledger.store import Ledger
 from pipeline.kafka.topics import ATTENDANCE_TOPIC
 from pipeline.reports.metrics_export import serving
@@ -31,7 +32,7 @@ def stream_reconciliation(
     nightly.prepare(settings)
     run_id = flow_run.get_id() or str(uuid.uuid4())
     with Ledger(settings.ledger_url) as ledger:
-        ledger.start_run(run_id, "stream")
+        start_run(ledger, run_id, "stream")
     stop = threading.Event()
     stats = StreamStats()
     status = "failed"
@@ -51,6 +52,6 @@ def stream_reconciliation(
         status = "stopped"
     finally:
         with Ledger(settings.ledger_url) as ledger:
-            ledger.finish_run(run_id, status, stats.counts())
+            finish_run(ledger, run_id, status, stats.counts())
     logger.info("stream %s stopped: %s", run_id, stats.counts(), extra={"stage": "stream", "counts": stats.counts()})
     return stats.counts()

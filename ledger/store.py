@@ -633,19 +633,6 @@ class Ledger:
         with self.engine.begin() as conn:
             upsert(conn, t.registry_diffs, [{"run_id": run_id, "registry": registry, **values}], ("run_id", "registry"))
 
-    # -- runs ------------------------------------------------------------------------------------------------
-    def start_run(self, run_id: str, flow: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(insert(t.runs).values(run_id=run_id, flow=flow, started_at=utcnow(), status="running"))
-
-    def finish_run(self, run_id: str, status: str, counts: Mapping[str, int]) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(t.runs)
-                .where(t.runs.c.run_id == run_id)
-                .values(finished_at=utcnow(), status=status, counts=json.dumps(dict(counts), sort_keys=True))
-            )
-
 
 CONNECT_PATIENCE_S = 30.0
 
