@@ -133,15 +133,6 @@ class StoredEvent:
 
 
 @dataclass(frozen=True)
-class DeliveryOutcome:
-    record_id: str
-    version: int
-    state: str
-    receipt: str | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
 class Expectation:
     """What the ledger expects a registry to hold for one record: its latest version, and the state of that
     version's delivery to the registry (None when that version was never routed to it)."""
@@ -561,47 +552,7 @@ class Ledger:
             rows,
         )
 
-    # -- deliveries --------------------------------------------------------------------------------
-    def pending_deliveries(
-        self, registry: str, limit: int, states: tuple[str, ...] = (DeliveryState.PENDING,)
-    ) -> list[dict[str, Any]]:
-        d = t.deliveries.c
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(t.credits.c.record)
-                .join(t.credits, (t.credits.c.record_id == d.record_id) & (t.credits.c.version == d.version))
-                .where((d.registry == registry) & d.state.in_(states))
-                .order_by(d.updated_at, d.record_id)
-                .limit(limit)
-            )
-            return [record_from_json(r.record) for r in rows]
-
-    def record_deliveries(self, registry: str, outcomes: Sequence[DeliveryOutcome]) -> None:
-        d = t.deliveries.c
-        now = utcnow()
-        if not outcomes:
-            return
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(t.deliveries)
-                .where(
-                    (d.record_id == bindparam("b_record_id"))
-                    & (d.registry == registry)
-                    & (d.version == bindparam("b_version"))
-                )
-                .values(attempts=d.attempts + 1, updated_at=now),
-                [
-                    {
-                        "b_record_id": o.record_id,
-                        "b_version": o.version,
-                        "state": o.state,
-                        "receipt": o.receipt,
-                        "last_error": o.error,
-                    }
-                    for o in outcomes
-                ],
-            )
-
+    # -- the registry diff ------------------------------------------------------------------------
     def registry_expectations(self, registry: str) -> dict[str, Expectation]:
         """The latest version of every record ever routed to `registry`, with its delivery state there."""
         with self.engine.connect() as conn:
