@@ -57,19 +57,18 @@ def worker(settings_json: str, group: str, share: int) -> None:
     assigned = consumer.wait_for_assignment(share)
     print(json.dumps({"ready": sorted(tp.partition for tp in assigned)}), flush=True)
     sys.stdin.readline()
-    ledger = Ledger(settings.ledger_url)
-    started = time.perf_counter()
-    stats = reconcile_topic(
-        consumer,
-        codec_for(settings, "attendance_event"),
-        ledger,
-        fetch_catalog(settings),
-        build_registries(settings),
-        professions=settings.professions.mapping(),
-    )
-    print(json.dumps({"consumed": stats.consumed, "seconds": time.perf_counter() - started}), flush=True)
-    consumer.close()
-    ledger.close()
+    with Ledger(settings.ledger_url) as ledger:
+        started = time.perf_counter()
+        stats = reconcile_topic(
+            consumer,
+            codec_for(settings, "attendance_event"),
+            ledger,
+            fetch_catalog(settings),
+            build_registries(settings),
+            professions=settings.professions.mapping(),
+        )
+        print(json.dumps({"consumed": stats.consumed, "seconds": time.perf_counter() - started}), flush=True)
+        consumer.close()
 
 
 def reconcile_with(processes: int, settings: Settings) -> dict[str, Any]:
@@ -127,14 +126,12 @@ def ledger_digest(url: str) -> dict[str, Any]:
         select(c.record_id, c.status, c.amount, c.completed_on).join(*latest_credit_versions()).order_by(c.record_id)
     )
     digest = hashlib.sha256()
-    ledger = Ledger(url)
-    with ledger.engine.connect() as conn:
+    with Ledger(url) as ledger, ledger.engine.connect() as conn:
         credits = 0
         for row in conn.execute(decisions):
             digest.update(f"{row.record_id}|{row.status}|{row.amount}|{row.completed_on}\n".encode())
             credits += 1
         dead = dict(conn.execute(select(d.reason_code, func.count()).group_by(d.reason_code)).tuples().all())
-    ledger.close()
     return {"credit_records": credits, "decisions_sha256": digest.hexdigest(), "dead_letters": dead}
 
 

@@ -15,6 +15,7 @@ from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
 from ledger.run_lock import run_lock
+from ledger.runs import finish_run, start_run
 from ledger.store import Ledger, utcnow
 from pipeline.config import ConfigError, Settings
 from pipeline.outcome import RunOutcome, outcome_of
@@ -89,11 +90,8 @@ def registry_diff_task(settings: Settings, registry_name: str, run_id: str) -> d
 
 
 def resolve_broker_findings(settings: Settings) -> None:
-    ledger = Ledger(settings.ledger_url)
-    try:
+    with Ledger(settings.ledger_url) as ledger:
         resolve_findings(ledger)
-    finally:
-        ledger.close()
 
 
 @flow(name="nightly-reconciliation")
@@ -119,8 +117,8 @@ def _run(
     settings: Settings, run_id: str, config_path: str | None, broker_started_empty: bool
 ) -> dict[str, Any] | State:
     logger = get_run_logger()
-    ledger = Ledger(settings.ledger_url)
-    ledger.start_run(run_id, "nightly")
+    with Ledger(settings.ledger_url) as ledger:
+        start_run(ledger, run_id, "nightly")
     summary = RunSummary()
     delivery_failed: dict[str, int] = {}
     diffs: dict[str, dict[str, int]] = {}
@@ -165,8 +163,8 @@ def _run(
     except BaseException as err:
         # Recorded as failed, then re-raised: Prefect marks the flow run Failed with the error itself.
         failed = outcome_of(delivery_failed, diffs, f"{type(err).__name__}: {err}", config_path, notices_failed)
-        ledger.finish_run(run_id, failed.status, summary.counts())
-        ledger.close()
+        with Ledger(settings.ledger_url) as ledger:
+            finish_run(ledger, run_id, failed.status, summary.counts())
         try:
             _report(settings, run_id, failed)
         except Exception as report_error:
@@ -174,8 +172,8 @@ def _run(
             logger.error("run %s: its report could not be written: %s", run_id, report_error)
         raise
     outcome = outcome_of(delivery_failed, diffs, config_path=config_path, notices_failed=notices_failed)
-    ledger.finish_run(run_id, outcome.status, summary.counts())
-    ledger.close()
+    with Ledger(settings.ledger_url) as ledger:
+        finish_run(ledger, run_id, outcome.status, summary.counts())
     _report(settings, run_id, outcome)
     logger.info("run %s %s: %s", run_id, outcome.status, summary.counts(), extra={"counts": summary.counts()})
     if not outcome.ok:

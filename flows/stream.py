@@ -11,6 +11,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.nightly import load_settings
+from ledger.runs import finish_run, start_run
 from ledger.store import Ledger
 from pipeline.kafka.topics import ATTENDANCE_TOPIC
 from pipeline.reports.metrics_export import serving
@@ -30,8 +31,8 @@ def stream_reconciliation(
     settings = load_settings(config_path, endpoints)
     nightly.prepare(settings)
     run_id = flow_run.get_id() or str(uuid.uuid4())
-    ledger = Ledger(settings.ledger_url)
-    ledger.start_run(run_id, "stream")
+    with Ledger(settings.ledger_url) as ledger:
+        start_run(ledger, run_id, "stream")
     stop = threading.Event()
     stats = StreamStats()
     status = "failed"
@@ -50,7 +51,7 @@ def stream_reconciliation(
             stats = run_stream(settings, stop, delivery_interval_s=delivery_interval_s, on_batch=progress)
         status = "stopped"
     finally:
-        ledger.finish_run(run_id, status, stats.counts())
-        ledger.close()
+        with Ledger(settings.ledger_url) as ledger:
+            finish_run(ledger, run_id, status, stats.counts())
     logger.info("stream %s stopped: %s", run_id, stats.counts(), extra={"stage": "stream", "counts": stats.counts()})
     return stats.counts()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
 from ledger import tables as t
-from ledger.store import Ledger, chunks, utcnow
+from ledger.store import Ledger, chunks, insert_new, utcnow
 
 
 def _received(conn: Connection, registry: str, notice_ids: Iterable[str]) -> set[str]:
@@ -29,12 +29,6 @@ def record_notices(ledger: Ledger, registry: str, receipts: Mapping[str, str]) -
     if not receipts:
         return
     now = utcnow()
+    rows = [{"registry": registry, "notice_id": n, "receipt_id": r, "sent_at": now} for n, r in receipts.items()]
     with ledger.transaction() as conn:
-        known = _received(conn, registry, receipts)
-        rows = [
-            {"registry": registry, "notice_id": nid, "receipt_id": rid, "sent_at": now}
-            for nid, rid in receipts.items()
-            if nid not in known
-        ]
-        if rows:
-            conn.execute(insert(t.hr_notices), rows)
+        insert_new(conn, t.hr_notices, rows, ("registry", "notice_id"))

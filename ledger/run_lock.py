@@ -27,13 +27,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection, create_engine, delete, insert, select, text
+from sqlalchemy import Connection, create_engine, delete, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.pool import NullPool
 
 from ledger import tables as t
-from ledger.store import utcnow
+from ledger.store import upsert, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -146,10 +146,9 @@ def _release(conn: Connection) -> None:
 def _describe(conn: Connection, holder: Holder) -> None:
     """The holder's row, replacing whatever a dead holder left (only the lock's holder writes here)."""
     t.run_lock_holders.create(conn, checkfirst=True)
-    h = t.run_lock_holders.c
-    conn.execute(delete(t.run_lock_holders).where(h.lock_key == ADVISORY_KEY))
     backend = conn.scalar(text("SELECT pg_backend_pid()"))
-    conn.execute(insert(t.run_lock_holders).values(lock_key=ADVISORY_KEY, backend_pid=backend, **asdict(holder)))
+    row = {"lock_key": ADVISORY_KEY, "backend_pid": backend, **asdict(holder)}
+    upsert(conn, t.run_lock_holders, [row], ("lock_key",))
 
 
 def _lock_owner(conn: Connection) -> Holder | None:

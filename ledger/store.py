@@ -9,7 +9,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -23,11 +23,13 @@ from sqlalchemy import (
     Row,
     Select,
     Subquery,
+    Table,
     bindparam,
     create_engine,
     event,
     func,
     insert,
+    inspect,
     select,
     update,
 )
@@ -131,15 +133,6 @@ class StoredEvent:
 
 
 @dataclass(frozen=True)
-class DeliveryOutcome:
-    record_id: str
-    version: int
-    state: str
-    receipt: str | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
 class Expectation:
     """What the ledger expects a registry to hold for one record: its latest version, and the state of that
     version's delivery to the registry (None when that version was never routed to it)."""
@@ -201,6 +194,17 @@ class Ledger:
     def close(self) -> None:
         self.engine.dispose()
 
+    @property
+    def dialect(self) -> str:
+        """The database's dialect name: sqlite or postgresql."""
+        return self.engine.dialect.name
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     # -- schema ---------------------------------------------------------------------------------
     def migrate(self) -> int:
         """Apply the versioned migrations not yet applied; return the schema version."""
@@ -214,6 +218,13 @@ class Ledger:
                     step(conn)
                     conn.execute(insert(t.schema_migrations).values(version=version, applied_at=utcnow()))
             return max(v for v, _ in MIGRATIONS)
+
+    def schema_version(self) -> int | None:
+        """The schema version applied so far; None when the ledger was never migrated (connecting to find out)."""
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table(t.schema_migrations.name):
+                return None
+            return conn.scalar(select(func.max(t.schema_migrations.c.version)))
 
     # -- reads for reconciliation -------------------------------------------------------------------
     def known_event_keys(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -508,83 +519,7 @@ class Ledger:
             rows,
         )
 
-    def unpublished_dead_letters(self, limit: int) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(t.dead_letters).where(t.dead_letters.c.published_at.is_(None)).limit(limit)
-            ).mappings()
-            return [{**r, "first_seen": as_utc(r["first_seen"]), "last_seen": as_utc(r["last_seen"])} for r in rows]
-
-    def mark_dead_letters_published(self, ids: Sequence[str]) -> None:
-        with self.engine.begin() as conn:
-            for chunk in chunks(list(ids)):
-                conn.execute(
-                    update(t.dead_letters)
-                    .where(t.dead_letters.c.dead_letter_id.in_(chunk))
-                    .values(published_at=utcnow())
-                )
-
-    # -- outbox ------------------------------------------------------------------------------------
-    def unpublished_credits(self, limit: int) -> list[tuple[int, dict[str, Any]]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(t.outbox.c.id, t.credits.c.record)
-                .join(
-                    t.credits,
-                    (t.credits.c.record_id == t.outbox.c.record_id) & (t.credits.c.version == t.outbox.c.version),
-                )
-                .where(t.outbox.c.published_at.is_(None))
-                .order_by(t.outbox.c.id)
-                .limit(limit)
-            )
-            return [(r.id, record_from_json(r.record)) for r in rows]
-
-    def mark_credits_published(self, outbox_ids: Sequence[int]) -> None:
-        with self.engine.begin() as conn:
-            for chunk in chunks(list(outbox_ids)):
-                conn.execute(update(t.outbox).where(t.outbox.c.id.in_(chunk)).values(published_at=utcnow()))
-
-    # -- deliveries --------------------------------------------------------------------------------
-    def pending_deliveries(
-        self, registry: str, limit: int, states: tuple[str, ...] = (DeliveryState.PENDING,)
-    ) -> list[dict[str, Any]]:
-        d = t.deliveries.c
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(t.credits.c.record)
-                .join(t.credits, (t.credits.c.record_id == d.record_id) & (t.credits.c.version == d.version))
-                .where((d.registry == registry) & d.state.in_(states))
-                .order_by(d.updated_at, d.record_id)
-                .limit(limit)
-            )
-            return [record_from_json(r.record) for r in rows]
-
-    def record_deliveries(self, registry: str, outcomes: Sequence[DeliveryOutcome]) -> None:
-        d = t.deliveries.c
-        now = utcnow()
-        if not outcomes:
-            return
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(t.deliveries)
-                .where(
-                    (d.record_id == bindparam("b_record_id"))
-                    & (d.registry == registry)
-                    & (d.version == bindparam("b_version"))
-                )
-                .values(attempts=d.attempts + 1, updated_at=now),
-                [
-                    {
-                        "b_record_id": o.record_id,
-                        "b_version": o.version,
-                        "state": o.state,
-                        "receipt": o.receipt,
-                        "last_error": o.error,
-                    }
-                    for o in outcomes
-                ],
-            )
-
+    # -- the registry diff ------------------------------------------------------------------------
     def registry_expectations(self, registry: str) -> dict[str, Expectation]:
         """The latest version of every record ever routed to `registry`, with its delivery state there."""
         with self.engine.connect() as conn:
@@ -614,42 +549,7 @@ class Ledger:
             "record_ids": json.dumps({k: sorted(v) for k, v in record_ids.items()}, sort_keys=True),
         }
         with self.engine.begin() as conn:
-            statement = _upsert_statement(conn, t.registry_diffs)
-            conn.execute(
-                statement.values(run_id=run_id, registry=registry, **values).on_conflict_do_update(
-                    index_elements=["run_id", "registry"], set_=values
-                )
-            )
-
-    # -- checkpoints and runs ----------------------------------------------------------------------
-    def checkpoint(self, source: str) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.scalar(select(t.checkpoints.c.cursor).where(t.checkpoints.c.source == source))
-
-    def save_checkpoint(self, source: str, cursor: str, conn: Connection | None = None) -> None:
-        """Save `source`'s cursor, in `conn`'s transaction when given (with the page's history row); one upsert, so
-        two writers never race between an UPDATE and an INSERT."""
-        if conn is None:
-            with self.engine.begin() as own:
-                self.save_checkpoint(source, cursor, own)
-            return
-        values = {"cursor": cursor, "updated_at": utcnow()}
-        statement = _upsert_statement(conn, t.checkpoints)
-        conn.execute(
-            statement.values(source=source, **values).on_conflict_do_update(index_elements=["source"], set_=values)
-        )
-
-    def start_run(self, run_id: str, flow: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(insert(t.runs).values(run_id=run_id, flow=flow, started_at=utcnow(), status="running"))
-
-    def finish_run(self, run_id: str, status: str, counts: Mapping[str, int]) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(t.runs)
-                .where(t.runs.c.run_id == run_id)
-                .values(finished_at=utcnow(), status=status, counts=json.dumps(dict(counts), sort_keys=True))
-            )
+            upsert(conn, t.registry_diffs, [{"run_id": run_id, "registry": registry, **values}], ("run_id", "registry"))
 
 
 CONNECT_PATIENCE_S = 30.0
@@ -698,6 +598,35 @@ def _upsert_statement(conn: Connection, table: Any) -> Any:
 def _insert_ignore(conn: Connection, table: Any, keys: tuple[str, ...]) -> Any:
     """INSERT … ON CONFLICT DO NOTHING, so replayed events and identities are no-ops."""
     return _upsert_statement(conn, table).on_conflict_do_nothing(index_elements=list(keys))
+
+
+Excluded = Any  # the row an INSERT … ON CONFLICT proposed (`excluded.<column>` in SQL)
+
+
+def upsert(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    update: Callable[[Excluded], Mapping[str, Any]] | None = None,
+    where: Callable[[Excluded], ColumnElement[bool]] | None = None,
+) -> None:
+    """Insert `rows`; a row whose `keys` are already there updates it instead: one INSERT … ON CONFLICT DO UPDATE
+    (see `_upsert_statement`). `update(excluded)` gives the columns to set (default: every column of the row
+    but the keys, as proposed); with `where(excluded)`, only the rows it holds for are updated, the others stay."""
+    if not rows:
+        return
+    statement = _upsert_statement(conn, table)
+    excluded = statement.excluded
+    values = update(excluded) if update else {c: excluded[c] for c in rows[0] if c not in keys}
+    condition = where(excluded) if where else None
+    conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=values, where=condition), rows)
+
+
+def insert_new(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> None:
+    """Insert the `rows` whose `keys` are not there yet; the others stay as they are (ON CONFLICT DO NOTHING)."""
+    if rows:
+        conn.execute(_insert_ignore(conn, table, tuple(keys)), rows)
 
 
 def awarded_credits(ledger: Ledger) -> int:

@@ -7,12 +7,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select
 
 from ledger import tables as t
-from ledger.store import Ledger, utcnow
+from ledger.checkpoints import save_checkpoint
+from ledger.store import Ledger, upsert, utcnow
 
 Ends = Mapping[int, int]
+KEYS = ("topic", "kafka_partition")
 
 
 @dataclass(frozen=True)
@@ -31,18 +33,19 @@ class PulledPage:
 
 def _raise(conn: Connection, topic: str, ends: Ends, column: str) -> None:
     """Move `column` of each partition up to `ends` (never down: acknowledgements may arrive out of order)."""
-    w = t.kafka_watermarks.c
     now = utcnow()
-    for partition, end in ends.items():
-        where = (w.topic == topic) & (w.kafka_partition == partition)
-        current = conn.scalar(select(w[column]).where(where))
-        if current is None:
-            values = {"produced_end": 0, "reconciled_end": 0, column: end}
-            conn.execute(
-                insert(t.kafka_watermarks).values(topic=topic, kafka_partition=partition, updated_at=now, **values)
-            )
-        elif end > current:
-            conn.execute(update(t.kafka_watermarks).where(where).values({column: end, "updated_at": now}))
+    rows = [
+        {"topic": topic, "kafka_partition": p, "produced_end": 0, "reconciled_end": 0, column: end, "updated_at": now}
+        for p, end in ends.items()
+    ]
+    upsert(
+        conn,
+        t.kafka_watermarks,
+        rows,
+        KEYS,
+        update=lambda excluded: {column: excluded[column], "updated_at": excluded.updated_at},
+        where=lambda excluded: excluded[column] > t.kafka_watermarks.c[column],
+    )
 
 
 def record_produced(ledger: Ledger, topic: str, ends: Ends) -> None:
@@ -72,7 +75,7 @@ def record_page(
                 )
             )
         if next_cursor:
-            ledger.save_checkpoint(source, next_cursor, conn)
+            save_checkpoint(ledger, source, next_cursor, conn)
 
 
 def watermarks(ledger: Ledger, topic: str) -> dict[int, Watermark]:
@@ -98,25 +101,8 @@ def forget_pages(conn: Connection, page_ids: list[int]) -> None:
 
 def set_watermark(conn: Connection, topic: str, partition: int, produced_end: int, reconciled_end: int) -> None:
     """A new epoch of a partition the broker lost: the ledger's marks restart from what the broker now holds."""
-    w = t.kafka_watermarks.c
-    conn.execute(delete(t.kafka_watermarks).where((w.topic == topic) & (w.kafka_partition == partition)))
-    conn.execute(
-        insert(t.kafka_watermarks).values(
-            topic=topic,
-            kafka_partition=partition,
-            produced_end=produced_end,
-            reconciled_end=reconciled_end,
-            updated_at=utcnow(),
-        )
-    )
-
-
-def rewind_checkpoint(ledger: Ledger, conn: Connection, source: str, cursor: str | None) -> None:
-    """Set `source`'s cursor back to `cursor` (None: its beginning), in `conn`'s transaction."""
-    if cursor is None:
-        conn.execute(delete(t.checkpoints).where(t.checkpoints.c.source == source))
-    else:
-        ledger.save_checkpoint(source, cursor, conn)
+    mark = {"produced_end": produced_end, "reconciled_end": reconciled_end, "updated_at": utcnow()}
+    upsert(conn, t.kafka_watermarks, [{"topic": topic, "kafka_partition": partition, **mark}], KEYS)
 
 
 def prune_pages(ledger: Ledger, topic: str) -> int:

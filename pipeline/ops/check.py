@@ -11,11 +11,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kafka import KafkaAdminClient
-from sqlalchemy import func, inspect, make_url, select
 
 from connectors.http import APIError, HttpClient, RetryPolicy
-from ledger import tables as t
 from ledger.store import Ledger
+from ledger.url import sqlite_file
 from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
 from pipeline.factory import build_registry, build_sources
@@ -67,19 +66,14 @@ def _run(check: Callable[[], str]) -> tuple[str, str]:
 
 
 def _ledger(settings: Settings) -> str:
-    url = make_url(settings.ledger_url)
-    file = url.database if url.get_backend_name() == "sqlite" and url.database != ":memory:" else None
+    file = sqlite_file(settings.ledger_url)
     if file and not Path(file).exists():
         return f"sqlite file {file} does not exist yet (the first run creates it)"
-    ledger = Ledger(settings.ledger_url)
-    try:
-        with ledger.engine.connect() as conn:
-            if not inspect(conn).has_table(t.schema_migrations.name):
-                return f"{ledger.engine.dialect.name} reachable; not migrated yet (the first run migrates it)"
-            version = conn.scalar(select(func.max(t.schema_migrations.c.version)))
-        return f"{ledger.engine.dialect.name} reachable, schema version {version}"
-    finally:
-        ledger.close()
+    with Ledger(settings.ledger_url) as ledger:
+        version = ledger.schema_version()
+        if version is None:
+            return f"{ledger.dialect} reachable; not migrated yet (the first run migrates it)"
+        return f"{ledger.dialect} reachable, schema version {version}"
 
 
 def _catalog(settings: Settings) -> str:

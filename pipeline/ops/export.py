@@ -21,7 +21,8 @@ from connectors.registries.ama_pra import AmaPraRegistry, reported_once
 from connectors.registries.base import CreditRecord, Registry
 from connectors.registries.cebroker import CeBrokerRegistry
 from connectors.registries.pars_mapping import ADD, DELETE, learner_report
-from ledger.store import DeliveryOutcome, Ledger
+from ledger.deliveries import DeliveryOutcome, pending_deliveries, record_deliveries
+from ledger.store import Ledger
 from reconcile.vocabulary import REVOKED, DeliveryState
 
 FileFormat = Literal["xlsx", "tsv"]
@@ -85,7 +86,7 @@ def export_pending(
     None when there is nothing to export (no file written)."""
     records = [
         r
-        for r in ledger.pending_deliveries(registry.name, ALL)
+        for r in pending_deliveries(ledger, registry.name, ALL)
         if registry.accepts(r) and (activity is None or r["activity_id"] == activity) and _sendable(registry, r)
     ]
     if not records:
@@ -95,7 +96,8 @@ def export_pending(
     (_write_xlsx if file_format == "xlsx" else _write_tsv)(path, columns, rows)
     if not dry_run:
         receipt = f"export:{path.name}"
-        ledger.record_deliveries(
+        record_deliveries(
+            ledger,
             registry.name,
             [DeliveryOutcome(r["record_id"], r["version"], DeliveryState.SENT, receipt=receipt) for r in records],
         )

@@ -4,14 +4,10 @@ as one line and exit code 2 in a second or two; a component that is down as one 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from pathlib import Path
-
-from sqlalchemy import create_engine, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from connectors.http import APIError
+from ledger.url import LedgerUnreachable, LedgerUrlInvalid, backend_of, masked, wait_until_reachable
 from pipeline.catalog import fetch_catalog
 from pipeline.config import ConfigError, Settings
 from reconcile.catalog import CatalogError
@@ -28,20 +24,11 @@ class ComponentDown(Exception):
         self.exit_code = exit_code
 
 
-def masked(url: str) -> str:
-    """The URL as it may be printed: the password replaced by ***."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "(not a URL)"
-
-
 def check_ledger_url(url: str) -> None:
     """ConfigError unless `url` is a SQLAlchemy URL of a backend the ledger supports."""
-    try:
-        backend = make_url(url).get_backend_name()
-    except ArgumentError:
-        raise ConfigError(f"ledger_url {masked(url)} is not a database URL (sqlite:///… or postgresql://…)") from None
+    backend = backend_of(url)
+    if backend is None:
+        raise ConfigError(f"ledger_url {masked(url)} is not a database URL (sqlite:///… or postgresql://…)")
     if backend not in LEDGER_BACKENDS:
         raise ConfigError(f"ledger_url {masked(url)}: {backend} is not supported; use {' or '.join(LEDGER_BACKENDS)}")
 
@@ -50,37 +37,16 @@ def preflight_ledger(url: str, waiting: Callable[[str], None], budget_s: float =
     """Connect once to the ledger, retrying a refused connection for up to `budget_s` (saying so through
     `waiting` first). The server refusing us (unknown role or database, wrong password) is configuration."""
     check_ledger_url(url)
-    url_obj = make_url(url)
     where = masked(url)
-    connect_args = {}
-    if url_obj.get_backend_name() == "postgresql":
-        connect_args = {"connect_timeout": max(1, int(budget_s / 2))}
-    elif url_obj.database and url_obj.database != ":memory:":
-        # As the ledger itself does: the first run creates the file, and its directory.
-        Path(url_obj.database).parent.mkdir(parents=True, exist_ok=True)
     try:
-        engine = create_engine(url_obj, connect_args=connect_args)
-    except (ArgumentError, NoSuchModuleError) as err:
+        notice = f"waiting for the ledger at {where} (up to {budget_s:.0f} s)"
+        wait_until_reachable(url, budget_s, lambda: waiting(notice))
+    except LedgerUrlInvalid as err:
         raise ConfigError(f"ledger_url {where}: {err}") from None
-    deadline = time.monotonic() + budget_s
-    said = False
-    try:
-        while True:
-            try:
-                with engine.connect():
-                    return
-            except OperationalError as err:
-                reason = str(err.orig).strip().splitlines()[0] if err.orig else type(err).__name__
-                if "FATAL:" in str(err.orig) and "the database system is" not in str(err.orig):
-                    raise ComponentDown("ledger", where, reason, exit_code=2) from None
-                if time.monotonic() >= deadline:
-                    raise ComponentDown("ledger", where, f"{reason} (gave up after {budget_s:.0f} s)") from None
-                if not said:
-                    waiting(f"waiting for the ledger at {where} (up to {budget_s:.0f} s)")
-                    said = True
-                time.sleep(0.5)
-    finally:
-        engine.dispose()
+    except LedgerUnreachable as err:
+        if err.refused:
+            raise ComponentDown("ledger", where, err.reason, exit_code=2) from None
+        raise ComponentDown("ledger", where, f"{err.reason} (gave up after {budget_s:.0f} s)") from None
 
 
 def preflight_run(settings: Settings, embedded: bool, waiting: Callable[[str], None]) -> None:

@@ -100,11 +100,8 @@ def validate(settings: Settings, selection: DeliverySelection) -> None:
 
 def plan(settings: Settings, selection: DeliverySelection) -> list[SelectedDelivery]:
     validate(settings, selection)
-    ledger = Ledger(settings.ledger_url)
-    try:
+    with Ledger(settings.ledger_url) as ledger:
         selected = select_deliveries(ledger, selection)
-    finally:
-        ledger.close()
     _refuse_ambiguous_prefixes(selection.record_ids, selected)
     return selected
 
@@ -161,8 +158,7 @@ def _replay_registry(
         outcome.failed = len(keys)
         outcome.failed_records = [(record_id, version) for record_id, version, _ in keys]
         return outcome
-    ledger = Ledger(settings.ledger_url)
-    try:
+    with Ledger(settings.ledger_url) as ledger:
         started = utcnow()
         requeue_deliveries(ledger, keys)
         try:
@@ -174,8 +170,6 @@ def _replay_registry(
             log.error("replay to %s failed: %s", registry, type(err).__name__)
         sent, failed = settle_dead_letters(ledger, keys, started)
         outcome.reasons = dead_letter_reasons(ledger, delivery_dead_letter_ids(ledger, failed, seen_since=started))
-    finally:
-        ledger.close()
     outcome.delivered = len(sent)
     outcome.failed = len(failed)
     outcome.failed_records = [(record_id, version) for record_id, version, _ in failed]

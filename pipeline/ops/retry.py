@@ -99,8 +99,7 @@ def retry_dead_letters(settings: Settings, rows: list[DeadLetterRow]) -> RetryRe
     if pipeline_rows:
         codec = codec_for(settings, "attendance_event")
         sources = {s.name: s for s in build_sources(settings)}
-        ledger = Ledger(settings.ledger_url)
-        try:
+        with Ledger(settings.ledger_url) as ledger:
             for row in pipeline_rows:
                 payload = dead_letter_payload(ledger, row.dead_letter_id)
                 if row.stage == NORMALISE:
@@ -109,8 +108,6 @@ def retry_dead_letters(settings: Settings, rows: list[DeadLetterRow]) -> RetryRe
                     failure = _reread(row, payload, codec, republish)
                 if failure:
                     result.outcomes.append(failure)
-        finally:
-            ledger.close()
         result.outcomes += _publish_and_process(settings, republish, started)
     deliver_rows = [r for r in pending if r.stage == DELIVER_STAGE]
     if deliver_rows:
@@ -171,8 +168,7 @@ def _publish_and_process(settings: Settings, republish: _Republish, started: dat
         publish(producer, ATTENDANCE_TOPIC, republish.messages)
     finally:
         producer.close()
-    ledger = Ledger(settings.ledger_url)
-    try:
+    with Ledger(settings.ledger_url) as ledger:
         # A re-normalised record is done once its events are back on the topic: from there on, anything
         # that goes wrong is a reconcile dead letter of its own.
         set_dead_letters_resolved(ledger, [r.dead_letter_id for r in republish.normalised])
@@ -189,8 +185,6 @@ def _publish_and_process(settings: Settings, republish: _Republish, started: dat
             else:
                 outcomes.append(RetryOutcome(dead_letter_id, RECONCILE, FAILED, _latest_reason(ledger, keys, started)))
         return outcomes
-    finally:
-        ledger.close()
 
 
 def _latest_reason(ledger: Ledger, keys: list[tuple[str, str]], started: datetime) -> str:
@@ -214,8 +208,7 @@ def process_downstream(settings: Settings) -> None:
 def _replay_deliveries(settings: Settings, rows: list[DeadLetterRow], result: RetryResult) -> list[RetryOutcome]:
     outcomes: list[RetryOutcome] = []
     wanted: dict[str, list[tuple[DeadLetterRow, str, int]]] = {}
-    ledger = Ledger(settings.ledger_url)
-    try:
+    with Ledger(settings.ledger_url) as ledger:
         for row in rows:
             pair = delivery_key_of(row.source_ref, dead_letter_payload(ledger, row.dead_letter_id))
             if pair is None or row.registry is None:
@@ -225,8 +218,6 @@ def _replay_deliveries(settings: Settings, rows: list[DeadLetterRow], result: Re
         states = delivery_states(
             ledger, [(rid, version, reg) for reg, items in wanted.items() for _, rid, version in items]
         )
-    finally:
-        ledger.close()
     for registry, items in wanted.items():
         live = [
             (row, rid, version)

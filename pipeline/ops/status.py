@@ -72,16 +72,13 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def collect_status(settings: Settings, runs: int = 5) -> Status:
-    ledger = Ledger(settings.ledger_url)
-    try:
+    with Ledger(settings.ledger_url) as ledger:
         status = Status(
             recent_runs(ledger, runs),
             delivery_backlog(ledger),
             unresolved_dead_letter_counts(ledger),
             oldest_unresolved_dead_letter(ledger),
         )
-    finally:
-        ledger.close()
     if not settings.kafka_bootstrap:
         status.lag_error = "no kafka_bootstrap configured"
         return status

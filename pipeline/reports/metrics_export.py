@@ -61,14 +61,12 @@ def export_run(settings: Settings) -> None:
     config = settings.metrics
     if config.textfile is None and not config.pushgateway:
         return
-    ledger = Ledger(settings.ledger_url)
     try:
-        refresh_from_ledger(ledger)
+        with Ledger(settings.ledger_url) as ledger:
+            refresh_from_ledger(ledger)
         refresh_consumer_lag(settings)
     except Exception as err:
         log.error("metrics: ledger or broker gauges not refreshed: %s", type(err).__name__)
-    finally:
-        ledger.close()
     if config.textfile is not None:
         try:
             config.textfile.parent.mkdir(parents=True, exist_ok=True)

@@ -270,11 +270,8 @@ def compliance_section(settings: Settings, as_of: date) -> Table:
         inputs = load_inputs(settings)
     except (ProfileError, RosterError, CatalogError, APIError) as err:
         return Table(COMPLIANCE_TITLE, (), empty_note=f"not evaluated: {err}")
-    ledger = Ledger(settings.ledger_url)
-    try:
+    with Ledger(settings.ledger_url) as ledger:
         return compliance_table(compliance_summary(ledger, inputs, as_of))
-    finally:
-        ledger.close()
 
 
 def _duration(run: RunRow) -> str:
@@ -428,10 +425,7 @@ def publish_run_report(
     outcome: RunOutcome | None = None,
 ) -> tuple[str, Path]:
     """Build the report of one run, write its HTML copy and return (markdown, html path)."""
-    ledger = Ledger(ledger_url)
-    try:
+    with Ledger(ledger_url) as ledger:
         report = build_run_report(ledger, run_id, title, compliance, outcome)
-    finally:
-        ledger.close()
     path = write_html(report, reports_dir)
     return render_markdown(report, path), path

@@ -8,19 +8,15 @@ logs or puts in an error message an identifier's value (NPI, licence number, e-m
 
 from __future__ import annotations
 
-import json
 import re
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import select
-
-from ledger import tables as t
-from ledger.store import Ledger, chunks, latest_credit_versions
+from ledger.credits import awarded_by_learner
+from ledger.learners import learner_ids_matching, learner_profile
+from ledger.store import Ledger
 from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
 from reconcile.compliance.evaluate import OVERDUE, CycleTranscript, EarnedCredit, evaluate
@@ -28,7 +24,6 @@ from reconcile.compliance.profiles import Profile, ProfileError, default_profile
 from reconcile.compliance.roster import RosterEntry, RosterError, parse_roster
 from reconcile.credit_types import PROFESSIONS
 from reconcile.identity import EMAIL, LICENCE, NPI, IdentityKey, licence_key, npi_is_valid
-from reconcile.vocabulary import AWARDED
 
 
 class TranscriptError(ValueError):
@@ -89,28 +84,21 @@ def earned_credits(
     ledger: Ledger, learner_ids: Iterable[str], tags: Mapping[str, tuple[str, ...]]
 ) -> dict[str, list[EarnedCredit]]:
     """Per learner, the latest version of each credit record when it is AWARDED, with its activity's tags."""
-    c = t.credits.c
-    earned: dict[str, list[EarnedCredit]] = defaultdict(list)
-    with ledger.engine.connect() as conn:
-        for chunk in chunks(sorted(set(learner_ids))):
-            rows = conn.execute(
-                select(c.record_id, c.learner_id, c.activity_id, c.credit_type, c.amount, c.completed_on, c.record)
-                .join(*latest_credit_versions(c.learner_id.in_(chunk)))
-                .where(c.status == AWARDED)
+    return {
+        learner_id: [
+            EarnedCredit(
+                a.record_id,
+                a.activity_id,
+                a.activity_title,
+                a.credit_type,
+                a.amount,
+                a.completed_on,
+                tags.get(a.activity_id, ()),
             )
-            for r in rows:
-                earned[r.learner_id].append(
-                    EarnedCredit(
-                        r.record_id,
-                        r.activity_id,
-                        str(json.loads(r.record).get("activity_title") or r.activity_id),
-                        r.credit_type,
-                        Decimal(r.amount).quantize(Decimal("0.01")),
-                        r.completed_on,
-                        tags.get(r.activity_id, ()),
-                    )
-                )
-    return dict(earned)
+            for a in awarded
+        ]
+        for learner_id, awarded in awarded_by_learner(ledger, learner_ids).items()
+    }
 
 
 # A prefix shorter than this would match half the ledger; reports print eight characters.
@@ -124,13 +112,7 @@ def _known_learner(ledger: Ledger, learner_id: str) -> str | None:
     text = learner_id.lower()
     if len(text) < MIN_ID_PREFIX or not _ID_PREFIX.match(text):
         return None
-    ids = t.learner_ids.c
-    with ledger.engine.connect() as conn:
-        if conn.scalar(select(ids.learner_id).where(ids.learner_id == text).limit(1)) is not None:
-            return text
-        found = conn.scalars(
-            select(ids.learner_id).where(ids.learner_id.startswith(text, autoescape=True)).distinct().limit(2)
-        ).all()
+    found = learner_ids_matching(ledger, text)
     if len(found) > 1:
         raise TranscriptError(f"learner id prefix {text!r} matches several learners: give more characters")
     return found[0] if found else None
@@ -138,8 +120,7 @@ def _known_learner(ledger: Ledger, learner_id: str) -> str | None:
 
 def learner_name(ledger: Ledger, learner_id: str) -> str | None:
     """The learner's name as the ledger's profile has it (PII: for the transcript page, never for a log)."""
-    with ledger.engine.connect() as conn:
-        profile = ledger.profiles(conn, [learner_id]).get(learner_id, {})
+    profile = learner_profile(ledger, learner_id)
     name = " ".join(str(profile[k]) for k in ("given_name", "family_name") if profile.get(k))
     return name or None
 

@@ -88,8 +88,7 @@ def notify_at_risk(settings: Settings, as_of: date) -> dict[str, NoticeStats]:
     except (ProfileError, RosterError, CatalogError, APIError) as err:
         logger.warning("at-risk notices not sent: %s", err)
         return {}
-    ledger = Ledger(settings.ledger_url)
-    try:
+    with Ledger(settings.ledger_url) as ledger:
         summary = compliance_summary(ledger, inputs, as_of)
         found: dict[str, NoticeStats] = {}
         for config in configs:
@@ -97,5 +96,3 @@ def notify_at_risk(settings: Settings, as_of: date) -> dict[str, NoticeStats]:
             assert isinstance(registry, EmployerHrRegistry)
             found[config.name] = _notify(ledger, registry, config, summary)
         return found
-    finally:
-        ledger.close()

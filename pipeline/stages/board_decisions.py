@@ -10,6 +10,7 @@ from datetime import datetime
 
 from connectors.http import APIError
 from connectors.registries.base import DecidedLater, Failure, Registry
+from ledger.checkpoints import checkpoint, save_checkpoint
 from ledger.queries import sent_since
 from ledger.store import Ledger, utcnow
 
@@ -27,7 +28,7 @@ def late_rejections(ledger: Ledger, registry: Registry) -> list[Failure]:
         return []
     now = utcnow()
     polled = POLLED.format(registry.name)
-    last = ledger.checkpoint(polled)
+    last = checkpoint(ledger, polled)
     if last is not None and now - datetime.fromisoformat(last) < registry.decision_poll_interval:
         return []
     sent = sent_since(ledger, registry.name, now - registry.decision_window)
@@ -38,7 +39,7 @@ def late_rejections(ledger: Ledger, registry: Registry) -> list[Failure]:
     except APIError as err:
         log.warning("registry %s: board decisions unavailable (%s), asked again next pass", registry.name, err.status)
         return []
-    ledger.save_checkpoint(polled, now.isoformat())
+    save_checkpoint(ledger, polled, now.isoformat())
     log.info(
         "registry %s: %d sent records asked about, %d rejected by the board", registry.name, len(sent), len(rejected)
     )

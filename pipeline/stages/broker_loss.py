@@ -24,16 +24,14 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-
-from ledger import tables as t
+from ledger.checkpoints import rewind_checkpoint
+from ledger.dead_letters import resolve_open
 from ledger.store import DeadLetterEntry, Ledger
 from ledger.watermarks import (
     PulledPage,
     Watermark,
     forget_pages,
     pulled_pages,
-    rewind_checkpoint,
     set_watermark,
     watermarks,
 )
@@ -229,14 +227,4 @@ def apply_recovery(ledger: Ledger, assessment: Assessment) -> None:
 def resolve_findings(ledger: Ledger) -> int:
     """Called by a run that pulled and reconciled after a recovery (its own, or a `cmesync recover` before it):
     the lost windows are back in the ledger, so the findings are dealt with. They stay on record, resolved."""
-    d = t.dead_letters.c
-    with ledger.transaction() as conn:
-        ids = list(
-            conn.scalars(
-                select(d.dead_letter_id).where(
-                    (d.stage == STAGE) & d.reason_code.in_(REASON_CODES) & d.resolved_at.is_(None)
-                )
-            )
-        )
-        ledger.resolve_dead_letters(conn, ids)
-    return len(ids)
+    return resolve_open(ledger, STAGE, REASON_CODES)

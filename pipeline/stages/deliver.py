@@ -14,9 +14,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.registries.base import Failure, Receipt, Registry
+from ledger.deliveries import DeliveryOutcome, pending_deliveries, record_deliveries
 from ledger.ops import requeue_deliveries, set_dead_letters_resolved
 from ledger.queries import DeliveryKey, delivery_dead_letter_ids, delivery_states, unavailable_deliveries
-from ledger.store import DeadLetterEntry, DeliveryOutcome, Ledger, utcnow
+from ledger.store import DeadLetterEntry, Ledger, utcnow
 from pipeline import metrics
 from pipeline.stages.board_decisions import late_rejections
 from pipeline.stages.faults import crash_point
@@ -87,7 +88,7 @@ def settle_dead_letters(
 
 def deliver_pending(ledger: Ledger, registry: Registry, batch_size: int = 100) -> DeliveryStats:
     stats = DeliveryStats()
-    while records := ledger.pending_deliveries(registry.name, batch_size):
+    while records := pending_deliveries(ledger, registry.name, batch_size):
         routed = [r for r in records if registry.accepts(r)]
         if len(routed) < len(records):
             keys = {(r["record_id"], r["version"]) for r in routed}
@@ -96,7 +97,7 @@ def deliver_pending(ledger: Ledger, registry: Registry, batch_size: int = 100) -
                 for r in records
                 if (r["record_id"], r["version"]) not in keys
             ]
-            ledger.record_deliveries(registry.name, skipped)
+            record_deliveries(ledger, registry.name, skipped)
             stats.skipped += len(skipped)
             metrics.count_deliveries(registry.name, 0, 0, len(skipped))
         if routed:
@@ -158,7 +159,7 @@ def record_results(ledger: Ledger, registry: str, records: Sequence[Record], res
                 registry=registry,
             )
         )
-    ledger.record_deliveries(registry, outcomes)
+    record_deliveries(ledger, registry, outcomes)
     if dead:
         ledger.add_dead_letters(dead)
     return len(outcomes) - len(dead), len(dead)

@@ -24,19 +24,15 @@ from pipeline.stages.republish import republish_credits
 
 def prepare(settings: Settings) -> None:
     """Ledger schema and topics exist before anything runs."""
-    ledger = Ledger(settings.ledger_url)
-    try:
+    with Ledger(settings.ledger_url) as ledger:
         ledger.migrate()
-    finally:
-        ledger.close()
     ensure_topics(settings.kafka_bootstrap, options=kafka_python_options(settings.kafka_security))
 
 
 def check_broker(settings: Settings, dry_run: bool = False) -> Assessment:
     """Before anything is pulled or reconciled: what the broker lost against the ledger's watermarks, and
     (unless `dry_run`) the recovery — sources rewound, the credit stream rebuilt from the ledger."""
-    ledger = Ledger(settings.ledger_url)
-    try:
+    with Ledger(settings.ledger_url) as ledger:
         assessment = assess(settings, ledger)
         if dry_run or not assessment.lost:
             if not dry_run:
@@ -54,63 +50,62 @@ def check_broker(settings: Settings, dry_run: bool = False) -> Assessment:
             finally:
                 producer.close()
         return assessment
-    finally:
-        ledger.close()
 
 
 def pull(settings: Settings, source_name: str, on_page: Callable[[PullStats], None] | None = None) -> PullStats:
     source = next(s for s in build_sources(settings) if s.name == source_name)
-    ledger = Ledger(settings.ledger_url)
-    producer = make_producer(settings.kafka_bootstrap, backend=settings.kafka_backend, security=settings.kafka_security)
-    try:
-        return pull_source(source, codec_for(settings, "attendance_event"), producer, ledger, on_page)
-    finally:
-        producer.close()
-        ledger.close()
+    with Ledger(settings.ledger_url) as ledger:
+        producer = make_producer(
+            settings.kafka_bootstrap, backend=settings.kafka_backend, security=settings.kafka_security
+        )
+        try:
+            return pull_source(source, codec_for(settings, "attendance_event"), producer, ledger, on_page)
+        finally:
+            producer.close()
 
 
 def reconcile(settings: Settings, on_batch: Callable[[IntakeStats], None] | None = None) -> IntakeStats:
-    ledger = Ledger(settings.ledger_url)
-    consumer = make_consumer(
-        settings.kafka_bootstrap,
-        ATTENDANCE_TOPIC,
-        settings.consumer_group,
-        settings.batch_size,
-        backend=settings.kafka_backend,
-        security=settings.kafka_security,
-    )
-    try:
-        return reconcile_topic(
-            consumer,
-            codec_for(settings, "attendance_event"),
-            ledger,
-            fetch_catalog(settings),
-            build_registries(settings),
-            on_batch,
-            professions=settings.professions.mapping(),
+    with Ledger(settings.ledger_url) as ledger:
+        consumer = make_consumer(
+            settings.kafka_bootstrap,
+            ATTENDANCE_TOPIC,
+            settings.consumer_group,
+            settings.batch_size,
+            backend=settings.kafka_backend,
+            security=settings.kafka_security,
         )
-    finally:
-        consumer.close()
-        ledger.close()
+        try:
+            return reconcile_topic(
+                consumer,
+                codec_for(settings, "attendance_event"),
+                ledger,
+                fetch_catalog(settings),
+                build_registries(settings),
+                on_batch,
+                professions=settings.professions.mapping(),
+            )
+        finally:
+            consumer.close()
 
 
 def publish(settings: Settings) -> tuple[int, int]:
     """(credit versions, dead letters) published."""
-    ledger = Ledger(settings.ledger_url)
-    producer = make_producer(settings.kafka_bootstrap, backend=settings.kafka_backend, security=settings.kafka_security)
-    try:
-        credits = publish_credits(ledger, producer, codec_for(settings, "credit_record"), settings.batch_size)
-        dead = publish_dead_letters(
-            ledger,
-            producer,
-            codec_for(settings, "dead_letter"),
-            settings.batch_size,
-            with_payload=settings.deadletters.publish_payload,
+    with Ledger(settings.ledger_url) as ledger:
+        producer = make_producer(
+            settings.kafka_bootstrap, backend=settings.kafka_backend, security=settings.kafka_security
         )
-        return credits, dead
-    finally:
-        producer.close()
-        ledger.close()
+        try:
+            credits = publish_credits(ledger, producer, codec_for(settings, "credit_record"), settings.batch_size)
+            dead = publish_dead_letters(
+                ledger,
+                producer,
+                codec_for(settings, "dead_letter"),
+                settings.batch_size,
+                with_payload=settings.deadletters.publish_payload,
+            )
+            return credits, dead
+        finally:
+            producer.close()
 
 
 def deliver(settings: Settings, registry_name: str, retry_unavailable: bool = True) -> DeliveryStats:
@@ -119,12 +114,9 @@ def deliver(settings: Settings, registry_name: str, retry_unavailable: bool = Tr
     sends what the operator chose, and only that."""
     registry_config = next(r for r in settings.registries if r.name == registry_name)
     registry = next(r for r in build_registries(settings) if r.name == registry_name)
-    ledger = Ledger(settings.ledger_url)
     delays = settings.retry_delays_of(registry_name) if retry_unavailable else []
-    try:
+    with Ledger(settings.ledger_url) as ledger:
         return deliver_with_retries(ledger, registry, delays, registry_config.batch_size)
-    finally:
-        ledger.close()
 
 
 def registry_diff(settings: Settings, registry_name: str, run_id: str) -> dict[str, int]:
@@ -132,18 +124,12 @@ def registry_diff(settings: Settings, registry_name: str, run_id: str) -> dict[s
     hold the registry's raw entries, PII included, which must not travel into task results)."""
     registry_config = next(r for r in settings.registries if r.name == registry_name)
     registry = next(r for r in build_registries(settings) if r.name == registry_name)
-    ledger = Ledger(settings.ledger_url)
-    try:
+    with Ledger(settings.ledger_url) as ledger:
         diff = diff_and_repair(ledger, registry, registry_config.extra_holdings, registry_config.batch_size)
         ledger.save_registry_diff(run_id, registry_name, diff.counts(), diff.record_ids())
         return diff.counts()
-    finally:
-        ledger.close()
 
 
 def credits_awarded(settings: Settings) -> int:
-    ledger = Ledger(settings.ledger_url)
-    try:
+    with Ledger(settings.ledger_url) as ledger:
         return awarded_credits(ledger)
-    finally:
-        ledger.close()

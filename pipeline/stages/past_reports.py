@@ -65,11 +65,8 @@ def rerender(settings: Settings, runs: list[RunRow]) -> list[RenderedReport]:
         as_of = (run.finished_at or run.started_at).date()
         compliance = compliance_section(settings, as_of)
         title = TITLES.get(run.flow, run.flow.capitalize())
-        ledger = Ledger(settings.ledger_url)
-        try:
+        with Ledger(settings.ledger_url) as ledger:
             report = build_run_report(ledger, run.run_id, title, compliance)
-        finally:
-            ledger.close()
         path = write_html(report, settings.reports_dir)
         status = RUNNING if run.status == RUNNING else report.outcome.status
         rendered.append(RenderedReport(run.run_id, run.flow, status, headline(report), path))

@@ -3,6 +3,12 @@ published only once the broker has acknowledged them."""
 
 from __future__ import annotations
 
+from ledger.outbox import (
+    mark_credits_published,
+    mark_dead_letters_published,
+    unpublished_credits,
+    unpublished_dead_letters,
+)
 from ledger.store import Ledger
 from ledger.watermarks import record_produced
 from pipeline import metrics
@@ -14,13 +20,13 @@ from schemas.codec import AvroCodec
 
 def publish_credits(ledger: Ledger, producer: Producer, codec: AvroCodec, batch_size: int = 500) -> int:
     published = 0
-    while rows := ledger.unpublished_credits(batch_size):
+    while rows := unpublished_credits(ledger, batch_size):
         ends = publish(
             producer, CREDITS_TOPIC, [(record["record_id"].encode(), codec.encode(record)) for _, record in rows]
         )
         record_produced(ledger, CREDITS_TOPIC, ends)
         crash_point("publish.sent")
-        ledger.mark_credits_published([outbox_id for outbox_id, _ in rows])
+        mark_credits_published(ledger, [outbox_id for outbox_id, _ in rows])
         crash_point("publish.marked")
         metrics.CREDITS_PUBLISHED.inc(len(rows))
         published += len(rows)
@@ -48,7 +54,7 @@ def publish_dead_letters(
     only `with_payload` (it holds the learner's NPI, e-mail and names; the ledger keeps it either way, and
     `cmesync deadletters show --reveal` shows it to an operator)."""
     published = 0
-    while rows := ledger.unpublished_dead_letters(batch_size):
+    while rows := unpublished_dead_letters(ledger, batch_size):
         messages = [
             (
                 row["dead_letter_id"].encode(),
@@ -59,6 +65,6 @@ def publish_dead_letters(
             for row in rows
         ]
         publish(producer, DEADLETTER_TOPIC, messages)
-        ledger.mark_dead_letters_published([row["dead_letter_id"] for row in rows])
+        mark_dead_letters_published(ledger, [row["dead_letter_id"] for row in rows])
         published += len(rows)
     return published

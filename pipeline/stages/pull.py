@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from connectors.sources.base import Page, Rejection, Source
+from ledger.checkpoints import checkpoint
 from ledger.store import DeadLetterEntry, Ledger
 from ledger.watermarks import record_page
 from pipeline import metrics
@@ -71,7 +72,7 @@ def pull_source(
     on_page: Callable[[PullStats], None] | None = None,
 ) -> PullStats:
     stats = PullStats()
-    cursor = ledger.checkpoint(source.name)
+    cursor = checkpoint(ledger, source.name)
     for page in source.pages(cursor):
         messages, dead = normalise_page(source, page, codec)
         crash_point("pull.page_pulled")

@@ -6,15 +6,11 @@ after (in version order), so the stream never goes back to an older version."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import func, select
-
-from ledger import tables as t
-from ledger.store import Ledger, record_from_json
+from ledger.credits import latest_published
+from ledger.store import Ledger
 from ledger.watermarks import record_produced
 from pipeline.kafka.interface import Producer, publish
 from pipeline.kafka.topics import CREDITS_TOPIC
@@ -25,30 +21,6 @@ from schemas.codec import AvroCodec
 class RepublishResult:
     records: int  # credit records re-emitted (or, dry run, that would be)
     dry_run: bool
-
-
-def latest_published(ledger: Ledger, since: datetime | None, batch_size: int) -> Iterator[list[dict[str, Any]]]:
-    """Batches of each record's latest published version, by record id; `since`: reconciled at or after."""
-    c, o = t.credits.c, t.outbox.c
-    latest = (
-        select(o.record_id, func.max(o.version).label("version"))
-        .where(o.published_at.is_not(None))
-        .group_by(o.record_id)
-        .subquery()
-    )
-    query = select(c.record_id, c.record).join(
-        latest, (c.record_id == latest.c.record_id) & (c.version == latest.c.version)
-    )
-    if since is not None:
-        query = query.where(c.reconciled_at >= since)
-    after = ""
-    while True:
-        with ledger.engine.connect() as conn:
-            rows = conn.execute(query.where(c.record_id > after).order_by(c.record_id).limit(batch_size)).all()
-        if not rows:
-            return
-        after = rows[-1].record_id
-        yield [record_from_json(r.record) for r in rows]
 
 
 def count_latest_published(ledger: Ledger, since: datetime | None) -> int:

@@ -127,13 +127,11 @@ class DeliveryPump(threading.Thread):
 
     def _refresh_gauges(self) -> None:
         """Open dead letters and last runs from the ledger, for the metrics endpoint; a failure only logs."""
-        ledger = Ledger(self.settings.ledger_url)
         try:
-            refresh_from_ledger(ledger)
+            with Ledger(self.settings.ledger_url) as ledger:
+                refresh_from_ledger(ledger)
         except Exception as err:
             log.warning("metrics: ledger gauges not refreshed: %s", type(err).__name__)
-        finally:
-            ledger.close()
 
 
 def stream_consumer(settings: Settings) -> Consumer:
@@ -158,39 +156,40 @@ def run_stream(
 ) -> StreamStats:
     """Consume until `stop` is set; return what was done."""
     stats = StreamStats()
-    ledger = Ledger(settings.ledger_url)
-    consumer = stream_consumer(settings)
-    codec = codec_for(settings, "attendance_event")
-    catalog = fetch_catalog(settings)
-    registries = build_registries(settings)
-    professions = settings.professions.mapping()
-    pump = DeliveryPump(settings, stats, delivery_interval_s)
-    pump.start()
-    try:
-        # Held pairs first: the profession mapping may have learnt their code since the last run.
-        held = redecide_unknown_professions(codec, ledger, catalog, registries, professions)
-        stats.credit_versions += held.credit_versions
-        while not stop.is_set():
-            try:
-                for batch in consumer.batches():
-                    intake = reconcile_messages(batch, codec, ledger, catalog, registries, professions=professions)
-                    consumer.commit(batch)
-                    metrics.set_consumer_lag(ATTENDANCE_TOPIC, consumer.lag_by_partition())
-                    stats.add_intake(intake)
-                    pump.wake()
-                    if on_batch:
-                        on_batch(stats)
-                    if stop.is_set():
-                        break
-            except ConsumerStalled as err:
-                log.warning("%s; polling on", err)  # a long-running consumer outlives a broker stall
-            metrics.set_consumer_lag(ATTENDANCE_TOPIC, consumer.lag_by_partition())
-            stop.wait(idle_wait_s)
-    finally:
-        consumer.close()
-        ledger.close()
-        pump.stop()
-        pump.join()
+    with Ledger(settings.ledger_url) as ledger:
+        consumer = stream_consumer(settings)
+        codec = codec_for(settings, "attendance_event")
+        catalog = fetch_catalog(settings)
+        registries = build_registries(settings)
+        professions = settings.professions.mapping()
+        pump = DeliveryPump(settings, stats, delivery_interval_s)
+        pump.start()
+        try:
+            # Held pairs first: the profession mapping may have learnt their code since the last run.
+            held = redecide_unknown_professions(codec, ledger, catalog, registries, professions)
+            stats.credit_versions += held.credit_versions
+            while not stop.is_set():
+                try:
+                    for batch in consumer.batches():
+                        intake = reconcile_messages(
+                            batch, codec, ledger, catalog, registries, professions=professions
+                        )
+                        consumer.commit(batch)
+                        metrics.set_consumer_lag(ATTENDANCE_TOPIC, consumer.lag_by_partition())
+                        stats.add_intake(intake)
+                        pump.wake()
+                        if on_batch:
+                            on_batch(stats)
+                        if stop.is_set():
+                            break
+                except ConsumerStalled as err:
+                    log.warning("%s; polling on", err)  # a long-running consumer outlives a broker stall
+                metrics.set_consumer_lag(ATTENDANCE_TOPIC, consumer.lag_by_partition())
+                stop.wait(idle_wait_s)
+        finally:
+            consumer.close()
+            pump.stop()
+            pump.join()
     log.info("stream stopped: %s", stats.counts())
     return stats
 

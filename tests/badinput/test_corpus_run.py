@@ -212,16 +212,12 @@ def run_once(settings: Settings) -> None:
 
 def ledger_rows(url: str) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]], int]:
     """(dead letters as (source, ref, code), events as (source, ref), learners with a credit)."""
-    ledger = Ledger(url)
-    try:
-        with ledger.engine.connect() as conn:
-            d, e, c = t.dead_letters.c, t.events.c, t.credits.c
-            dead = [tuple(r) for r in conn.execute(select(d.source, d.source_ref, d.reason_code))]
-            events = [tuple(r) for r in conn.execute(select(e.source, e.source_ref))]
-            credited = conn.scalar(select(func.count(func.distinct(c.learner_id))))
-            return dead, events, int(credited or 0)  # type: ignore[return-value]
-    finally:
-        ledger.close()
+    with Ledger(url) as ledger, ledger.engine.connect() as conn:
+        d, e, c = t.dead_letters.c, t.events.c, t.credits.c
+        dead = [tuple(r) for r in conn.execute(select(d.source, d.source_ref, d.reason_code))]
+        events = [tuple(r) for r in conn.execute(select(e.source, e.source_ref))]
+        credited = conn.scalar(select(func.count(func.distinct(c.learner_id))))
+        return dead, events, int(credited or 0)  # type: ignore[return-value]
 
 
 def test_given_the_whole_corpus_served_when_the_nightly_stages_run_twice_then_each_case_is_one_dead_letter(

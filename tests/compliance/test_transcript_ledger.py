@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from ledger.runs import finish_run, start_run
 from ledger.store import utcnow
 from pipeline.reports.run_report import (
     COMPLIANCE_TITLE,
@@ -186,8 +187,8 @@ def test_given_a_run_when_reported_then_the_compliance_section_lists_the_at_risk
     world: World,
 ) -> None:
     a_history(world)
-    world.ledger.start_run("run-1", "nightly")
-    world.ledger.finish_run("run-1", "succeeded", {"records_read": 1})
+    start_run(world.ledger, "run-1", "nightly")
+    finish_run(world.ledger, "run-1", "succeeded", {"records_read": 1})
     section = compliance_section(world.settings(), AS_OF)
 
     report = build_run_report(world.ledger, "run-1", "Nightly", compliance=section)
@@ -205,8 +206,8 @@ def test_given_a_broken_roster_when_reported_then_the_section_says_why_and_the_r
     world: World,
 ) -> None:
     world.roster_path.write_text("npi,profession,licence_expires\n1493027168,MD,2027-01-31\n")
-    world.ledger.start_run("run-1", "nightly")
-    world.ledger.finish_run("run-1", "failed", {})
+    start_run(world.ledger, "run-1", "nightly")
+    finish_run(world.ledger, "run-1", "failed", {})
 
     section = compliance_section(world.settings(), utcnow().date())
 

@@ -80,9 +80,8 @@ def summary(record: dict[str, Any]) -> tuple[Any, ...]:
 @pytest.fixture
 def ledger(ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
     monkeypatch.setenv("CMESYNC_LEDGER_URL", ledger_url)
-    ledger = Ledger(ledger_url)
-    yield ledger
-    ledger.close()
+    with Ledger(ledger_url) as ledger:
+        yield ledger
 
 
 @pytest.mark.parametrize("backend", get_args(KafkaBackend))

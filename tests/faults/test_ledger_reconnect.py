@@ -28,21 +28,19 @@ def test_given_the_database_refusing_connections_for_a_moment_when_the_ledger_co
         reopen = threading.Timer(1.5, proxy.start)
         started = time.monotonic()
         reopen.start()
-        ledger = Ledger(SERVER.set(port=proxy.port).render_as_string(hide_password=False))
         try:
-            with ledger.engine.connect() as conn:
+            url = SERVER.set(port=proxy.port).render_as_string(hide_password=False)
+            with Ledger(url) as ledger, ledger.engine.connect() as conn:
                 assert conn.scalar(text("SELECT 1")) == 1
         finally:
-            ledger.close()
             reopen.join()
         assert time.monotonic() - started >= 1.5
         assert proxy.accepted == 1
 
 
 def test_given_a_database_that_does_not_exist_when_the_ledger_connects_then_it_fails_at_once() -> None:
-    ledger = Ledger(SERVER.set(database="cmesync_no_such_database").render_as_string(hide_password=False))
-    started = time.monotonic()
-    with pytest.raises(OperationalError, match="does not exist"):
-        ledger.engine.connect()
-    ledger.close()
+    with Ledger(SERVER.set(database="cmesync_no_such_database").render_as_string(hide_password=False)) as ledger:
+        started = time.monotonic()
+        with pytest.raises(OperationalError, match="does not exist"):
+            ledger.engine.connect()
     assert time.monotonic() - started < 5

@@ -24,18 +24,14 @@ def readme_consumer() -> str:
 
 def ledger_latest(ops: Ops) -> dict[str, tuple[int, str]]:
     c = t.credits.c
-    ledger = Ledger(ops.ledger_url)
-    try:
-        with ledger.engine.connect() as conn:
-            newest = select(c.record_id, func.max(c.version).label("version")).group_by(c.record_id).subquery()
-            rows = conn.execute(
-                select(c.record_id, c.version, c.status).join(
-                    newest, (newest.c.record_id == c.record_id) & (newest.c.version == c.version)
-                )
+    with Ledger(ops.ledger_url) as ledger, ledger.engine.connect() as conn:
+        newest = select(c.record_id, func.max(c.version).label("version")).group_by(c.record_id).subquery()
+        rows = conn.execute(
+            select(c.record_id, c.version, c.status).join(
+                newest, (newest.c.record_id == c.record_id) & (newest.c.version == c.version)
             )
-            return {r.record_id: (r.version, r.status) for r in rows}
-    finally:
-        ledger.close()
+        )
+        return {r.record_id: (r.version, r.status) for r in rows}
 
 
 def test_given_a_real_run_when_the_readme_consumer_reads_the_stream_then_it_has_every_credit_as_the_ledger_does(

@@ -94,9 +94,8 @@ def test_given_the_deployments_file_when_loaded_for_serve_then_it_yields_the_sam
 def test_given_cmesync_serve_when_the_replay_deployment_is_run_then_it_completes_and_sigterm_stops_serve(
     ops: Ops,
 ) -> None:
-    migrated = Ledger(ops.ledger_url)
-    migrated.migrate()
-    migrated.close()
+    with Ledger(ops.ledger_url) as migrated:
+        migrated.migrate()
     serve = subprocess.Popen(
         [*CMESYNC, "serve", "--only", "nightly", "--only", "replay"],
         cwd=REPO,

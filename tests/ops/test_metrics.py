@@ -194,13 +194,10 @@ def test_given_a_textfile_configured_when_a_nightly_run_ends_then_the_file_parse
     assert total(samples, "cmesync_credit_versions_total") == counts["credit_versions"]
     assert total(samples, "cmesync_deliveries_total", registry="ama-pra", outcome="sent") == counts["delivered"]
     assert total(samples, "cmesync_consumer_lag_messages", topic="cme.attendance.v1") == 0
-    ledger = Ledger(ops.ledger_url)
-    try:
+    with Ledger(ops.ledger_url) as ledger:
         assert total(samples, "cmesync_dead_letters_open") == open_dead_letters(ledger)
         with ledger.engine.connect() as conn:
             finished = conn.scalar(select(t.runs.c.finished_at).where(t.runs.c.flow == "nightly"))
-    finally:
-        ledger.close()
     assert finished is not None
     assert total(samples, "cmesync_last_success_timestamp_seconds", deployment="nightly") == pytest.approx(
         (finished if finished.tzinfo else finished.replace(tzinfo=UTC)).timestamp()

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import insert, update
 
 from ledger import tables as t
+from ledger.runs import finish_run, start_run
 from ledger.store import DeadLetterEntry, Ledger, StoredEvent, utcnow
 from pipeline.reports.run_report import (
     REGISTRY_DIFF_TITLE,
@@ -25,10 +26,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.dialect]
 
 @pytest.fixture
 def ledger(ledger_url: str) -> Iterator[Ledger]:
-    ledger = Ledger(ledger_url)
-    ledger.migrate()
-    yield ledger
-    ledger.close()
+    with Ledger(ledger_url) as ledger:
+        ledger.migrate()
+        yield ledger
 
 
 def event(source: str, event_id: str) -> StoredEvent:
@@ -56,7 +56,7 @@ def a_night(ledger: Ledger, run_id: str = "run-1") -> None:
     with ledger.transaction() as conn:
         earlier = utcnow() - timedelta(days=1)
         conn.execute(update(t.dead_letters).values(first_seen=earlier, last_seen=earlier))
-    ledger.start_run(run_id, "nightly")
+    start_run(ledger, run_id, "nightly")
     with ledger.transaction() as conn:
         ledger.write_events(conn, [event("lms-xapi", "a"), event("lms-xapi", "b"), event("csv-drop", "c")], {}, [])
     ledger.add_dead_letters(
@@ -69,7 +69,7 @@ def a_night(ledger: Ledger, run_id: str = "run-1") -> None:
     delivery(ledger, "r1", "ama-pra", "sent")
     delivery(ledger, "r2", "ama-pra", "pending")
     delivery(ledger, "r3", "ancc", "failed")
-    ledger.finish_run(run_id, "succeeded", {"records_read": 6, "delivered": 1, "delivery_failed": 1})
+    finish_run(ledger, run_id, "succeeded", {"records_read": 6, "delivered": 1, "delivery_failed": 1})
 
 
 def test_given_a_nights_ledger_when_its_report_is_built_then_it_counts_per_source_registry_and_reason(
@@ -177,8 +177,8 @@ def test_given_a_night_with_a_failed_delivery_when_reported_later_then_the_headl
 
 
 def test_given_a_run_that_stopped_when_reported_then_the_headline_is_red(ledger: Ledger) -> None:
-    ledger.start_run("run-2", "nightly")
-    ledger.finish_run("run-2", "failed", {"records_read": 0})
+    start_run(ledger, "run-2", "nightly")
+    finish_run(ledger, "run-2", "failed", {"records_read": 0})
 
     page = render_html(build_run_report(ledger, "run-2", "Nightly"))
 

@@ -15,6 +15,7 @@ from playwright.sync_api import Page
 from sqlalchemy import update
 
 from ledger import tables as t
+from ledger.runs import finish_run, start_run
 from ledger.store import Ledger, utcnow
 from pipeline.reports.run_glance import TREND_SERIES
 from pipeline.reports.run_report import build_run_report, render_html
@@ -34,10 +35,9 @@ def chromium() -> str:
 
 @pytest.fixture
 def ledger(ledger_url: str) -> Iterator[Ledger]:
-    ledger = Ledger(ledger_url)
-    ledger.migrate()
-    yield ledger
-    ledger.close()
+    with Ledger(ledger_url) as ledger:
+        ledger.migrate()
+        yield ledger
 
 
 def nights_then_a_stop(ledger: Ledger) -> None:
@@ -45,13 +45,13 @@ def nights_then_a_stop(ledger: Ledger) -> None:
     recorded as having stopped part-way."""
     for n in range(EARLIER_NIGHTS):
         run_id = f"earlier-{n}"
-        ledger.start_run(run_id, "nightly")
-        ledger.finish_run(run_id, "succeeded", {"records_read": 10 + n, "credit_versions": n})
+        start_run(ledger, run_id, "nightly")
+        finish_run(ledger, run_id, "succeeded", {"records_read": 10 + n, "credit_versions": n})
         with ledger.transaction() as conn:
             day = utcnow() - timedelta(days=EARLIER_NIGHTS + 1 - n)
             conn.execute(update(t.runs).where(t.runs.c.run_id == run_id).values(started_at=day, finished_at=day))
     a_night(ledger)
-    ledger.finish_run("run-1", "failed", {"records_read": 6, "delivery_failed": 1})
+    finish_run(ledger, "run-1", "failed", {"records_read": 6, "delivery_failed": 1})
 
 
 def read_report(page: Page) -> dict[str, Any]:
@@ -104,8 +104,8 @@ def test_given_a_run_that_stopped_when_its_report_is_read_in_chromium_then_red_h
 def test_given_a_run_without_deliveries_or_dead_letters_when_read_then_it_says_so_and_still_shows_the_trend(
     ledger: Ledger, chromium: str, tmp_path: Path
 ) -> None:
-    ledger.start_run("quiet", "nightly")
-    ledger.finish_run("quiet", "succeeded", {"records_read": 0})
+    start_run(ledger, "quiet", "nightly")
+    finish_run(ledger, "quiet", "succeeded", {"records_read": 0})
     page_file = tmp_path / "quiet.html"
     page_file.write_text(render_html(build_run_report(ledger, "quiet", "Nightly")), encoding="utf-8")
 

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import update
 
 from ledger import tables as t
+from ledger.runs import finish_run, start_run
 from ledger.store import Ledger, utcnow
 from tests.ops.test_operator_trust import cmesync, one_line
 from tests.ops.test_report import a_night
@@ -23,16 +24,15 @@ FAILED_RUN = "0f9e8d7c-5b1a-4c62-9a51-2d3e4f5a6b7c"
 
 @pytest.fixture
 def ledger(ledger_url: str) -> Iterator[Ledger]:
-    ledger = Ledger(ledger_url)
-    ledger.migrate()
-    yield ledger
-    ledger.close()
+    with Ledger(ledger_url) as ledger:
+        ledger.migrate()
+        yield ledger
 
 
 def nights(ledger: Ledger) -> None:
     """Two nights: one that stopped part-way yesterday, then `a_night` (one ancc delivery failed: partial)."""
-    ledger.start_run(FAILED_RUN, "nightly")
-    ledger.finish_run(FAILED_RUN, "failed", {"records_read": 4, "rejected_at_normalise": 2})
+    start_run(ledger, FAILED_RUN, "nightly")
+    finish_run(ledger, FAILED_RUN, "failed", {"records_read": 4, "rejected_at_normalise": 2})
     with ledger.transaction() as conn:
         earlier = utcnow() - timedelta(days=1)
         conn.execute(
@@ -97,8 +97,8 @@ def test_given_last_n_when_cmesync_report_then_n_runs_newest_first(ledger: Ledge
 
 def test_given_a_run_that_succeeded_when_reported_then_exit_code_0(ledger: Ledger, tmp_path: Path) -> None:
     nights(ledger)
-    ledger.start_run("quiet-night", "nightly")
-    ledger.finish_run("quiet-night", "succeeded", {"records_read": 0})
+    start_run(ledger, "quiet-night", "nightly")
+    finish_run(ledger, "quiet-night", "succeeded", {"records_read": 0})
 
     quiet = cmesync(tmp_path, "report", "--config", str(config(tmp_path, ledger.url)), "--run", "quiet")
 
@@ -118,7 +118,7 @@ def test_given_no_such_run_when_cmesync_report_then_one_line_and_exit_code_2(
     ledger: Ledger, tmp_path: Path, args: tuple[str, ...], says: str
 ) -> None:
     nights(ledger)
-    ledger.start_run("run-2", "nightly")
+    start_run(ledger, "run-2", "nightly")
 
     result = cmesync(tmp_path, "report", "--config", str(config(tmp_path, ledger.url)), *args)
 

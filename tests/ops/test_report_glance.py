@@ -14,6 +14,7 @@ from sqlalchemy import update
 
 from ledger import tables as t
 from ledger.queries import recent_runs
+from ledger.runs import finish_run, start_run
 from ledger.store import Ledger, utcnow
 from pipeline.reports.run_glance import TREND_RUNS
 from pipeline.reports.run_report import build_run_report, render_markdown
@@ -25,10 +26,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.dialect]
 
 @pytest.fixture
 def ledger(ledger_url: str) -> Iterator[Ledger]:
-    ledger = Ledger(ledger_url)
-    ledger.migrate()
-    yield ledger
-    ledger.close()
+    with Ledger(ledger_url) as ledger:
+        ledger.migrate()
+        yield ledger
 
 
 def back_date(ledger: Ledger, run_id: str, days: float) -> None:
@@ -60,8 +60,8 @@ def test_given_a_partial_night_when_the_artifact_is_rendered_then_headline_first
 def test_given_a_run_that_stopped_when_the_artifact_is_rendered_then_its_headline_is_the_red_mark(
     ledger: Ledger,
 ) -> None:
-    ledger.start_run("run-2", "nightly")
-    ledger.finish_run("run-2", "failed", {"records_read": 0})
+    start_run(ledger, "run-2", "nightly")
+    finish_run(ledger, "run-2", "failed", {"records_read": 0})
 
     first = render_markdown(build_run_report(ledger, "run-2", "Nightly")).splitlines()[0]
 
@@ -72,10 +72,10 @@ def test_given_more_runs_than_the_trend_holds_when_reported_then_the_last_ones_o
     ledger: Ledger,
 ) -> None:
     for n in range(TREND_RUNS + 3):
-        ledger.start_run(f"night-{n:02d}", "nightly")
-        ledger.finish_run(f"night-{n:02d}", "succeeded", {"records_read": n})
+        start_run(ledger, f"night-{n:02d}", "nightly")
+        finish_run(ledger, f"night-{n:02d}", "succeeded", {"records_read": n})
         back_date(ledger, f"night-{n:02d}", TREND_RUNS + 10 - n)
-    ledger.start_run("stream-1", "stream")
+    start_run(ledger, "stream-1", "stream")
     back_date(ledger, "stream-1", 5)
 
     trend = build_run_report(ledger, "night-31", "Nightly").glance.trend
@@ -85,8 +85,8 @@ def test_given_more_runs_than_the_trend_holds_when_reported_then_the_last_ones_o
 
 
 def test_given_a_stream_run_when_reported_then_its_consumed_messages_are_the_records_read(ledger: Ledger) -> None:
-    ledger.start_run("stream-1", "stream")
-    ledger.finish_run("stream-1", "stopped", {"consumed": 7, "rejected": 2, "credit_versions": 4, "delivered": 4})
+    start_run(ledger, "stream-1", "stream")
+    finish_run(ledger, "stream-1", "stopped", {"consumed": 7, "rejected": 2, "credit_versions": 4, "delivered": 4})
 
     report = build_run_report(ledger, "stream-1", "Stream")
 

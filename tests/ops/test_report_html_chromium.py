@@ -50,10 +50,9 @@ def chromium() -> str:
 
 @pytest.fixture
 def ledger(ledger_url: str) -> Iterator[Ledger]:
-    ledger = Ledger(ledger_url)
-    ledger.migrate()
-    yield ledger
-    ledger.close()
+    with Ledger(ledger_url) as ledger:
+        ledger.migrate()
+        yield ledger
 
 
 def licence(line: int, employee: str, expires: date) -> LicenceTranscript:

@@ -159,8 +159,7 @@ def test_given_any_batching_through_the_intake_when_reconciled_then_ledger_equal
     truth = memory_run(CATALOG)
     truth.batch(events)
     registries = [AmaPraRegistry("ama-pra", HttpClient("http://127.0.0.1:9"))]  # only `accepts` is called
-    with tempfile.TemporaryDirectory() as tmp:
-        ledger = Ledger(f"sqlite:///{Path(tmp) / 'ledger.db'}")
+    with tempfile.TemporaryDirectory() as tmp, Ledger(f"sqlite:///{Path(tmp) / 'ledger.db'}") as ledger:
         ledger.migrate()
         offset = 0
         for batch in reshuffled(data, events):
@@ -170,4 +169,3 @@ def test_given_any_batching_through_the_intake_when_reconciled_then_ledger_equal
                 offset += 1
             reconcile_messages(messages, attendance_codec, ledger, CATALOG, registries, professions=SHIPPED_PROFESSIONS)
         assert ledger_awarded(ledger) == truth.awarded()
-        ledger.close()

@@ -34,11 +34,10 @@ ENTRY = DeadLetterEntry(
 
 @pytest.fixture
 def ledger(ledger_url: str) -> Iterator[Ledger]:
-    ledger = Ledger(ledger_url)
-    ledger.migrate()
-    ledger.add_dead_letters([ENTRY])
-    yield ledger
-    ledger.close()
+    with Ledger(ledger_url) as ledger:
+        ledger.migrate()
+        ledger.add_dead_letters([ENTRY])
+        yield ledger
 
 
 @pytest.fixture

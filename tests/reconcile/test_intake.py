@@ -67,10 +67,9 @@ REGISTRIES = [AmaPraRegistry("ama-pra", HttpClient("http://127.0.0.1:9"))]  # on
 
 @pytest.fixture
 def ledger(ledger_url: str) -> Iterator[Ledger]:
-    ledger = Ledger(ledger_url)
-    ledger.migrate()
-    yield ledger
-    ledger.close()
+    with Ledger(ledger_url) as ledger:
+        ledger.migrate()
+        yield ledger
 
 
 class Feed:

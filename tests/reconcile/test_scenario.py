@@ -451,10 +451,9 @@ def expected_dead_letters(scenario: Scenario, batches: list[list[Emitted]]) -> d
 
 @pytest.fixture
 def ledger(ledger_url: str) -> Iterator[Ledger]:
-    ledger = Ledger(ledger_url)
-    ledger.migrate()
-    yield ledger
-    ledger.close()
+    with Ledger(ledger_url) as ledger:
+        ledger.migrate()
+        yield ledger
 
 
 def test_given_500_learners_from_mixed_sources_when_reconciled_in_batches_then_exactly_the_expected_ledger(

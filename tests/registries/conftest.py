@@ -127,10 +127,9 @@ def credits() -> Credits:
 
 @pytest.fixture
 def ledger(ledger_url: str) -> Iterator[Ledger]:
-    store = Ledger(ledger_url)
-    store.migrate()
-    yield store
-    store.close()
+    with Ledger(ledger_url) as store:
+        store.migrate()
+        yield store
 
 
 @pytest.fixture

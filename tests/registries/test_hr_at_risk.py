@@ -83,19 +83,14 @@ at_risk_notices = true
 max_attempts = 1
 """
     )
-    ledger = Ledger(ledger_url)
-    ledger.migrate()
-    ledger.close()
+    with Ledger(ledger_url) as ledger:
+        ledger.migrate()
     yield Settings.load(config)
 
 
 def recorded(settings: Settings) -> int:
-    ledger = Ledger(settings.ledger_url)
-    try:
-        with ledger.engine.connect() as conn:
-            return len(conn.execute(t.hr_notices.select()).all())
-    finally:
-        ledger.close()
+    with Ledger(settings.ledger_url) as ledger, ledger.engine.connect() as conn:
+        return len(conn.execute(t.hr_notices.select()).all())
 
 
 def test_given_staff_at_risk_when_notified_on_a_day_then_sent_once_and_again_the_next_day(
@@ -133,10 +128,8 @@ def test_given_the_ledger_forgot_what_was_sent_when_notified_again_then_the_rece
 ) -> None:
     notify_at_risk(settings, AS_OF)
     receipts = {key: notice["receipt_id"] for key, notice in hr_endpoint.notices.items()}
-    ledger = Ledger(settings.ledger_url)
-    with ledger.transaction() as conn:
+    with Ledger(settings.ledger_url) as ledger, ledger.transaction() as conn:
         conn.execute(delete(t.hr_notices))
-    ledger.close()
 
     again = notify_at_risk(settings, AS_OF)["hr"]
 

@@ -53,9 +53,8 @@ def config(tmp_path: Path) -> str:
 @pytest.fixture
 def ledger(ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
     monkeypatch.setenv("CMESYNC_LEDGER_URL", ledger_url)
-    store = Ledger(ledger_url)
-    yield store
-    store.close()
+    with Ledger(ledger_url) as store:
+        yield store
 
 
 def endpoints(kafka_bootstrap: str, stack: SandboxStack) -> dict[str, str]:

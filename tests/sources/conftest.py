@@ -30,6 +30,7 @@ from deploy.sandbox.provider_rest import ProviderRestApi
 from deploy.sandbox.schema_registry import SchemaRegistrySandbox
 from deploy.sandbox.webinar import WebinarReports
 from ledger import tables as t
+from ledger.checkpoints import checkpoint
 from ledger.store import Ledger
 from pipeline.config import SAMPLE_DIR, Settings
 from pipeline.factory import codec_for
@@ -623,28 +624,17 @@ class Pipeline:
         return Ledger(self.settings.ledger_url)
 
     def checkpoint(self) -> str | None:
-        ledger = self.ledger()
-        try:
-            return ledger.checkpoint(self.source_name)
-        finally:
-            ledger.close()
+        with self.ledger() as ledger:
+            return checkpoint(ledger, self.source_name)
 
     def dead_letters(self) -> dict[str, str]:
-        ledger = self.ledger()
-        try:
-            with ledger.engine.connect() as conn:
-                rows = conn.execute(select(t.dead_letters.c.source_ref, t.dead_letters.c.reason_code))
-                return {r.source_ref: r.reason_code for r in rows}
-        finally:
-            ledger.close()
+        with self.ledger() as ledger, ledger.engine.connect() as conn:
+            rows = conn.execute(select(t.dead_letters.c.source_ref, t.dead_letters.c.reason_code))
+            return {r.source_ref: r.reason_code for r in rows}
 
     def ledger_event_ids(self) -> list[str]:
-        ledger = self.ledger()
-        try:
-            with ledger.engine.connect() as conn:
-                return list(conn.scalars(select(t.events.c.event_id).where(t.events.c.source == self.source_name)))
-        finally:
-            ledger.close()
+        with self.ledger() as ledger, ledger.engine.connect() as conn:
+            return list(conn.scalars(select(t.events.c.event_id).where(t.events.c.source == self.source_name)))
 
     def dump(self, path: Path) -> Path:
         path.write_text(json.dumps(self.settings.model_dump(mode="json")))

@@ -151,15 +151,14 @@ def test_given_crash_after_the_first_page_when_rerun_then_the_rest_of_the_file_i
     def crash(stats: Any) -> None:
         raise Crash("the process dies after the first page")
 
-    ledger = Ledger(settings.ledger_url)
-    producer = make_producer(settings.kafka_bootstrap)
     codec = codec_for(settings, "attendance_event")
-    try:
-        with pytest.raises(Crash):
-            pull_source(build_source(settings.sources[0]), codec, producer, ledger, crash)
-    finally:
-        producer.close()
-        ledger.close()
+    with Ledger(settings.ledger_url) as ledger:
+        producer = make_producer(settings.kafka_bootstrap)
+        try:
+            with pytest.raises(Crash):
+                pull_source(build_source(settings.sources[0]), codec, producer, ledger, crash)
+        finally:
+            producer.close()
     after_crash = pipeline.checkpoint()
     pipeline.pull()
 

@@ -91,15 +91,11 @@ def test_given_valid_duplicate_and_undecodable_messages_pushed_when_reconciled_t
 
     assert (first.consumed, first.duplicates) == (5, 1)
     assert second.consumed == 0
-    ledger = Ledger(settings.ledger_url)
-    try:
-        with ledger.engine.connect() as conn:
-            events = list(conn.scalars(select(t.events.c.event_id)))
-            letters = conn.execute(select(t.dead_letters.c.reason_code, t.dead_letters.c.source_ref))
-            dead = sorted(tuple(r) for r in letters)
-            credits = [tuple(r) for r in conn.execute(select(t.credits.c.credit_type, t.credits.c.amount))]
-    finally:
-        ledger.close()
+    with Ledger(settings.ledger_url) as ledger, ledger.engine.connect() as conn:
+        events = list(conn.scalars(select(t.events.c.event_id)))
+        letters = conn.execute(select(t.dead_letters.c.reason_code, t.dead_letters.c.source_ref))
+        dead = sorted(tuple(r) for r in letters)
+        credits = [tuple(r) for r in conn.execute(select(t.credits.c.credit_type, t.credits.c.amount))]
     assert events == ["push-1"]
     assert dead == [
         ("SCHEMA_INVALID", "kafka 0:2"),
