@@ -303,11 +303,8 @@ def _ledger_settings(config: Path | None) -> Settings:
 
 
 def _with_ledger(settings: Settings, work: Callable[[Ledger], T]) -> T:
-    ledger = Ledger(settings.ledger_url)
-    try:
+    with Ledger(settings.ledger_url) as ledger:
         return work(ledger)
-    finally:
-        ledger.close()
 
 
 def _writer_lock(settings: Settings, command: str, read_only: bool = False) -> AbstractContextManager[object]:

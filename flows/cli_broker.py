@@ -59,8 +59,7 @@ def republish(settings: Settings, since: datetime | None, dry_run: bool, as_json
     from pipeline.kafka.io import make_producer
     from pipeline.stages.republish import count_latest_published, republish_credits
 
-    ledger = Ledger(settings.ledger_url)
-    try:
+    with Ledger(settings.ledger_url) as ledger:
         if dry_run:
             records = count_latest_published(ledger, since)
         else:
@@ -73,8 +72,6 @@ def republish(settings: Settings, since: datetime | None, dry_run: bool, as_json
                 )
             finally:
                 producer.close()
-    finally:
-        ledger.close()
     if as_json:
         print(json.dumps({"dry_run": dry_run, "records": records}))
     else:

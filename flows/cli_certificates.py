@@ -66,16 +66,14 @@ def run(settings: Settings, learner: str, activity: str | None, per_activity: bo
         roster = load_roster(settings.compliance.roster_path)
     except (ValueError, CatalogError, RosterError) as err:
         raise ConfigError(str(err)) from None
-    ledger = Ledger(settings.ledger_url)
     try:
-        found = learner_certificates(ledger, roster, catalog, wording, learner, activity, per_activity)
+        with Ledger(settings.ledger_url) as ledger:
+            found = learner_certificates(ledger, roster, catalog, wording, learner, activity, per_activity)
     except NothingToCertify as err:
         console.print(f"nothing to certify: {err}", highlight=False, soft_wrap=True)
         if as_json:
             print(json.dumps({"certificates": []}))
         return 1
-    finally:
-        ledger.close()
     written: list[dict[str, Any]] = []
     for certificate in found:
         path = out / certificate.file_name

@@ -72,14 +72,12 @@ def _export(
         raise ExportError(f"{len(configs)} {kind} registries configured: name one with --registry")
     activity = _activity(settings, activity_ref)
     registry = build_registry(configs[0])
-    ledger = Ledger(settings.ledger_url)
-    try:
-        with run_lock(settings.ledger_url, f"cli-{uuid.uuid4()}", "export"):
-            exported = export_pending(ledger, registry, out, file_format, activity, dry_run)
-    except OSError as err:
-        raise ExportError(f"--out {out}: {err.strerror}") from None
-    finally:
-        ledger.close()
+    with Ledger(settings.ledger_url) as ledger:
+        try:
+            with run_lock(settings.ledger_url, f"cli-{uuid.uuid4()}", "export"):
+                exported = export_pending(ledger, registry, out, file_format, activity, dry_run)
+        except OSError as err:
+            raise ExportError(f"--out {out}: {err.strerror}") from None
     result = {
         "registry": registry.name,
         "file": str(exported.path) if exported else None,
