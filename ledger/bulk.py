@@ -101,7 +101,7 @@ def _insert_from(conn: Connection, target: Table, rows: Sequence[Row]) -> tuple[
 def _copy(conn: Connection, target: Table, into: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
     """COPY `rows` into table `into` through the SQLAlchemy connection's own psycopg connection (so in its
     transaction), each value first through the column's SQLAlchemy bind processing, as an INSERT would."""
-    processors = [target.c[c].type.bind_processor(conn.dialect) for c in columns]
+    processors = [target.c[c].type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in columns]
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(into), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     )
