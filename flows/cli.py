@@ -1223,17 +1223,14 @@ def _stdout_closed() -> int:
 
 def _component_failure(err: Exception) -> str | None:
     """One line for a component that failed mid-command (after the preflight): the ledger, the broker or an
-    HTTP endpoint. Only the driver's first line: SQLAlchemy's own text carries the statement and its values."""
+    HTTP endpoint (the ledger's: the driver's first line only, see LedgerUnavailable)."""
     from kafka.errors import KafkaError
-    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
     from connectors.http import APIError
+    from ledger.errors import LedgerUnavailable
 
-    if isinstance(err, DBAPIError):
-        first = str(err.orig).strip().splitlines()[0] if err.orig else type(err).__name__
-        return f"ledger: {first}"
-    if isinstance(err, SQLAlchemyError):
-        return f"ledger: {type(err).__name__}"
+    if (unavailable := LedgerUnavailable.of(err)) is not None:
+        return f"ledger: {unavailable}"
     if isinstance(err, KafkaError):
         return f"kafka broker: {type(err).__name__}: {err}"
     if isinstance(err, APIError):

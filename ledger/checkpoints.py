@@ -7,7 +7,8 @@ from __future__ import annotations
 from sqlalchemy import Connection, delete, select
 
 from ledger import tables as t
-from ledger.store import Ledger, upsert, utcnow
+from ledger.bulk import upsert
+from ledger.store import Ledger, utcnow
 
 
 def checkpoint(ledger: Ledger, source: str) -> str | None:

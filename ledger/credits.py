@@ -1,21 +1,62 @@
-"""Read-side queries on credit records beyond the reconcile batch's own: the latest published version of each
-record (to rebuild `cme.credits.v1`) and each learner's awarded credits (transcripts, certificates)."""
+"""Credit records: the reconcile batch's write of new versions (with their learners, outbox rows and
+deliveries), and the read-side queries beyond the batch's own: the latest published version of each record (to
+rebuild `cme.credits.v1`) and each learner's awarded credits (transcripts, certificates)."""
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from ledger import tables as t
-from ledger.store import Ledger, chunks, latest_credit_versions, record_from_json
+from ledger.bulk import insert_rows
+from ledger.deliveries import queue_deliveries
+from ledger.learners import store_profiles
+from ledger.store import Ledger, chunks, latest_credit_versions, record_from_json, record_to_json, utcnow
+from reconcile.merge import CreditState
 from reconcile.vocabulary import AWARDED
+
+
+def store_credits(
+    conn: Connection,
+    profiles: Mapping[str, Mapping[str, Any]],
+    credits: Sequence[tuple[CreditState, Mapping[str, Any]]],
+    deliveries: Sequence[tuple[str, int, str]],
+) -> None:
+    """Learner profiles, new credit versions (with their records), their outbox rows and deliveries, in the
+    caller's transaction. Every table is written with one statement: statements built per row cost more than
+    the reconciliation itself (profiled in the benchmark)."""
+    now = utcnow()
+    store_profiles(conn, profiles)
+    insert_rows(
+        conn,
+        t.credits,
+        [
+            {
+                "record_id": s.record_id,
+                "version": s.version,
+                "status": s.status,
+                "learner_id": s.learner_id,
+                "activity_id": s.activity_id,
+                "credit_type": s.credit_type,
+                "amount": s.amount,
+                "completed_on": s.completed_on,
+                "record": record_to_json(record),
+                "reconciled_at": record["reconciled_at"],
+            }
+            for s, record in credits
+        ],
+    )
+    insert_rows(
+        conn, t.outbox, [{"record_id": s.record_id, "version": s.version, "created_at": now} for s, _ in credits]
+    )
+    queue_deliveries(conn, deliveries, now)
 
 
 def latest_published(ledger: Ledger, since: datetime | None, batch_size: int) -> Iterator[list[dict[str, Any]]]:

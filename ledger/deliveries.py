@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from ledger import tables as t
-from ledger.store import Ledger, record_from_json, utcnow
+from ledger.bulk import insert_rows
+from ledger.store import Ledger, chunks, record_from_json, utcnow
 from reconcile.vocabulary import DeliveryState
 
 
@@ -64,4 +66,51 @@ def record_deliveries(ledger: Ledger, registry: str, outcomes: Sequence[Delivery
                 }
                 for o in outcomes
             ],
+        )
+
+
+def queue_deliveries(conn: Connection, deliveries: Sequence[tuple[str, int, str]], now: datetime) -> None:
+    """New credit versions routed to registries, as (record_id, version, registry): pending deliveries, the
+    earlier versions still waiting for the same registry superseded (caller's transaction)."""
+    _supersede(conn, deliveries, now)
+    rows = [
+        {
+            "record_id": record_id,
+            "registry": registry,
+            "version": version,
+            "state": DeliveryState.PENDING,
+            "attempts": 0,
+            "updated_at": now,
+        }
+        for record_id, version, registry in deliveries
+    ]
+    insert_rows(conn, t.deliveries, rows)
+
+
+def _supersede(conn: Connection, deliveries: Sequence[tuple[str, int, str]], now: datetime) -> None:
+    """Earlier versions still waiting to go to a registry are superseded by the new one. Found by primary
+    key, then updated by primary key: with the state in the WHERE clause SQLite picks the (registry, state)
+    index and walks every pending delivery once per row."""
+    wanted = {(record_id, registry) for record_id, version, registry in deliveries if version > 1}
+    if not wanted:
+        return  # a first version has no earlier delivery
+    d = t.deliveries.c
+    waiting: list[dict[str, Any]] = []
+    for chunk in chunks(sorted({record_id for record_id, _ in wanted})):
+        rows = conn.execute(select(d.record_id, d.registry, d.version, d.state).where(d.record_id.in_(chunk)))
+        waiting += [
+            {"b_record_id": r.record_id, "b_registry": r.registry, "b_version": r.version}
+            for r in rows
+            if (r.record_id, r.registry) in wanted and r.state in (DeliveryState.PENDING, DeliveryState.FAILED)
+        ]
+    if waiting:
+        conn.execute(
+            update(t.deliveries)
+            .where(
+                (d.record_id == bindparam("b_record_id"))
+                & (d.registry == bindparam("b_registry"))
+                & (d.version == bindparam("b_version"))
+            )
+            .values(state=DeliveryState.SUPERSEDED, updated_at=now),
+            waiting,
         )

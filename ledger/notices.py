@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping
 from sqlalchemy import Connection, select
 
 from ledger import tables as t
-from ledger.store import Ledger, chunks, insert_new, utcnow
+from ledger.bulk import insert_new
+from ledger.store import Ledger, chunks, utcnow
 
 
 def _received(conn: Connection, registry: str, notice_ids: Iterable[str]) -> set[str]:

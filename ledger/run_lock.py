@@ -33,7 +33,8 @@ from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.pool import NullPool
 
 from ledger import tables as t
-from ledger.store import upsert, utcnow
+from ledger.bulk import upsert
+from ledger.store import utcnow
 
 log = logging.getLogger(__name__)
 

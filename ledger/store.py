@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -23,24 +21,20 @@ from sqlalchemy import (
     Row,
     Select,
     Subquery,
-    Table,
-    bindparam,
     create_engine,
     event,
     func,
     insert,
     inspect,
     select,
-    update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger import tables as t
+from ledger.bulk import insert_new
 from reconcile.identity import IdentityKey
 from reconcile.merge import CreditState
-from reconcile.vocabulary import AWARDED, DeliveryState
+from reconcile.vocabulary import AWARDED
 
-DEAD_LETTER_NAMESPACE = uuid.UUID("3c2b1a09-5e4d-4f6a-8b7c-9d0e1f2a3b4c")
 CHUNK = 500
 T = TypeVar("T")
 
@@ -105,22 +99,6 @@ def record_from_json(text: str) -> dict[str, Any]:
     data["completed_on"] = date.fromisoformat(data["completed_on"])
     data["reconciled_at"] = datetime.fromisoformat(data["reconciled_at"])
     return data
-
-
-@dataclass(frozen=True)
-class DeadLetterEntry:
-    stage: str
-    source: str
-    source_ref: str
-    reason_code: str
-    reason: str
-    payload: bytes
-    registry: str | None = None
-
-    @property
-    def dead_letter_id(self) -> str:
-        identity = "|".join((self.stage, self.source, self.source_ref, self.reason_code, self.registry or ""))
-        return str(uuid.uuid5(DEAD_LETTER_NAMESPACE, identity))
 
 
 @dataclass(frozen=True)
@@ -318,206 +296,8 @@ class Ledger:
                 )
         return current
 
-    # -- the batch write ---------------------------------------------------------------------------
-    def write_events(
-        self,
-        conn: Connection,
-        events: Sequence[StoredEvent],
-        identities: Mapping[IdentityKey, str],
-        dead_letters: Sequence[DeadLetterEntry],
-    ) -> None:
-        """First half of a reconcile batch: the new events, identities and rejections (caller's transaction)."""
-        now = utcnow()
-        if events:
-            conn.execute(
-                _insert_ignore(conn, t.events, ("source", "event_id")),
-                [
-                    {
-                        "source": s.event["source"],
-                        "event_id": s.event["event_id"],
-                        "source_ref": s.event["source_ref"],
-                        "kind": s.event["kind"],
-                        "occurred_at": s.event["occurred_at"],
-                        "learner_id": s.learner_id,
-                        "activity_id": s.activity_id,
-                        "voids_key": (
-                            f"{s.event['source']}:{s.event['voids_event_id']}"
-                            if s.event.get("voids_event_id")
-                            else None
-                        ),
-                        "body": event_to_json(s.event),
-                        "kafka_partition": s.partition,
-                        "kafka_offset": s.offset,
-                        "ingested_at": now,
-                    }
-                    for s in events
-                ],
-            )
-        if identities:
-            conn.execute(
-                _insert_ignore(conn, t.learner_ids, ("kind", "value")),
-                [{"kind": k, "value": v, "learner_id": lid} for (k, v), lid in identities.items()],
-            )
-        self._upsert_dead_letters(conn, dead_letters, now)
-
-    def write_credits(
-        self,
-        conn: Connection,
-        profiles: Mapping[str, Mapping[str, Any]],
-        credits: Sequence[tuple[CreditState, Mapping[str, Any]]],
-        deliveries: Sequence[tuple[str, int, str]],
-    ) -> None:
-        """Second half: learner profiles, new credit versions, their outbox rows and deliveries.
-
-        Every table is written with one executemany statement: statements built per row cost more than the
-        reconciliation itself (profiled in the benchmark)."""
-        now = utcnow()
-        self._write_profiles(conn, profiles, now)
-        if credits:
-            conn.execute(
-                insert(t.credits),
-                [
-                    {
-                        "record_id": s.record_id,
-                        "version": s.version,
-                        "status": s.status,
-                        "learner_id": s.learner_id,
-                        "activity_id": s.activity_id,
-                        "credit_type": s.credit_type,
-                        "amount": s.amount,
-                        "completed_on": s.completed_on,
-                        "record": record_to_json(record),
-                        "reconciled_at": record["reconciled_at"],
-                    }
-                    for s, record in credits
-                ],
-            )
-            conn.execute(
-                insert(t.outbox),
-                [{"record_id": s.record_id, "version": s.version, "created_at": now} for s, _ in credits],
-            )
-        self._supersede_deliveries(conn, deliveries, now)
-        if deliveries:
-            conn.execute(
-                insert(t.deliveries),
-                [
-                    {
-                        "record_id": record_id,
-                        "registry": registry,
-                        "version": version,
-                        "state": DeliveryState.PENDING,
-                        "attempts": 0,
-                        "updated_at": now,
-                    }
-                    for record_id, version, registry in deliveries
-                ],
-            )
-
-    def _supersede_deliveries(
-        self, conn: Connection, deliveries: Sequence[tuple[str, int, str]], now: datetime
-    ) -> None:
-        """Earlier versions still waiting to go to a registry are superseded by the new one. Found by primary
-        key, then updated by primary key: with the state in the WHERE clause SQLite picks the (registry, state)
-        index and walks every pending delivery once per row."""
-        wanted = {(record_id, registry) for record_id, version, registry in deliveries if version > 1}
-        if not wanted:
-            return  # a first version has no earlier delivery
-        d = t.deliveries.c
-        waiting: list[dict[str, Any]] = []
-        for chunk in chunks(sorted({record_id for record_id, _ in wanted})):
-            rows = conn.execute(select(d.record_id, d.registry, d.version, d.state).where(d.record_id.in_(chunk)))
-            waiting += [
-                {"b_record_id": r.record_id, "b_registry": r.registry, "b_version": r.version}
-                for r in rows
-                if (r.record_id, r.registry) in wanted and r.state in (DeliveryState.PENDING, DeliveryState.FAILED)
-            ]
-        if waiting:
-            conn.execute(
-                update(t.deliveries)
-                .where(
-                    (d.record_id == bindparam("b_record_id"))
-                    & (d.registry == bindparam("b_registry"))
-                    & (d.version == bindparam("b_version"))
-                )
-                .values(state=DeliveryState.SUPERSEDED, updated_at=now),
-                waiting,
-            )
-
-    def _write_profiles(self, conn: Connection, profiles: Mapping[str, Mapping[str, Any]], now: datetime) -> None:
-        """Insert new learners' profiles, update the ones whose text changed, leave the rest alone: one upsert
-        whose update is conditional, instead of reading the stored profiles back first."""
-        if not profiles:
-            return
-        statement = _upsert_statement(conn, t.learners)
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["learner_id"],
-                set_={"profile": statement.excluded.profile, "updated_at": statement.excluded.updated_at},
-                where=t.learners.c.profile != statement.excluded.profile,
-            ),
-            [
-                {"learner_id": learner_id, "profile": json.dumps(profile, sort_keys=True), "updated_at": now}
-                for learner_id, profile in profiles.items()
-            ],
-        )
-
     def transaction(self) -> Any:
         return self.engine.begin()
-
-    # -- dead letters ------------------------------------------------------------------------------
-    def add_dead_letters(self, entries: Sequence[DeadLetterEntry]) -> None:
-        with self.engine.begin() as conn:
-            self._upsert_dead_letters(conn, entries, utcnow())
-
-    def resolve_dead_letters(self, conn: Connection, dead_letter_ids: Iterable[str]) -> None:
-        """Mark open dead letters resolved, e.g. a held credit issued once its gap was filled (caller's transaction)."""
-        d = t.dead_letters.c
-        now = utcnow()
-        for chunk in chunks(list(set(dead_letter_ids))):
-            conn.execute(
-                update(t.dead_letters)
-                .where(d.dead_letter_id.in_(chunk) & d.resolved_at.is_(None))
-                .values(resolved_at=now)
-            )
-
-    def _upsert_dead_letters(self, conn: Connection, entries: Sequence[DeadLetterEntry], now: datetime) -> None:
-        """New dead letters inserted, known ones seen again (one more attempt): one upsert, so two writers
-        failing the same item at once both count instead of one hitting the primary key."""
-        if not entries:
-            return
-        d = t.dead_letters.c
-        # One row per id (a statement may not touch a row twice); an id seen n times in the batch counts n.
-        seen = Counter(entry.dead_letter_id for entry in entries)
-        unique = {entry.dead_letter_id: entry for entry in entries}.values()
-        rows = [
-            {
-                "dead_letter_id": entry.dead_letter_id,
-                "stage": entry.stage,
-                "source": entry.source,
-                "source_ref": entry.source_ref,
-                "reason_code": entry.reason_code,
-                "reason": entry.reason,
-                "payload": entry.payload,
-                "attempts": seen[entry.dead_letter_id],
-                "first_seen": now,
-                "last_seen": now,
-                "registry": entry.registry,
-            }
-            for entry in unique
-        ]
-        statement = _upsert_statement(conn, t.dead_letters)
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["dead_letter_id"],
-                set_={
-                    "attempts": d.attempts + statement.excluded.attempts,
-                    "last_seen": statement.excluded.last_seen,
-                    "reason": statement.excluded.reason,
-                    "published_at": None,
-                },
-            ),
-            rows,
-        )
 
     # -- the registry diff ------------------------------------------------------------------------
     def registry_expectations(self, registry: str) -> dict[str, Expectation]:
@@ -538,18 +318,6 @@ class Ledger:
                 )
                 found += [record_from_json(r.record) for r in rows if (r.record_id, r.version) in wanted]
         return found
-
-    def save_registry_diff(
-        self, run_id: str, registry: str, counts: Mapping[str, int], record_ids: Mapping[str, Sequence[str]]
-    ) -> None:
-        """Store (or, when a run repeats the diff, replace) one registry's diff report for the run."""
-        values = {
-            "created_at": utcnow(),
-            "counts": json.dumps(dict(counts), sort_keys=True),
-            "record_ids": json.dumps({k: sorted(v) for k, v in record_ids.items()}, sort_keys=True),
-        }
-        with self.engine.begin() as conn:
-            upsert(conn, t.registry_diffs, [{"run_id": run_id, "registry": registry, **values}], ("run_id", "registry"))
 
 
 CONNECT_PATIENCE_S = 30.0
@@ -588,45 +356,33 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _upsert_statement(conn: Connection, table: Any) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT (PostgreSQL and SQLite alike): writes that two writers can
-    race on are one statement, never UPDATE-then-INSERT (the second INSERT would hit the primary key)."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
+def store_events(conn: Connection, events: Sequence[StoredEvent]) -> None:
+    """The batch's new events (an event already stored stays as it is: replays are no-ops)."""
+    now = utcnow()
+    rows = [
+        {
+            "source": s.event["source"],
+            "event_id": s.event["event_id"],
+            "source_ref": s.event["source_ref"],
+            "kind": s.event["kind"],
+            "occurred_at": s.event["occurred_at"],
+            "learner_id": s.learner_id,
+            "activity_id": s.activity_id,
+            "voids_key": f"{s.event['source']}:{s.event['voids_event_id']}" if s.event.get("voids_event_id") else None,
+            "body": event_to_json(s.event),
+            "kafka_partition": s.partition,
+            "kafka_offset": s.offset,
+            "ingested_at": now,
+        }
+        for s in events
+    ]
+    insert_new(conn, t.events, rows, ("source", "event_id"))
 
 
-def _insert_ignore(conn: Connection, table: Any, keys: tuple[str, ...]) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING, so replayed events and identities are no-ops."""
-    return _upsert_statement(conn, table).on_conflict_do_nothing(index_elements=list(keys))
-
-
-Excluded = Any  # the row an INSERT … ON CONFLICT proposed (`excluded.<column>` in SQL)
-
-
-def upsert(
-    conn: Connection,
-    table: Table,
-    rows: Sequence[Mapping[str, Any]],
-    keys: Sequence[str],
-    update: Callable[[Excluded], Mapping[str, Any]] | None = None,
-    where: Callable[[Excluded], ColumnElement[bool]] | None = None,
-) -> None:
-    """Insert `rows`; a row whose `keys` are already there updates it instead: one INSERT … ON CONFLICT DO UPDATE
-    (see `_upsert_statement`). `update(excluded)` gives the columns to set (default: every column of the row
-    but the keys, as proposed); with `where(excluded)`, only the rows it holds for are updated, the others stay."""
-    if not rows:
-        return
-    statement = _upsert_statement(conn, table)
-    excluded = statement.excluded
-    values = update(excluded) if update else {c: excluded[c] for c in rows[0] if c not in keys}
-    condition = where(excluded) if where else None
-    conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=values, where=condition), rows)
-
-
-def insert_new(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> None:
-    """Insert the `rows` whose `keys` are not there yet; the others stay as they are (ON CONFLICT DO NOTHING)."""
-    if rows:
-        conn.execute(_insert_ignore(conn, table, tuple(keys)), rows)
+def store_identities(conn: Connection, identities: Mapping[IdentityKey, str]) -> None:
+    """Identity keys newly linked to a learner (a key already linked keeps its learner)."""
+    rows = [{"kind": kind, "value": value, "learner_id": lid} for (kind, value), lid in identities.items()]
+    insert_new(conn, t.learner_ids, rows, ("kind", "value"))
 
 
 def awarded_credits(ledger: Ledger) -> int:

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, delete, insert, select
 
 from ledger import tables as t
+from ledger.bulk import upsert
 from ledger.checkpoints import save_checkpoint
-from ledger.store import Ledger, upsert, utcnow
+from ledger.store import Ledger, utcnow
 
 Ends = Mapping[int, int]
 KEYS = ("topic", "kafka_partition")

@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ledger.checkpoints import rewind_checkpoint
-from ledger.dead_letters import resolve_open
-from ledger.store import DeadLetterEntry, Ledger
+from ledger.dead_letters import DeadLetterEntry, resolve_open, upsert_dead_letters
+from ledger.store import Ledger
 from ledger.watermarks import (
     PulledPage,
     Watermark,
@@ -221,7 +221,7 @@ def apply_recovery(ledger: Ledger, assessment: Assessment) -> None:
         forget_pages(conn, [page.page_id for page in assessment.stale_pages])
         for (topic, partition), (produced, reconciled) in assessment.restarted_marks.items():
             set_watermark(conn, topic, partition, produced, reconciled)
-        ledger.write_events(conn, [], {}, [loss.dead_letter() for loss in assessment.losses])
+        upsert_dead_letters(conn, [loss.dead_letter() for loss in assessment.losses])
 
 
 def resolve_findings(ledger: Ledger) -> int:

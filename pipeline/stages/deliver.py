@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.registries.base import Failure, Receipt, Registry
+from ledger.dead_letters import DeadLetterEntry, add_dead_letters
 from ledger.deliveries import DeliveryOutcome, pending_deliveries, record_deliveries
 from ledger.ops import requeue_deliveries, set_dead_letters_resolved
 from ledger.queries import DeliveryKey, delivery_dead_letter_ids, delivery_states, unavailable_deliveries
-from ledger.store import DeadLetterEntry, Ledger, utcnow
+from ledger.store import Ledger, utcnow
 from pipeline import metrics
 from pipeline.stages.board_decisions import late_rejections
 from pipeline.stages.faults import crash_point
@@ -161,5 +162,5 @@ def record_results(ledger: Ledger, registry: str, records: Sequence[Record], res
         )
     record_deliveries(ledger, registry, outcomes)
     if dead:
-        ledger.add_dead_letters(dead)
+        add_dead_letters(ledger, dead)
     return len(outcomes) - len(dead), len(dead)

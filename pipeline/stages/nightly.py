@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ledger.registry_diffs import save_registry_diff
 from ledger.store import Ledger, awarded_credits
 from ledger.watermarks import prune_pages
 from pipeline.catalog import fetch_catalog
@@ -126,7 +127,7 @@ def registry_diff(settings: Settings, registry_name: str, run_id: str) -> dict[s
     registry = next(r for r in build_registries(settings) if r.name == registry_name)
     with Ledger(settings.ledger_url) as ledger:
         diff = diff_and_repair(ledger, registry, registry_config.extra_holdings, registry_config.batch_size)
-        ledger.save_registry_diff(run_id, registry_name, diff.counts(), diff.record_ids())
+        save_registry_diff(ledger, run_id, registry_name, diff.counts(), diff.record_ids())
         return diff.counts()
 
 

@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass
 
 from connectors.sources.base import Page, Rejection, Source
 from ledger.checkpoints import checkpoint
-from ledger.store import DeadLetterEntry, Ledger
+from ledger.dead_letters import DeadLetterEntry, add_dead_letters
+from ledger.store import Ledger
 from ledger.watermarks import record_page
 from pipeline import metrics
 from pipeline.kafka.interface import Message, Producer, publish
@@ -79,7 +80,7 @@ def pull_source(
         ends = publish(producer, ATTENDANCE_TOPIC, messages)
         crash_point("pull.produced")
         if dead:
-            ledger.add_dead_letters(dead)
+            add_dead_letters(ledger, dead)
         record_page(ledger, source.name, cursor, page.next_cursor, ATTENDANCE_TOPIC, ends)
         cursor = page.next_cursor or cursor
         crash_point("pull.cursor_saved")

@@ -3,6 +3,7 @@ deliveries, dead letters) in one transaction per batch; offsets are committed af
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -14,9 +15,10 @@ from connectors.registries.base import Registry
 from connectors.sources.base import RecordError
 from connectors.sources.event_check import check_event
 from connectors.sources.fields import text
+from ledger.batch_checkpoint import BatchCheckpoint
+from ledger.dead_letters import DeadLetterEntry
 from ledger.evidence import event_cache, pair_evidence, stored_pairs
-from ledger.store import DeadLetterEntry, Ledger, StoredEvent, utcnow
-from ledger.watermarks import record_reconciled
+from ledger.store import Ledger, StoredEvent, utcnow
 from pipeline import metrics
 from pipeline.kafka.interface import Consumed, Consumer
 from pipeline.kafka.topics import ATTENDANCE_TOPIC
@@ -164,6 +166,11 @@ def _learn(profiles: dict[str, dict[str, Any]], resolved: Sequence[ResolvedEvent
     return {learner_id for learner_id, facts in before.items() if LearnerFacts.of(profiles.get(learner_id)) != facts}
 
 
+def _crash_point(step: str) -> None:
+    """The checkpoint's steps as the fault suite names them: intake.before_commit, .committed, .offsets_committed."""
+    crash_point(f"intake.{step}")
+
+
 def _settled_ids(holds: Sequence[Hold]) -> list[str]:
     """Dead letters of holds that no longer apply (a dead letter's id does not depend on its text or bytes)."""
     return [
@@ -182,8 +189,10 @@ def reconcile_messages(
     *,
     professions: ProfessionMap,
     redecide: Collection[Pair] = (),
+    commit_offsets: Callable[[], None] | None = None,
 ) -> IntakeStats:
-    """Reconcile one batch of consumed messages into the ledger, in one transaction.
+    """Reconcile one batch of consumed messages into the ledger, in one transaction (a `BatchCheckpoint`);
+    `commit_offsets` (see `offsets_of`) runs once that transaction has committed.
 
     The new events are stored first; then every (learner, activity) they touch is re-decided from all its
     stored evidence, as are all pairs of a learner whose profession, board id or dob changed, since credit
@@ -202,8 +211,11 @@ def reconcile_messages(
         for r in resolved
     ]
     now = utcnow()
-    with ledger.transaction() as conn:
-        ledger.write_events(conn, stored, identities.added, dead)
+    with BatchCheckpoint(ledger, commit_offsets, on_step=_crash_point) as checkpoint:
+        conn = checkpoint.conn
+        checkpoint.store_events(stored)
+        checkpoint.store_identities(identities.added)
+        checkpoint.add_dead_letters(dead)
         cache = event_cache(ledger)
         cache.remember(stored)
         touched = {(r.learner_id, r.activity_id) for r in resolved if r.learner_id and r.activity_id}
@@ -234,15 +246,14 @@ def reconcile_messages(
             for registry in registries
             if registry.accepts(record)
         ]
-        ledger.write_events(conn, [], {}, held)  # only dead letters: the held-back credits'
-        ledger.resolve_dead_letters(conn, _settled_ids(outcome.settled))
-        ledger.write_credits(conn, {lid: profiles[lid] for lid in learner_ids if lid in profiles}, credits, deliveries)
+        checkpoint.add_dead_letters(held)  # the held-back credits'
+        checkpoint.resolve_dead_letters(_settled_ids(outcome.settled))
+        checkpoint.store_credits({lid: profiles[lid] for lid in learner_ids if lid in profiles}, credits, deliveries)
         reconciled: dict[int, int] = {}
         for message in messages:
             reconciled[message.partition] = max(reconciled.get(message.partition, 0), message.offset + 1)
-        record_reconciled(conn, ATTENDANCE_TOPIC, reconciled)
-        crash_point("intake.before_commit")
-    # Counted once the transaction has committed: a batch rolled back and consumed again counts once.
+        checkpoint.record_reconciled(ATTENDANCE_TOPIC, reconciled)
+    # Counted once the checkpoint has committed: a batch rolled back and consumed again counts once.
     metrics.RECONCILE_BATCH_SECONDS.observe(time.perf_counter() - started)
     metrics.count_reconciled(
         len(resolved), len(decoded) - len(fresh), len(dead), ((s.credit_type, s.status) for s in outcome.versions)
@@ -256,6 +267,11 @@ def reconcile_messages(
         held_back=len(held),
         credit_versions=len(outcome.versions),
     )
+
+
+def offsets_of(consumer: Consumer, batch: Sequence[Consumed]) -> Callable[[], None]:
+    """The commit of `batch`'s offsets, for the batch's checkpoint to run once the ledger holds the batch."""
+    return functools.partial(consumer.commit, batch)
 
 
 def redecide_unknown_professions(
@@ -281,10 +297,15 @@ def reconcile_topic(
 ) -> IntakeStats:
     total = redecide_unknown_professions(codec, ledger, catalog, registries, professions)
     for batch in consumer.batches():
-        stats = reconcile_messages(batch, codec, ledger, catalog, registries, professions=professions)
-        crash_point("intake.committed")
-        consumer.commit(batch)
-        crash_point("intake.offsets_committed")
+        stats = reconcile_messages(
+            batch,
+            codec,
+            ledger,
+            catalog,
+            registries,
+            professions=professions,
+            commit_offsets=offsets_of(consumer, batch),
+        )
         for field in vars(total):
             setattr(total, field, getattr(total, field) + getattr(stats, field))
         if on_batch:

@@ -36,7 +36,7 @@ from pipeline.kafka.io import make_consumer
 from pipeline.kafka.topics import ATTENDANCE_TOPIC
 from pipeline.reports.metrics_export import refresh_from_ledger
 from pipeline.stages import nightly
-from pipeline.stages.reconcile import IntakeStats, reconcile_messages, redecide_unknown_professions
+from pipeline.stages.reconcile import IntakeStats, offsets_of, reconcile_messages, redecide_unknown_professions
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +172,14 @@ def run_stream(
                 try:
                     for batch in consumer.batches():
                         intake = reconcile_messages(
-                            batch, codec, ledger, catalog, registries, professions=professions
+                            batch,
+                            codec,
+                            ledger,
+                            catalog,
+                            registries,
+                            professions=professions,
+                            commit_offsets=offsets_of(consumer, batch),
                         )
-                        consumer.commit(batch)
                         metrics.set_consumer_lag(ATTENDANCE_TOPIC, consumer.lag_by_partition())
                         stats.add_intake(intake)
                         pump.wake()

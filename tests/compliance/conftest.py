@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger.store import Ledger, utcnow
+from ledger.credits import store_credits
+from ledger.store import Ledger, store_identities, utcnow
 from pipeline.config import PROFILES_DIR, SAMPLE_DIR, Settings
 from pipeline.stages.reconcile import credit_record
 from reconcile.credit_rules import CreditDecision
@@ -63,7 +64,7 @@ class World:
             state = merge(current, decision, learner_id, activity_id, credit_type)
             assert state is not None, "the test asked for a version that changes nothing"
             record = credit_record(state, f"Title of {activity_id}", {}, utcnow())
-            self.ledger.write_credits(conn, {}, [(state, record)], [])
+            store_credits(conn, {}, [(state, record)], [])
         return state
 
 
@@ -81,7 +82,7 @@ def world(ledger_url: str, tmp_path: Path) -> Iterator[World]:
     learner_a = new_learner_id([(NPI, NPI_A)])
     learner_b = new_learner_id([(EMAIL, EMAIL_B)])
     with ledger.transaction() as conn:
-        ledger.write_events(conn, [], {(NPI, NPI_A): learner_a, (EMAIL, EMAIL_B): learner_b}, [])
+        store_identities(conn, {(NPI, NPI_A): learner_a, (EMAIL, EMAIL_B): learner_b})
     world = World(ledger, ledger_url, tmp_path, learner_a, learner_b)
     world.roster_path.write_text(ROSTER)
     world.config_path.write_text(

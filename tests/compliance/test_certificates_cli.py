@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from ledger.credits import store_credits
 from pipeline.config import SAMPLE_DIR
 from reconcile.catalog import Catalog, parse_catalog
 from tests import in_process
@@ -37,7 +38,7 @@ def pdf_text(path: Path) -> str:
 def named(world: World) -> None:
     """The learner's name in the ledger's profile, as the reconcile stage stores it."""
     with world.ledger.transaction() as conn:
-        world.ledger.write_credits(conn, {world.learner_a: NAME}, [], [])
+        store_credits(conn, {world.learner_a: NAME}, [], [])
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from ledger.runs import finish_run, start_run
-from ledger.store import utcnow
+from ledger.store import store_identities, utcnow
 from pipeline.reports.run_report import (
     COMPLIANCE_TITLE,
     build_run_report,
@@ -121,7 +121,7 @@ def test_given_a_profile_option_when_transcribed_then_that_profile_is_evaluated_
 def test_given_a_learner_off_the_roster_when_transcribed_then_profile_and_expiry_must_be_given(world: World) -> None:
     learner_d = new_learner_id([(NPI, "1639204852")])
     with world.ledger.transaction() as conn:
-        world.ledger.write_events(conn, [], {(NPI, "1639204852"): learner_d}, [])
+        store_identities(conn, {(NPI, "1639204852"): learner_d})
     world.credit(learner_d, "ACT-001", "1.50", date(2026, 11, 1))
     inputs = load_inputs(world.settings())
 
@@ -137,7 +137,7 @@ def test_given_a_learner_known_by_licence_only_when_named_by_state_and_number_th
     licence = {"number": "L-555", "state": "TX", "profession": "DO"}
     learner_e = new_learner_id([(LICENCE, licence_key(licence))])
     with world.ledger.transaction() as conn:
-        world.ledger.write_events(conn, [], {(LICENCE, licence_key(licence)): learner_e}, [])
+        store_identities(conn, {(LICENCE, licence_key(licence)): learner_e})
     world.credit(learner_e, "ACT-006", "4.00", date(2026, 10, 1))
 
     result = learner_transcripts(

@@ -13,8 +13,10 @@ from sqlalchemy import select
 
 from ledger import tables as t
 from ledger.checkpoints import save_checkpoint
+from ledger.dead_letters import DeadLetterEntry, add_dead_letters
 from ledger.notices import record_notices, sent_notices
-from ledger.store import DeadLetterEntry, Ledger
+from ledger.registry_diffs import save_registry_diff
+from ledger.store import Ledger
 from ledger.watermarks import Watermark, record_produced, record_reconciled, set_watermark, watermarks
 
 pytestmark = pytest.mark.dialect
@@ -39,8 +41,8 @@ def test_given_writers_racing_on_one_key_when_they_write_then_every_write_lands_
     with Ledger(ledger_url) as ledger:
         ledger.migrate()
         all_at_once(lambda n: save_checkpoint(ledger, "lms-xapi", f"cursor-{n}"))
-        all_at_once(lambda n: ledger.add_dead_letters([entry]))
-        all_at_once(lambda n: ledger.save_registry_diff("run-1", "ama-pra", {"drift": n}, {"missing": [f"r-{n}"]}))
+        all_at_once(lambda n: add_dead_letters(ledger, [entry]))
+        all_at_once(lambda n: save_registry_diff(ledger, "run-1", "ama-pra", {"drift": n}, {"missing": [f"r-{n}"]}))
         with ledger.engine.connect() as conn:
             cursors = conn.execute(select(t.checkpoints.c.cursor)).scalars().all()
             attempts = conn.execute(select(t.dead_letters.c.attempts)).scalars().all()

@@ -11,8 +11,10 @@ import pytest
 from sqlalchemy import insert, update
 
 from ledger import tables as t
+from ledger.dead_letters import DeadLetterEntry, add_dead_letters
+from ledger.registry_diffs import save_registry_diff
 from ledger.runs import finish_run, start_run
-from ledger.store import DeadLetterEntry, Ledger, StoredEvent, utcnow
+from ledger.store import Ledger, StoredEvent, store_events, utcnow
 from pipeline.reports.run_report import (
     REGISTRY_DIFF_TITLE,
     build_run_report,
@@ -52,14 +54,14 @@ def delivery(ledger: Ledger, record_id: str, registry: str, state: str) -> None:
 def a_night(ledger: Ledger, run_id: str = "run-1") -> None:
     """A run that took 3 events from two sources, rejected 3 records and delivered to two registries; plus a
     dead letter from before the run, which its report must not count."""
-    ledger.add_dead_letters([dead("normalise", "lms-xapi", "statement:old", "SCHEMA_INVALID")])
+    add_dead_letters(ledger, [dead("normalise", "lms-xapi", "statement:old", "SCHEMA_INVALID")])
     with ledger.transaction() as conn:
         earlier = utcnow() - timedelta(days=1)
         conn.execute(update(t.dead_letters).values(first_seen=earlier, last_seen=earlier))
     start_run(ledger, run_id, "nightly")
     with ledger.transaction() as conn:
-        ledger.write_events(conn, [event("lms-xapi", "a"), event("lms-xapi", "b"), event("csv-drop", "c")], {}, [])
-    ledger.add_dead_letters(
+        store_events(conn, [event("lms-xapi", "a"), event("lms-xapi", "b"), event("csv-drop", "c")])
+    add_dead_letters(ledger,
         [
             dead("normalise", "lms-xapi", "statement:1", "SCHEMA_INVALID"),
             dead("reconcile", "csv-drop", "file.csv:4", "UNKNOWN_ACTIVITY"),
@@ -116,8 +118,8 @@ def test_given_a_stored_registry_diff_when_reported_then_it_fills_the_registry_d
     a_night(ledger)
     without = render_markdown(build_run_report(ledger, "run-1", "Nightly"))
     counts = {"expected": 9, "drift": 3, "missing": 2, "stale": 1, "repaired": 3, "repair_failed": 0}
-    ledger.save_registry_diff("run-1", "ama-pra", counts, {"missing": ["r1", "r2"], "stale": ["r3"]})
-    ledger.save_registry_diff("run-1", "ancc", {"expected": 4, "drift": 0}, {})
+    save_registry_diff(ledger, "run-1", "ama-pra", counts, {"missing": ["r1", "r2"], "stale": ["r3"]})
+    save_registry_diff(ledger, "run-1", "ancc", {"expected": 4, "drift": 0}, {})
 
     with_diff = render_markdown(build_run_report(ledger, "run-1", "Nightly"))
 
@@ -134,7 +136,7 @@ def test_given_an_unavailable_registry_when_reported_then_its_row_says_so_instea
     ledger: Ledger,
 ) -> None:
     a_night(ledger)
-    ledger.save_registry_diff("run-1", "ama-pra", {"expected": 0, "drift": 0, "unavailable": 1}, {})
+    save_registry_diff(ledger, "run-1", "ama-pra", {"expected": 0, "drift": 0, "unavailable": 1}, {})
 
     markdown = render_markdown(build_run_report(ledger, "run-1", "Nightly"))
 
@@ -162,7 +164,7 @@ def test_given_a_night_with_a_failed_delivery_when_reported_later_then_the_headl
     ledger: Ledger,
 ) -> None:
     a_night(ledger)  # one ancc delivery failed in the run's window
-    ledger.save_registry_diff("run-1", "ama-pra", {"expected": 1, "drift": 0, "unavailable": 1}, {})
+    save_registry_diff(ledger, "run-1", "ama-pra", {"expected": 1, "drift": 0, "unavailable": 1}, {})
 
     report = build_run_report(ledger, "run-1", "Nightly")
     markdown, page = render_markdown(report), render_html(report)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
+from ledger.registry_diffs import save_registry_diff
 from ledger.store import Ledger
 from pipeline.reports.run_report import build_run_report, compliance_table, render_html
 from pipeline.reports.transcript import AtRisk, ComplianceSummary, LearnerTranscripts, LicenceTranscript
@@ -86,8 +87,8 @@ def test_given_an_unavailable_registry_and_an_overdue_learner_when_the_report_is
 ) -> None:
     a_night(ledger)
     counts = {"expected": 9, "drift": 3, "missing": 2, "stale": 1, "repaired": 3, "repair_failed": 0}
-    ledger.save_registry_diff("run-1", "ama-pra", counts, {"missing": ["r1", "r2"], "stale": ["r3"]})
-    ledger.save_registry_diff("run-1", "ancc", {"expected": 0, "drift": 0, "unavailable": 1}, {})
+    save_registry_diff(ledger, "run-1", "ama-pra", counts, {"missing": ["r1", "r2"], "stale": ["r3"]})
+    save_registry_diff(ledger, "run-1", "ancc", {"expected": 0, "drift": 0, "unavailable": 1}, {})
     overdue, at_risk = licence(2, "E-1", date(2026, 11, 30)), licence(3, "E-2", date(2027, 1, 31))
     summary = ComplianceSummary(
         AS_OF,

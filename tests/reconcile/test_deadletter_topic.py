@@ -14,7 +14,8 @@ import pytest
 
 from connectors.schema_registry import SchemaRegistryClient
 from deploy.sandbox.schema_registry import SchemaRegistrySandbox
-from ledger.store import DeadLetterEntry, Ledger
+from ledger.dead_letters import DeadLetterEntry, add_dead_letters
+from ledger.store import Ledger
 from pipeline.config import Settings
 from pipeline.kafka.io import make_consumer, make_producer
 from pipeline.kafka.topics import DEADLETTER_TOPIC
@@ -36,7 +37,7 @@ ENTRY = DeadLetterEntry(
 def ledger(ledger_url: str) -> Iterator[Ledger]:
     with Ledger(ledger_url) as ledger:
         ledger.migrate()
-        ledger.add_dead_letters([ENTRY])
+        add_dead_letters(ledger, [ENTRY])
         yield ledger
 
 

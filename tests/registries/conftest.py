@@ -22,6 +22,7 @@ from connectors.registries.employer_hr import CsvExport, EmployerHrRegistry, Hma
 from deploy.sandbox.ama_registry import AmaPraRegistry as AmaSandbox
 from deploy.sandbox.cebroker import CeBroker
 from deploy.sandbox.hr_endpoint import HrEndpoint
+from ledger.credits import store_credits
 from ledger.store import Ledger
 from reconcile.merge import CreditState
 
@@ -117,7 +118,7 @@ class Credits:
         ]
         routed = [(r["record_id"], r["version"], reg.name) for r in records for reg in registries if reg.accepts(r)]
         with ledger.transaction() as conn:
-            ledger.write_credits(conn, {}, states, routed)
+            store_credits(conn, {}, states, routed)
 
 
 @pytest.fixture

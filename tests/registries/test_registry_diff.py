@@ -22,6 +22,7 @@ from deploy.sandbox.cebroker import CeBroker
 from deploy.sandbox.hr_endpoint import HrEndpoint
 from ledger import tables as t
 from ledger.holdings import beside_expectations
+from ledger.registry_diffs import save_registry_diff
 from ledger.store import Expectation, Ledger
 from pipeline.stages.deliver import deliver_pending
 from pipeline.stages.registry_diff import compare, diff_and_repair
@@ -254,8 +255,8 @@ def test_given_a_diff_report_when_saved_with_the_run_then_counts_and_ids_are_sto
     harness.remove(delivered.removed)
     diff = diff_and_repair(ledger, harness.registry, "report")
 
-    ledger.save_registry_diff("run-1", harness.registry.name, diff.counts(), diff.record_ids())
-    ledger.save_registry_diff("run-1", harness.registry.name, diff.counts(), diff.record_ids())
+    save_registry_diff(ledger, "run-1", harness.registry.name, diff.counts(), diff.record_ids())
+    save_registry_diff(ledger, "run-1", harness.registry.name, diff.counts(), diff.record_ids())
 
     with ledger.engine.connect() as conn:
         [row] = conn.execute(select(t.registry_diffs)).mappings()
