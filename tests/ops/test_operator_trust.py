@@ -232,9 +232,13 @@ def test_given_no_prefect_api_when_serving_then_it_refuses_and_takes_config_and_
 
 
 def test_given_the_demo_at_debug_when_run_twice_then_ops_commands_see_it_and_the_second_night_sends_nothing(
-    tmp_path: Path,
+    tmp_path: Path, prefect_harness: None
 ) -> None:
-    # No PREFECT_API_URL: Prefect's temporary server, which our DEBUG level must not reach.
+    from prefect.settings import PREFECT_API_URL
+
+    # No PREFECT_API_URL: Prefect's temporary server, which our DEBUG level must not reach. The nights after it
+    # assert only on the ledger, so they use the session's server rather than start a temporary one each (~10 s).
+    harness = str(PREFECT_API_URL.value())
     first = cmesync(tmp_path, "run", "--embedded", "--log-level", "DEBUG", "--json")
 
     assert first.returncode == 0, first.stderr[-3000:]
@@ -249,14 +253,14 @@ def test_given_the_demo_at_debug_when_run_twice_then_ops_commands_see_it_and_the
     assert status.returncode == 0, status.stderr
     assert [r["counts"]["delivered"] for r in status.json()["runs"]] == [counts["delivered"]]
 
-    second = cmesync(tmp_path, "run", "--embedded", "--json")
+    second = cmesync(tmp_path, "run", "--embedded", "--json", PREFECT_API_URL=harness)
 
     assert second.returncode == 0, second.stderr[-3000:]
     again = second.json()
     assert (again["records_read"], again["credit_versions"], again["delivered"]) == (0, 0, 0)
     assert (again["registry_drift"], again["registry_repaired"]) == (0, 0)
     assert len(cmesync(tmp_path, "status", "--json").json()["runs"]) == 2
-    fresh = cmesync(tmp_path, "run", "--embedded", "--fresh", "--json")
+    fresh = cmesync(tmp_path, "run", "--embedded", "--fresh", "--json", PREFECT_API_URL=harness)
     assert fresh.returncode == 0 and fresh.json()["delivered"] == counts["delivered"]
 
 
