@@ -97,7 +97,12 @@ class World:
         self.write_config()
 
     def write_config(
-        self, *, ledger_url: str | None = None, max_attempts: int = 6, provider_pagination: str = "cursor"
+        self,
+        *,
+        ledger_url: str | None = None,
+        max_attempts: int = 6,
+        retry_backoff_s: float = 0.2,
+        provider_pagination: str = "cursor",
     ) -> None:
         s = self.stack
         values = {
@@ -114,6 +119,7 @@ class World:
             "cebroker": s.cebroker.url,
             "hr": s.hr.url,
             "max_attempts": str(max_attempts),
+            "retry_backoff_s": str(retry_backoff_s),
         }
         text = TEMPLATE.read_text(encoding="utf-8")
         for key, value in values.items():
