@@ -68,6 +68,15 @@ class Wiring:
     registry_observer: Callable[[str], HttpObserver | None]
 
 
+RETRY_BACKOFF = "First wait between HTTP attempts, doubling up to 10 s, plus as much jitter; Retry-After wins."
+
+
+def retry_policy(max_attempts: int, backoff_s: float) -> RetryPolicy:
+    """The shared retry policy with this connector's attempts and first backoff (the jitter scales with it, as in
+    RetryPolicy's defaults, so a short backoff is not drowned in 0.2 s of jitter)."""
+    return RetryPolicy(max_attempts=max_attempts, initial_backoff_s=backoff_s, jitter_s=backoff_s)
+
+
 class HttpTlsConfig(BaseModel):
     """How an HTTPS connector trusts its endpoint, and the client certificate it shows when asked."""
 
@@ -103,6 +112,7 @@ class SourceBaseConfig(HttpTlsConfig):
     base_url: str = Field("", description="Empty = the embedded sandbox.")
     page_size: int = Field(100, ge=1, le=500)
     max_attempts: int = Field(6, ge=1, le=20, description="HTTP attempts per request before the pull fails.")
+    retry_backoff_s: float = Field(0.2, gt=0, le=10, description=RETRY_BACKOFF)
     token: str = ""
     token_env: str | None = None
 
@@ -111,7 +121,7 @@ class SourceBaseConfig(HttpTlsConfig):
 
     def client(self, bearer: str | None = None, **kwargs: Any) -> HttpClient:
         headers = {"Authorization": f"Bearer {bearer}"} if bearer else None
-        retry = RetryPolicy(max_attempts=self.max_attempts)
+        retry = retry_policy(self.max_attempts, self.retry_backoff_s)
         return HttpClient(self.base_url, retry=retry, headers=headers, tls=self.tls_settings(), **kwargs)
 
     @abstractmethod
@@ -129,6 +139,7 @@ class RegistryBaseConfig(HttpTlsConfig):
     page_size: int = Field(200, ge=1, le=500, description="Holdings per page read by the nightly diff.")
     rate_limit_per_s: float | None = Field(None, gt=0, description="Most requests per second; none = unlimited.")
     max_attempts: int = Field(6, ge=1, le=20, description="HTTP attempts per call before REGISTRY_UNAVAILABLE.")
+    retry_backoff_s: float = Field(0.2, gt=0, le=10, description=RETRY_BACKOFF)
     extra_holdings: Literal["report", "revoke"] = "report"
     retry_delays: list[Delay] | None = Field(
         None, description="Automatic re-deliveries after REGISTRY_UNAVAILABLE; none = the global retry_delays."
@@ -136,7 +147,7 @@ class RegistryBaseConfig(HttpTlsConfig):
 
     def client(self, wiring: Wiring, **kwargs: Any) -> HttpClient:
         limit = RateLimiter(self.rate_limit_per_s) if self.rate_limit_per_s else None
-        retry = RetryPolicy(max_attempts=self.max_attempts)
+        retry = retry_policy(self.max_attempts, self.retry_backoff_s)
         return HttpClient(
             self.base_url,
             retry=retry,

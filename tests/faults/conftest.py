@@ -1,6 +1,7 @@
-"""The fault suite's world: the real `cmesync run` in a subprocess, against an embedded Tansu broker this test
-owns (so it can pause it), the sandboxes started in this process, and the ledger on SQLite and PostgreSQL;
-Prefect is the session's test server, so a run costs its work, not a server start.
+"""The fault suite's world: the real `cmesync run` (in a subprocess where it is killed at a crash point or runs
+alongside the test, else in this process), against an embedded Tansu broker this test owns (so it can pause it),
+the sandboxes started in this process, and the ledger on SQLite and PostgreSQL; Prefect is the session's test
+server, so a run costs its work, not a server start.
 
 Every scenario ends with `settle()`: the run's final state, checked for internal consistency (registries ==
 cme.credits.v1 latest per key == ledger, nothing unpublished or undelivered, no credit held twice anywhere), then
@@ -32,6 +33,7 @@ from deploy.sandbox.stack import DEFAULT_CSV_DROPS, DEFAULT_STATEMENTS, SandboxS
 from ledger import tables as t
 from ledger.store import Ledger
 from pipeline.config import Settings
+from tests import in_process
 from tests.final_state import (
     ama_active,
     cebroker_active,
@@ -95,7 +97,12 @@ class World:
         self.write_config()
 
     def write_config(
-        self, *, ledger_url: str | None = None, max_attempts: int = 6, provider_pagination: str = "cursor"
+        self,
+        *,
+        ledger_url: str | None = None,
+        max_attempts: int = 6,
+        retry_backoff_s: float = 0.2,
+        provider_pagination: str = "cursor",
     ) -> None:
         s = self.stack
         values = {
@@ -112,6 +119,7 @@ class World:
             "cebroker": s.cebroker.url,
             "hr": s.hr.url,
             "max_attempts": str(max_attempts),
+            "retry_backoff_s": str(retry_backoff_s),
         }
         text = TEMPLATE.read_text(encoding="utf-8")
         for key, value in values.items():
@@ -148,7 +156,12 @@ class World:
         return RunResult(process.returncode, stdout, stderr)
 
     def run(self, crash_at: str | None = None, timeout_s: float = 300) -> RunResult:
-        return self.finish(self.start(crash_at), timeout_s)
+        """`cmesync run`: in a process of its own when it is to be SIGKILLed at `crash_at`, else in this process
+        (tests/in_process.py), which spares the ~2-3 s of starting Python and importing Prefect per run."""
+        if crash_at:
+            return self.finish(self.start(crash_at), timeout_s)
+        done = in_process.cmesync("run", "--config", str(self.config_path), "--json", cwd=REPO, env=self.env(None))
+        return RunResult(done.returncode, done.stdout, done.stderr)
 
     def settle(self) -> Outcome:
         """Check the final state for consistency and return the part to compare with the reference."""

@@ -16,6 +16,7 @@ import pytest
 
 from deploy.sandbox.base import Faults
 from pipeline.config import SAMPLE_DIR
+from tests import in_process
 from tests.ops.conftest import CMESYNC, REPO, CliResult, Ops
 
 pytestmark = pytest.mark.integration
@@ -43,6 +44,13 @@ def cmesync(tmp_path: Path, *args: str, timeout_s: float = 300, **env: str) -> C
         text=True,
         timeout=timeout_s,
     )
+    return CliResult(tuple(args), done.returncode, done.stdout, done.stderr)
+
+
+def cmesync_in_process(tmp_path: Path, *args: str, **env: str) -> CliResult:
+    """`cmesync ARGS` in this process (tests/in_process.py) with an operator's fresh environment: for the commands
+    that never reach Prefect, which need no process of their own (~3 s each of starting one)."""
+    done = in_process.cmesync(*args, cwd=tmp_path, env=plain_env(tmp_path, **env))
     return CliResult(tuple(args), done.returncode, done.stdout, done.stderr)
 
 
@@ -117,7 +125,7 @@ def test_given_typos_in_connector_tables_when_checking_the_config_then_each_is_n
     config = tmp_path / "typos.toml"
     config.write_text(TYPOS, encoding="utf-8")
 
-    checked = cmesync(tmp_path, "config", "check", "--config", str(config))
+    checked = cmesync_in_process(tmp_path, "config", "check", "--config", str(config))
 
     assert checked.returncode == 2
     line = one_line(checked)
@@ -128,7 +136,7 @@ def test_given_typos_in_connector_tables_when_checking_the_config_then_each_is_n
 
 
 def test_given_cmesync_config_naming_a_missing_file_when_checking_then_exit_code_2(tmp_path: Path) -> None:
-    checked = cmesync(tmp_path, "config", "check", CMESYNC_CONFIG=str(tmp_path / "no-such.toml"))
+    checked = cmesync_in_process(tmp_path, "config", "check", CMESYNC_CONFIG=str(tmp_path / "no-such.toml"))
 
     assert checked.returncode == 2
     assert "no-such.toml" in one_line(checked) and ": valid" not in checked.stderr
@@ -178,7 +186,7 @@ LEDGER_COMMANDS = [("status",), ("deadletters", "list"), ("replay", "--dry-run")
 def test_given_a_ledger_problem_when_an_ops_command_runs_then_one_masked_line_and_its_exit_code(
     tmp_path: Path, command: tuple[str, ...], url: str, code: int, says: str
 ) -> None:
-    result = cmesync(tmp_path, *command, CMESYNC_LEDGER_URL=url)
+    result = cmesync_in_process(tmp_path, *command, CMESYNC_LEDGER_URL=url)
 
     assert result.returncode == code, result.stderr
     line = one_line(result)
@@ -189,7 +197,7 @@ def test_given_a_ledger_problem_when_an_ops_command_runs_then_one_masked_line_an
 
 
 def test_given_an_unreachable_broker_when_asking_status_then_it_says_it_waits_and_exits_1(tmp_path: Path) -> None:
-    status = cmesync(tmp_path, "status", CMESYNC_KAFKA_BOOTSTRAP="127.0.0.1:1")
+    status = cmesync_in_process(tmp_path, "status", CMESYNC_KAFKA_BOOTSTRAP="127.0.0.1:1")
 
     assert status.returncode == 1, status.stderr
     assert "waiting for the broker at 127.0.0.1:1 (up to 10 s)" in status.stderr
@@ -212,8 +220,8 @@ def test_given_a_closed_stdout_when_a_command_prints_then_it_ends_quietly(
 
 
 def test_given_version_and_conflicting_flags_when_asked_then_version_and_exit_code_2(tmp_path: Path) -> None:
-    shown = cmesync(tmp_path, "--version")
-    conflicting = cmesync(tmp_path, "transcript", "nobody", "--json", "--format", "csv")
+    shown = cmesync_in_process(tmp_path, "--version")
+    conflicting = cmesync_in_process(tmp_path, "transcript", "nobody", "--json", "--format", "csv")
 
     assert shown.returncode == 0 and shown.stdout.strip() == f"cmesync {version('cme-credit-sync')}"
     assert conflicting.returncode == 2 and "--json with --format csv" in conflicting.stderr
@@ -232,9 +240,13 @@ def test_given_no_prefect_api_when_serving_then_it_refuses_and_takes_config_and_
 
 
 def test_given_the_demo_at_debug_when_run_twice_then_ops_commands_see_it_and_the_second_night_sends_nothing(
-    tmp_path: Path,
+    tmp_path: Path, prefect_harness: None
 ) -> None:
-    # No PREFECT_API_URL: Prefect's temporary server, which our DEBUG level must not reach.
+    from prefect.settings import PREFECT_API_URL
+
+    # No PREFECT_API_URL: Prefect's temporary server, which our DEBUG level must not reach. The nights after it
+    # assert only on the ledger, so they use the session's server rather than start a temporary one each (~10 s).
+    harness = str(PREFECT_API_URL.value())
     first = cmesync(tmp_path, "run", "--embedded", "--log-level", "DEBUG", "--json")
 
     assert first.returncode == 0, first.stderr[-3000:]
@@ -249,14 +261,14 @@ def test_given_the_demo_at_debug_when_run_twice_then_ops_commands_see_it_and_the
     assert status.returncode == 0, status.stderr
     assert [r["counts"]["delivered"] for r in status.json()["runs"]] == [counts["delivered"]]
 
-    second = cmesync(tmp_path, "run", "--embedded", "--json")
+    second = cmesync(tmp_path, "run", "--embedded", "--json", PREFECT_API_URL=harness)
 
     assert second.returncode == 0, second.stderr[-3000:]
     again = second.json()
     assert (again["records_read"], again["credit_versions"], again["delivered"]) == (0, 0, 0)
     assert (again["registry_drift"], again["registry_repaired"]) == (0, 0)
     assert len(cmesync(tmp_path, "status", "--json").json()["runs"]) == 2
-    fresh = cmesync(tmp_path, "run", "--embedded", "--fresh", "--json")
+    fresh = cmesync(tmp_path, "run", "--embedded", "--fresh", "--json", PREFECT_API_URL=harness)
     assert fresh.returncode == 0 and fresh.json()["delivered"] == counts["delivered"]
 
 

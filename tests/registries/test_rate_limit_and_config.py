@@ -93,6 +93,7 @@ base_url = "http://ama.invalid"
 token = "t"
 rate_limit_per_s = 4
 max_attempts = 2
+retry_backoff_s = 0.05
 page_size = 50
 
 [[registries]]
@@ -123,6 +124,8 @@ extra_holdings = "revoke"
     )
     assert ama.client.rate_limit is not None and ama.client.rate_limit.interval == 0.25
     assert (ama.client.retry.max_attempts, ama.page_size) == (2, 50)
+    assert ama.client.retry == RetryPolicy(max_attempts=2, initial_backoff_s=0.05, jitter_s=0.05)
+    assert board.client.retry == RetryPolicy(), "an unset retry_backoff_s keeps the shared policy's defaults"
     assert ama.client.headers == {"Authorization": "Bearer t"}
     assert board.client.rate_limit is None and board.client.headers == {}
     assert (board.envelope.parent_provider, board.envelope.provider, board.envelope.upload_key) == ("50-7", "50-8", "k")
