@@ -133,7 +133,7 @@ class InMemoryLedger:
     pairs_of_learner: dict[str, set[Pair]] = field(default_factory=lambda: defaultdict(set))
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     current: dict[str, CreditState] = field(default_factory=dict)
-    versions: list[CreditState] = field(default_factory=list)
+    decided: list[tuple[Any, ...]] = field(default_factory=list)  # for the digest: tuples the collector skips
     rejected: Counter[str] = field(default_factory=Counter)
     held: Counter[str] = field(default_factory=Counter)
 
@@ -173,14 +173,15 @@ class InMemoryLedger:
         )
         for state in outcome.versions:
             self.current[state.record_id] = state
-        self.versions += outcome.versions
+        self.decided += [
+            (s.record_id, s.version, str(s.status), str(s.amount), s.completed_on, s.evidence) for s in outcome.versions
+        ]
         self.held.update(h.reason_code for h in outcome.held)
 
     def digest(self) -> str:
         """What the core decided, as one hash: a speed-up that changes it changed a decision."""
         sha = hashlib.sha256()
-        for s in sorted(self.versions, key=lambda s: (s.record_id, s.version)):
-            decided = (s.record_id, s.version, str(s.status), str(s.amount), s.completed_on, s.evidence)
+        for decided in sorted(self.decided):  # (record id, version) first, unique
             sha.update(repr(decided).encode())
         for counts in (self.rejected, self.held):
             sha.update(repr(sorted((str(code), n) for code, n in counts.items())).encode())
@@ -214,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"reconcile/ alone: {len(events):,} events in batches of {args.batch} in {seconds:.2f} s "
         f"= {len(events) / seconds:,.0f} events/s "
-        f"({len(ledger.versions):,} credit versions, {ledger.rejected.total():,} rejected, "
+        f"({len(ledger.decided):,} credit versions, {ledger.rejected.total():,} rejected, "
         f"{ledger.held.total():,} held, {len(ledger.profiles):,} learners)"
     )
     per_event = cpu_seconds / len(events) * 1e6
