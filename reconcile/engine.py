@@ -143,13 +143,20 @@ def pair_profession(
     Codes the mapping does not know are passed over for a known one, then for the learner's profile (a code
     nobody can read says nothing about eligibility); with no known code at all, the latest reported one, for
     the hold to name."""
-    reports = sorted(
-        ((e["occurred_at"], event_key(e), p) for e in events if (p := reported_profession(e.get("learner") or {}))),
-        reverse=True,
-    )
-    codes = [p for _, _, p in reports] + ([learner.profession] if learner.profession else [])
-    known = [code for code in codes if professions.profession_of(code) is not None]
-    return (known or codes or [None])[0]
+    latest_known: tuple[Any, str, str] | None = None  # (occurred_at, event key, code): later is larger
+    latest: tuple[Any, str, str] | None = None
+    for e in events:  # the latest report, not a sort of them all: this runs for every decided pair
+        if code := reported_profession(e.get("learner") or {}):
+            report = (e["occurred_at"], event_key(e), code)
+            if latest is None or report > latest:
+                latest = report
+            if professions.profession_of(code) is not None and (latest_known is None or report > latest_known):
+                latest_known = report
+    if latest_known is not None:
+        return latest_known[2]
+    if learner.profession and professions.profession_of(learner.profession) is not None:
+        return learner.profession
+    return latest[2] if latest is not None else learner.profession or None
 
 
 @dataclass(frozen=True)
@@ -194,25 +201,25 @@ def reconcile_pairs(
     not a revocation of the credit already issued for it).
     """
     result = Reconciliation([], [], [])
-    for (learner_id, activity_id), events in sorted(evidence.items()):
+    for pair in sorted(evidence):
+        learner_id, activity_id = pair
         activity = catalog.activities.get(activity_id)
         if activity is None:
             continue
-        live = tuple(e for e in events if e["kind"] != "VOIDED" and event_key(e) not in voided)
+        evidence_events = tuple(e for e in evidence[pair] if e["kind"] != "VOIDED")
+        live = tuple(e for e in evidence_events if event_key(e) not in voided)
         facts = learners.get(learner_id) or UNKNOWN_LEARNER
         decisions = decide_credits(activity, pair_profession(live, facts, professions), facts, live, professions)
         held = {h.reason_code: h.reason for h in decisions.held}
-        evidence_events = tuple(e for e in events if e["kind"] != "VOIDED")
         for reason_code in _possible_holds(activity):
             if reason_code in held:
                 result.held.append(Hold(learner_id, activity_id, reason_code, held[reason_code], live))
             else:
                 result.settled.append(Hold(learner_id, activity_id, reason_code, "", evidence_events))
+        awarded = decisions.awarded
         for credit_type in possible_credit_types(activity):
             record_id = record_id_for(learner_id, activity_id, credit_type)
-            state = merge(
-                current.get(record_id), decisions.awarded.get(credit_type), learner_id, activity_id, credit_type
-            )
+            state = merge(current.get(record_id), awarded.get(credit_type), learner_id, activity_id, credit_type)
             if state is not None:
                 result.versions.append(state)
     return result
