@@ -48,7 +48,7 @@ def event_key(event: Mapping[str, Any]) -> str:
     return f"{event['source']}:{event['event_id']}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CreditDecision:
     credit_type: str
     amount: Decimal
@@ -56,7 +56,7 @@ class CreditDecision:
     evidence: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HeldCredit:
     """A credit the evidence earns but that cannot be issued yet; it is issued once the gap is filled."""
 
@@ -65,14 +65,14 @@ class HeldCredit:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Claim:
     amount: Decimal
     on: date
     key: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Evidence:
     """One learner's live (not voided) evidence for one activity, summarised once for every rule."""
 
@@ -250,7 +250,7 @@ def moc_hold(learner: LearnerFacts, decision: CreditDecision, activity: Activity
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decisions:
     awarded: dict[str, CreditDecision]
     held: list[HeldCredit]

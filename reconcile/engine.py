@@ -40,14 +40,14 @@ UNKNOWN_LEARNER = LearnerFacts()
 Pair = tuple[str, str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rejection:
     event: Mapping[str, Any]
     reason_code: str
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResolvedEvent:
     key: str
     event: Mapping[str, Any]
@@ -159,7 +159,7 @@ def pair_profession(
     return latest[2] if latest is not None else learner.profession or None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Hold:
     """A pair's credit held back (or no longer held back) for a gap in what we know of the learner."""
 
@@ -170,7 +170,7 @@ class Hold:
     events: tuple[Mapping[str, Any], ...]  # held: the pair's live evidence; settled: all of it, voided too
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reconciliation:
     versions: list[CreditState]
     held: list[Hold]
@@ -218,8 +218,11 @@ def reconcile_pairs(
                 result.settled.append(Hold(learner_id, activity_id, reason_code, "", evidence_events))
         awarded = decisions.awarded
         for credit_type in possible_credit_types(activity):
-            record_id = record_id_for(learner_id, activity_id, credit_type)
-            state = merge(current.get(record_id), awarded.get(credit_type), learner_id, activity_id, credit_type)
+            record = current.get(record_id_for(learner_id, activity_id, credit_type))
+            decision = awarded.get(credit_type)
+            if record is None and decision is None:
+                continue  # most types of a pair: never earned (another profession's), so nothing to merge
+            state = merge(record, decision, learner_id, activity_id, credit_type)
             if state is not None:
                 result.versions.append(state)
     return result

@@ -107,13 +107,15 @@ def identity_keys(learner: Mapping[str, Any]) -> list[IdentityKey]:
     licence = learner.get("licence")
     if licence and licence.get("number") and licence.get("state") and licence.get("profession"):
         keys.append((LICENCE, licence_key(licence)))
-    if learner.get("board_id") and str(learner["board_id"]).strip():
-        keys.append((BOARD_ID, str(learner["board_id"]).strip().upper()))
-    if learner.get("email") and str(learner["email"]).strip():
-        keys.append((EMAIL, str(learner["email"]).strip().lower().removeprefix("mailto:")))
-    family, given = _name(learner.get("family_name") or ""), _name(learner.get("given_name") or "")
-    dob = valid_dob(learner.get("dob_month_day"))
-    if family and given and dob:
+    if (board_id := learner.get("board_id")) and (board_id := str(board_id).strip()):
+        keys.append((BOARD_ID, board_id.upper()))
+    if (email := learner.get("email")) and (email := str(email).strip()):
+        keys.append((EMAIL, email.lower().removeprefix("mailto:")))
+    if (
+        (family := _name(learner.get("family_name") or ""))
+        and (given := _name(learner.get("given_name") or ""))
+        and (dob := valid_dob(learner.get("dob_month_day")))
+    ):
         keys.append((NAME_DOB, f"{family}|{given[0]}|{dob}"))
     return keys
 
@@ -134,7 +136,7 @@ def new_learner_id(keys: Sequence[IdentityKey]) -> str:
     return uuid5(LEARNER_NAMESPACE, f"{kind}:{value}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Resolution:
     learner_id: str | None
     new_keys: tuple[IdentityKey, ...] = ()

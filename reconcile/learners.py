@@ -66,7 +66,8 @@ def learner_profile(
             kept = tuple("" if (value := profile.get(n)) is None else value for n in names)
         if group not in observed and any(kept):
             observed[group] = ""  # known before observation stamps existed: any dated report is newer
-        if group in observed and (stamp, values) <= (observed[group], kept):
+        # The later report wins, the larger value on a tie: (stamp, values) <= (observed, kept) keeps what is kept.
+        if group in observed and ((seen := observed[group]) > stamp or (seen == stamp and values <= kept)):
             continue
         profile.update(zip(names, values, strict=True))
         observed[group] = stamp
