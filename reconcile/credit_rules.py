@@ -218,7 +218,7 @@ def possible_credit_types(activity: Activity) -> tuple[str, ...]:
     """The credit types an activity can ever yield: its designations, and self-claimed Category 2 when it is
     not certified for Category 1. (A designation later dropped from the catalog leaves its records as they
     are: editing the catalog is not a revocation.)"""
-    return _possible_credit_types(frozenset(activity.designations))
+    return _possible_credit_types(activity.designated_types)
 
 
 @lru_cache(maxsize=256)  # by designated types: asked for every decided pair, the same few answers
@@ -283,15 +283,23 @@ def decide_credits(
         return Decisions({}, [HeldCredit(None, UNKNOWN_PROFESSION, reason)])
     awarded: dict[str, CreditDecision] = {}
     held: list[HeldCredit] = []
-    for credit_type in possible_credit_types(activity):  # in CREDIT_TYPES' order: read types first
-        spec = CREDIT_TYPES[credit_type]
-        if eligible_as == NO_CREDIT or eligible_as not in spec.professions:
-            continue
-        decision = RULES[spec.rule](spec, activity, evidence, awarded)
+    for spec, rule in _eligible_rules(activity.designated_types, eligible_as):
+        decision = rule(spec, activity, evidence, awarded)
         if decision is None:
             continue
-        if credit_type == ABIM_MOC and (hold := moc_hold(learner, decision, activity)) is not None:
+        if spec.code == ABIM_MOC and (hold := moc_hold(learner, decision, activity)) is not None:
             held.append(hold)
             continue
-        awarded[credit_type] = decision
+        awarded[spec.code] = decision
     return Decisions(awarded, held)
+
+
+@lru_cache(maxsize=256)  # by designated types and profession: the same few tables for every decided pair
+def _eligible_rules(designated: frozenset[str], eligible_as: str) -> tuple[tuple[CreditType, Rule], ...]:
+    """The credit types a profession can receive from an activity, in CREDIT_TYPES' order (read types first),
+    each with its rule."""
+    return tuple(
+        (spec, RULES[spec.rule])
+        for spec in map(CREDIT_TYPES.__getitem__, _possible_credit_types(designated))
+        if eligible_as != NO_CREDIT and eligible_as in spec.professions
+    )

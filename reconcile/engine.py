@@ -79,10 +79,10 @@ def _activity_problem(activity: Activity, event: Mapping[str, Any]) -> tuple[str
     if not activity.open_at(event["occurred_at"]):
         day = activity.local_day(event["occurred_at"])
         return OUTSIDE_ACTIVITY_WINDOW, f"{day} is outside the accreditation window of {activity.activity_id}"
-    claims_category_2 = any(c["credit_type"] == AMA_PRA_2 for c in event.get("claimed") or ())
-    if not activity.designations and not claims_category_2:
+    claimed = event.get("claimed")
+    if not activity.designations and not (claimed and any(c["credit_type"] == AMA_PRA_2 for c in claimed)):
         return NOT_ACCREDITED, f"{activity.activity_id} is not designated for any credit"
-    return _claim_problem(activity, event)
+    return _claim_problem(activity, event) if claimed else None
 
 
 def resolve_events(
@@ -180,8 +180,12 @@ class Reconciliation:
 MOC_HOLDS = (MISSING_BOARD_IDENTITY, UNKNOWN_BOARD, CONSENT_MISSING, PARTIAL_BOARD_CREDIT)
 
 
+HOLDS_WITH_MOC = (UNKNOWN_PROFESSION, *MOC_HOLDS)
+HOLDS_WITHOUT_MOC = (UNKNOWN_PROFESSION,)
+
+
 def _possible_holds(activity: Activity) -> tuple[str, ...]:
-    return (UNKNOWN_PROFESSION, *MOC_HOLDS) if ABIM_MOC in activity.designations else (UNKNOWN_PROFESSION,)
+    return HOLDS_WITH_MOC if ABIM_MOC in activity.designations else HOLDS_WITHOUT_MOC
 
 
 def reconcile_pairs(
@@ -206,8 +210,8 @@ def reconcile_pairs(
         activity = catalog.activities.get(activity_id)
         if activity is None:
             continue
-        evidence_events = tuple(e for e in evidence[pair] if e["kind"] != "VOIDED")
-        live = tuple(e for e in evidence_events if event_key(e) not in voided)
+        evidence_events = tuple([e for e in evidence[pair] if e["kind"] != "VOIDED"])
+        live = tuple([e for e in evidence_events if event_key(e) not in voided])
         facts = learners.get(learner_id) or UNKNOWN_LEARNER
         decisions = decide_credits(activity, pair_profession(live, facts, professions), facts, live, professions)
         held = {h.reason_code: h.reason for h in decisions.held}
