@@ -164,7 +164,7 @@ class IdentityIndex:
     def resolve(self, keys: Sequence[IdentityKey]) -> Resolution:
         if not keys:
             return Resolution(None)
-        matched = {self.learner_of[k] for k in keys if k in self.learner_of}
+        matched = {owner for k in keys if (owner := self.learner_of.get(k)) is not None}
         if len(matched) > 1:
             return Resolution(None, conflict="the event's identifiers belong to different learners")
         if matched:
@@ -176,7 +176,7 @@ class IdentityIndex:
                     return Resolution(None, conflict=f"the event's {key[0]} differs from the matched learner's")
         else:
             learner_id = new_learner_id(keys)
-        new_keys = tuple(k for k in keys if k not in self.learner_of)
+        new_keys = tuple([k for k in keys if k not in self.learner_of])
         for key in new_keys:
             self._add(key, learner_id)
             self.added[key] = learner_id
