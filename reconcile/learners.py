@@ -60,7 +60,6 @@ def learner_profile(
     for group, values in _reported(learner).items():
         names = _GROUPS.get(group)
         if names is None:  # a group of one field, as all but the licence are
-            names = (group,)
             kept: tuple[Any, ...] = ("" if (value := profile.get(group)) is None else value,)
         else:
             kept = tuple("" if (value := profile.get(n)) is None else value for n in names)
@@ -69,7 +68,10 @@ def learner_profile(
         # The later report wins, the larger value on a tie: (stamp, values) <= (observed, kept) keeps what is kept.
         if group in observed and ((seen := observed[group]) > stamp or (seen == stamp and values <= kept)):
             continue
-        profile.update(zip(names, values, strict=True))
+        if names is None:
+            profile[group] = values[0]
+        else:
+            profile.update(zip(names, values, strict=True))
         observed[group] = stamp
     profile[OBSERVED] = observed
     return profile
