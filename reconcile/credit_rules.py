@@ -92,11 +92,11 @@ def summarise(activity: Activity, events: Sequence[Mapping[str, Any]]) -> Eviden
     completions: list[tuple[date, str]] = []
     latest: dict[str, tuple[Any, str, Claim]] = {}
     for e in events:  # one pass: this runs for every pair a batch decides
-        k = event_key(e)
-        if e["kind"] in PARTICIPATION_KINDS:
+        k, kind = event_key(e), e["kind"]
+        if kind in PARTICIPATION_KINDS:
             attended.append(e)
             attended_keys.append(k)
-        if e["kind"] in COMPLETION_KINDS:
+        if kind in COMPLETION_KINDS:
             completions.append((activity.local_day(e["occurred_at"]), k))
         for claim in e.get("claimed") or ():
             order = (e["occurred_at"], k)
@@ -107,8 +107,8 @@ def summarise(activity: Activity, events: Sequence[Mapping[str, Any]]) -> Eviden
     return Evidence(
         participation=participation(activity, attended, attended_keys) if activity.scheduled else None,
         completed_on=completions[0][0] if completions else None,
-        completion_keys=tuple(sorted(k for _, k in completions)),
-        claims={credit_type: claim for credit_type, (_, _, claim) in latest.items()},
+        completion_keys=tuple(sorted([k for _, k in completions])),
+        claims={credit_type: claim for credit_type, (_, _, claim) in latest.items()} if latest else {},
     )
 
 
