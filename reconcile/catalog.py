@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -108,10 +108,15 @@ class Activity:
     def zone(self) -> tzinfo:
         return _zone_named(self.timezone)
 
+    @cached_property
+    def designated_types(self) -> frozenset[str]:
+        """The credit types of `designations`, once per activity (the credit rules ask for every decided pair)."""
+        return frozenset(self.designations)
+
     def local_day(self, moment: datetime) -> date:
         """The calendar day of `moment` where the activity takes place: windows and completion dates are
         the provider's dates, not UTC's (a 20:00 completion in Chicago on 31 Dec is still in December)."""
-        return moment.astimezone(self.zone()).date()
+        return moment.astimezone(_zone_named(self.timezone)).date()
 
     def in_window(self, day: date) -> bool:
         return (self.window_start is None or day >= self.window_start) and (

@@ -48,7 +48,7 @@ def event_key(event: Mapping[str, Any]) -> str:
     return f"{event['source']}:{event['event_id']}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CreditDecision:
     credit_type: str
     amount: Decimal
@@ -56,7 +56,7 @@ class CreditDecision:
     evidence: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HeldCredit:
     """A credit the evidence earns but that cannot be issued yet; it is issued once the gap is filled."""
 
@@ -65,14 +65,14 @@ class HeldCredit:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Claim:
     amount: Decimal
     on: date
     key: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Evidence:
     """One learner's live (not voided) evidence for one activity, summarised once for every rule."""
 
@@ -92,11 +92,11 @@ def summarise(activity: Activity, events: Sequence[Mapping[str, Any]]) -> Eviden
     completions: list[tuple[date, str]] = []
     latest: dict[str, tuple[Any, str, Claim]] = {}
     for e in events:  # one pass: this runs for every pair a batch decides
-        k = event_key(e)
-        if e["kind"] in PARTICIPATION_KINDS:
+        k, kind = event_key(e), e["kind"]
+        if kind in PARTICIPATION_KINDS:
             attended.append(e)
             attended_keys.append(k)
-        if e["kind"] in COMPLETION_KINDS:
+        if kind in COMPLETION_KINDS:
             completions.append((activity.local_day(e["occurred_at"]), k))
         for claim in e.get("claimed") or ():
             order = (e["occurred_at"], k)
@@ -107,8 +107,8 @@ def summarise(activity: Activity, events: Sequence[Mapping[str, Any]]) -> Eviden
     return Evidence(
         participation=participation(activity, attended, attended_keys) if activity.scheduled else None,
         completed_on=completions[0][0] if completions else None,
-        completion_keys=tuple(sorted(k for _, k in completions)),
-        claims={credit_type: claim for credit_type, (_, _, claim) in latest.items()},
+        completion_keys=tuple(sorted([k for _, k in completions])),
+        claims={credit_type: claim for credit_type, (_, _, claim) in latest.items()} if latest else {},
     )
 
 
@@ -218,7 +218,7 @@ def possible_credit_types(activity: Activity) -> tuple[str, ...]:
     """The credit types an activity can ever yield: its designations, and self-claimed Category 2 when it is
     not certified for Category 1. (A designation later dropped from the catalog leaves its records as they
     are: editing the catalog is not a revocation.)"""
-    return _possible_credit_types(frozenset(activity.designations))
+    return _possible_credit_types(activity.designated_types)
 
 
 @lru_cache(maxsize=256)  # by designated types: asked for every decided pair, the same few answers
@@ -250,7 +250,7 @@ def moc_hold(learner: LearnerFacts, decision: CreditDecision, activity: Activity
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decisions:
     awarded: dict[str, CreditDecision]
     held: list[HeldCredit]
@@ -283,15 +283,23 @@ def decide_credits(
         return Decisions({}, [HeldCredit(None, UNKNOWN_PROFESSION, reason)])
     awarded: dict[str, CreditDecision] = {}
     held: list[HeldCredit] = []
-    for credit_type in possible_credit_types(activity):  # in CREDIT_TYPES' order: read types first
-        spec = CREDIT_TYPES[credit_type]
-        if eligible_as == NO_CREDIT or eligible_as not in spec.professions:
-            continue
-        decision = RULES[spec.rule](spec, activity, evidence, awarded)
+    for spec, rule in _eligible_rules(activity.designated_types, eligible_as):
+        decision = rule(spec, activity, evidence, awarded)
         if decision is None:
             continue
-        if credit_type == ABIM_MOC and (hold := moc_hold(learner, decision, activity)) is not None:
+        if spec.code == ABIM_MOC and (hold := moc_hold(learner, decision, activity)) is not None:
             held.append(hold)
             continue
-        awarded[credit_type] = decision
+        awarded[spec.code] = decision
     return Decisions(awarded, held)
+
+
+@lru_cache(maxsize=256)  # by designated types and profession: the same few tables for every decided pair
+def _eligible_rules(designated: frozenset[str], eligible_as: str) -> tuple[tuple[CreditType, Rule], ...]:
+    """The credit types a profession can receive from an activity, in CREDIT_TYPES' order (read types first),
+    each with its rule."""
+    return tuple(
+        (spec, RULES[spec.rule])
+        for spec in map(CREDIT_TYPES.__getitem__, _possible_credit_types(designated))
+        if eligible_as != NO_CREDIT and eligible_as in spec.professions
+    )

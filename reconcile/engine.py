@@ -40,14 +40,14 @@ UNKNOWN_LEARNER = LearnerFacts()
 Pair = tuple[str, str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rejection:
     event: Mapping[str, Any]
     reason_code: str
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResolvedEvent:
     key: str
     event: Mapping[str, Any]
@@ -79,10 +79,10 @@ def _activity_problem(activity: Activity, event: Mapping[str, Any]) -> tuple[str
     if not activity.open_at(event["occurred_at"]):
         day = activity.local_day(event["occurred_at"])
         return OUTSIDE_ACTIVITY_WINDOW, f"{day} is outside the accreditation window of {activity.activity_id}"
-    claims_category_2 = any(c["credit_type"] == AMA_PRA_2 for c in event.get("claimed") or ())
-    if not activity.designations and not claims_category_2:
+    claimed = event.get("claimed")
+    if not activity.designations and not (claimed and any(c["credit_type"] == AMA_PRA_2 for c in claimed)):
         return NOT_ACCREDITED, f"{activity.activity_id} is not designated for any credit"
-    return _claim_problem(activity, event)
+    return _claim_problem(activity, event) if claimed else None
 
 
 def resolve_events(
@@ -143,16 +143,23 @@ def pair_profession(
     Codes the mapping does not know are passed over for a known one, then for the learner's profile (a code
     nobody can read says nothing about eligibility); with no known code at all, the latest reported one, for
     the hold to name."""
-    reports = sorted(
-        ((e["occurred_at"], event_key(e), p) for e in events if (p := reported_profession(e.get("learner") or {}))),
-        reverse=True,
-    )
-    codes = [p for _, _, p in reports] + ([learner.profession] if learner.profession else [])
-    known = [code for code in codes if professions.profession_of(code) is not None]
-    return (known or codes or [None])[0]
+    latest_known: tuple[Any, str, str] | None = None  # (occurred_at, event key, code): later is larger
+    latest: tuple[Any, str, str] | None = None
+    for e in events:  # the latest report, not a sort of them all: this runs for every decided pair
+        if code := reported_profession(e.get("learner") or {}):
+            report = (e["occurred_at"], event_key(e), code)
+            if latest is None or report > latest:
+                latest = report
+            if professions.profession_of(code) is not None and (latest_known is None or report > latest_known):
+                latest_known = report
+    if latest_known is not None:
+        return latest_known[2]
+    if learner.profession and professions.profession_of(learner.profession) is not None:
+        return learner.profession
+    return latest[2] if latest is not None else learner.profession or None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Hold:
     """A pair's credit held back (or no longer held back) for a gap in what we know of the learner."""
 
@@ -163,7 +170,7 @@ class Hold:
     events: tuple[Mapping[str, Any], ...]  # held: the pair's live evidence; settled: all of it, voided too
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reconciliation:
     versions: list[CreditState]
     held: list[Hold]
@@ -173,8 +180,12 @@ class Reconciliation:
 MOC_HOLDS = (MISSING_BOARD_IDENTITY, UNKNOWN_BOARD, CONSENT_MISSING, PARTIAL_BOARD_CREDIT)
 
 
+HOLDS_WITH_MOC = (UNKNOWN_PROFESSION, *MOC_HOLDS)
+HOLDS_WITHOUT_MOC = (UNKNOWN_PROFESSION,)
+
+
 def _possible_holds(activity: Activity) -> tuple[str, ...]:
-    return (UNKNOWN_PROFESSION, *MOC_HOLDS) if ABIM_MOC in activity.designations else (UNKNOWN_PROFESSION,)
+    return HOLDS_WITH_MOC if ABIM_MOC in activity.designations else HOLDS_WITHOUT_MOC
 
 
 def reconcile_pairs(
@@ -194,25 +205,28 @@ def reconcile_pairs(
     not a revocation of the credit already issued for it).
     """
     result = Reconciliation([], [], [])
-    for (learner_id, activity_id), events in sorted(evidence.items()):
+    for pair in sorted(evidence):
+        learner_id, activity_id = pair
         activity = catalog.activities.get(activity_id)
         if activity is None:
             continue
-        live = tuple(e for e in events if e["kind"] != "VOIDED" and event_key(e) not in voided)
+        evidence_events = tuple([e for e in evidence[pair] if e["kind"] != "VOIDED"])
+        live = tuple([e for e in evidence_events if event_key(e) not in voided])
         facts = learners.get(learner_id) or UNKNOWN_LEARNER
         decisions = decide_credits(activity, pair_profession(live, facts, professions), facts, live, professions)
         held = {h.reason_code: h.reason for h in decisions.held}
-        evidence_events = tuple(e for e in events if e["kind"] != "VOIDED")
         for reason_code in _possible_holds(activity):
             if reason_code in held:
                 result.held.append(Hold(learner_id, activity_id, reason_code, held[reason_code], live))
             else:
                 result.settled.append(Hold(learner_id, activity_id, reason_code, "", evidence_events))
+        awarded = decisions.awarded
         for credit_type in possible_credit_types(activity):
-            record_id = record_id_for(learner_id, activity_id, credit_type)
-            state = merge(
-                current.get(record_id), decisions.awarded.get(credit_type), learner_id, activity_id, credit_type
-            )
+            record = current.get(record_id_for(learner_id, activity_id, credit_type))
+            decision = awarded.get(credit_type)
+            if record is None and decision is None:
+                continue  # most types of a pair: never earned (another profession's), so nothing to merge
+            state = merge(record, decision, learner_id, activity_id, credit_type)
             if state is not None:
                 result.versions.append(state)
     return result

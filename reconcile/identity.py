@@ -30,6 +30,7 @@ EMAIL = "email"
 NAME_DOB = "name_dob"
 STRONG_KINDS = (NPI, LICENCE, BOARD_ID)
 
+_WHITESPACE = re.compile(r"\s")
 _DOB = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 _DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _NPI_PREFIX = "80840"  # the card-issuer prefix CMS puts in front of the NPI for its Luhn check
@@ -56,7 +57,12 @@ def npi_is_valid(npi: str) -> bool:
 
 def normalised_npi(learner: Mapping[str, Any]) -> str | None:
     npi = learner.get("npi")
-    return re.sub(r"\s", "", str(npi)) if npi else None
+    return _without_whitespace(str(npi)) if npi else None
+
+
+@lru_cache(maxsize=1 << 16)  # an event's NPI is read by the NPI check, its identity keys and its profile
+def _without_whitespace(text: str) -> str:
+    return _WHITESPACE.sub("", text)
 
 
 def has_invalid_npi(learner: Mapping[str, Any]) -> bool:
@@ -85,7 +91,7 @@ def _name(text: str) -> str:
 
 
 def licence_key(licence: Mapping[str, Any]) -> str:
-    number = re.sub(r"\s", "", str(licence.get("number") or "")).upper()
+    number = _without_whitespace(str(licence.get("number") or "")).upper()
     state = str(licence.get("state") or "").strip().upper()
     profession = str(licence.get("profession") or "").strip().upper()
     return f"{number}|{state}|{profession}"
@@ -101,13 +107,15 @@ def identity_keys(learner: Mapping[str, Any]) -> list[IdentityKey]:
     licence = learner.get("licence")
     if licence and licence.get("number") and licence.get("state") and licence.get("profession"):
         keys.append((LICENCE, licence_key(licence)))
-    if learner.get("board_id") and str(learner["board_id"]).strip():
-        keys.append((BOARD_ID, str(learner["board_id"]).strip().upper()))
-    if learner.get("email") and str(learner["email"]).strip():
-        keys.append((EMAIL, str(learner["email"]).strip().lower().removeprefix("mailto:")))
-    family, given = _name(learner.get("family_name") or ""), _name(learner.get("given_name") or "")
-    dob = valid_dob(learner.get("dob_month_day"))
-    if family and given and dob:
+    if (board_id := learner.get("board_id")) and (board_id := str(board_id).strip()):
+        keys.append((BOARD_ID, board_id.upper()))
+    if (email := learner.get("email")) and (email := str(email).strip()):
+        keys.append((EMAIL, email.lower().removeprefix("mailto:")))
+    if (
+        (family := _name(learner.get("family_name") or ""))
+        and (given := _name(learner.get("given_name") or ""))
+        and (dob := valid_dob(learner.get("dob_month_day")))
+    ):
         keys.append((NAME_DOB, f"{family}|{given[0]}|{dob}"))
     return keys
 
@@ -128,7 +136,7 @@ def new_learner_id(keys: Sequence[IdentityKey]) -> str:
     return uuid5(LEARNER_NAMESPACE, f"{kind}:{value}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Resolution:
     learner_id: str | None
     new_keys: tuple[IdentityKey, ...] = ()
@@ -156,22 +164,19 @@ class IdentityIndex:
     def resolve(self, keys: Sequence[IdentityKey]) -> Resolution:
         if not keys:
             return Resolution(None)
-        matched = sorted({self.learner_of[k] for k in keys if k in self.learner_of})
+        matched = {owner for k in keys if (owner := self.learner_of.get(k)) is not None}
         if len(matched) > 1:
             return Resolution(None, conflict="the event's identifiers belong to different learners")
         if matched:
-            learner_id = matched[0]
-            held: dict[str, set[IdentityKey]] = defaultdict(set)
-            for key in self.keys_of[learner_id]:
-                if slot := _slot(key):
-                    held[slot].add(key)
+            (learner_id,) = matched
+            held = self.keys_of[learner_id]
             for key in keys:
-                slot = _slot(key)
-                if slot in held and key not in held[slot]:
+                # A key the learner holds is theirs; a new one conflicts when it fills a slot they hold.
+                if key not in held and (slot := _slot(key)) is not None and any(_slot(k) == slot for k in held):
                     return Resolution(None, conflict=f"the event's {key[0]} differs from the matched learner's")
         else:
             learner_id = new_learner_id(keys)
-        new_keys = tuple(k for k in keys if k not in self.learner_of)
+        new_keys = tuple([k for k in keys if k not in self.learner_of])
         for key in new_keys:
             self._add(key, learner_id)
             self.added[key] = learner_id

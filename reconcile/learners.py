@@ -35,8 +35,7 @@ def _reported(learner: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
     if npi and npi_is_valid(npi):
         found["npi"] = (npi,)
     for name in ("board_id", "board", "given_name", "family_name", "email"):
-        value = str(learner.get(name) or "").strip()
-        if value:
+        if (value := learner.get(name)) and (value := str(value).strip()):
             found[name] = (value,)
     if dob := valid_dob(learner.get("dob_month_day")):
         found["dob_month_day"] = (dob,)
@@ -59,19 +58,26 @@ def learner_profile(
     observed = dict(profile.get(OBSERVED) or {})
     stamp = reported_at.astimezone(UTC).isoformat()
     for group, values in _reported(learner).items():
-        names = _GROUPS.get(group, (group,))
-        kept = tuple("" if (value := profile.get(n)) is None else value for n in names)
+        names = _GROUPS.get(group)
+        if names is None:  # a group of one field, as all but the licence are
+            kept: tuple[Any, ...] = ("" if (value := profile.get(group)) is None else value,)
+        else:
+            kept = tuple("" if (value := profile.get(n)) is None else value for n in names)
         if group not in observed and any(kept):
             observed[group] = ""  # known before observation stamps existed: any dated report is newer
-        if group in observed and (stamp, values) <= (observed[group], kept):
+        # The later report wins, the larger value on a tie: (stamp, values) <= (observed, kept) keeps what is kept.
+        if group in observed and ((seen := observed[group]) > stamp or (seen == stamp and values <= kept)):
             continue
-        profile.update(zip(names, values, strict=True))
+        if names is None:
+            profile[group] = values[0]
+        else:
+            profile.update(zip(names, values, strict=True))
         observed[group] = stamp
     profile[OBSERVED] = observed
     return profile
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LearnerFacts:
     """The parts of a profile credit rules look at."""
 

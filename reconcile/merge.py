@@ -20,7 +20,7 @@ def record_id_for(learner_id: str, activity_id: str, credit_type: str) -> str:
     return uuid5(RECORD_NAMESPACE, f"{learner_id}|{activity_id}|{credit_type}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CreditState:
     record_id: str
     version: int

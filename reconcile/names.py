@@ -11,16 +11,16 @@ import hashlib
 import uuid
 from functools import lru_cache
 
+# RFC 4122 variant: the 17th hex digit keeps its low two bits under the top two bits 10, so it reads 8, 9, a or b.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
-@lru_cache(maxsize=16)
-def _hashed(namespace: uuid.UUID) -> hashlib._Hash:
-    return hashlib.sha1(namespace.bytes)
+
+@lru_cache(maxsize=16)  # by the namespace's number: `UUID.bytes` converts it again on every call
+def _namespace_bytes(number: int) -> bytes:
+    return number.to_bytes(16, "big")
 
 
 def uuid5(namespace: uuid.UUID, name: str) -> str:
     """`str(uuid.uuid5(namespace, name))`."""
-    sha = _hashed(namespace).copy()
-    sha.update(name.encode())
-    h = sha.hexdigest()
-    variant = "89ab"[int(h[16], 16) & 3]  # RFC 4122 variant bits over the digest's
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
+    h = hashlib.sha1(_namespace_bytes(namespace.int) + name.encode(), usedforsecurity=False).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"

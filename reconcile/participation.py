@@ -79,11 +79,7 @@ def scheduled_minutes(activity: Activity) -> Decimal | None:
     return _offered(activity.sessions, activity.breaks)
 
 
-def is_timed(event: Mapping[str, Any]) -> bool:
-    return bool((event.get("started_at") and event.get("ended_at")) or event.get("minutes"))
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Participation:
     minutes: Decimal
     last_day: date
@@ -98,19 +94,29 @@ def participation(activity: Activity, events: Sequence[Mapping[str, Any]], keys:
     offers, and to count the largest such report rather than their sum, because duplicate attendance
     reports of one session must not add up. A learner's minutes are the larger of that and the segments'.
     """
-    timed = [(e, k) for e, k in zip(events, keys, strict=True) if is_timed(e)]
-    if not timed:
+    segments: list[Span] = []
+    bare: list[Decimal] = []
+    timed_keys: list[str] = []
+    days: list[date] = []
+    for e, k in zip(events, keys, strict=True):  # one pass: this runs for every decided pair of the activity
+        started, ended = e.get("started_at"), e.get("ended_at")
+        if started and ended:
+            segments.append((started, ended))
+        elif e.get("minutes"):
+            bare.append(Decimal(str(e["minutes"])))
+        else:
+            continue  # neither join/leave times nor a duration: not timed
+        timed_keys.append(k)
+        days.append(activity.local_day(ended or e["occurred_at"]))
+    if not timed_keys:
         return None
-    segments = [(e["started_at"], e["ended_at"]) for e, _ in timed if e.get("started_at") and e.get("ended_at")]
     spans = union(segments)
     if activity.sessions:
         spans = intersect(spans, _spans(activity.sessions))
     if activity.breaks:
         spans = subtract(spans, _spans(activity.breaks))
     minutes = total_minutes(spans)
-    bare = [Decimal(str(e["minutes"])) for e, _ in timed if not (e.get("started_at") and e.get("ended_at"))]
     if bare:
         offered = scheduled_minutes(activity)
         minutes = max(minutes, min(max(bare), offered) if offered is not None else max(bare))
-    last_day = max(activity.local_day(e.get("ended_at") or e["occurred_at"]) for e, _ in timed)
-    return Participation(minutes, last_day, tuple(sorted(k for _, k in timed)))
+    return Participation(minutes, max(days), tuple(sorted(timed_keys)))
