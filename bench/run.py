@@ -93,13 +93,23 @@ class SandboxProcess:
     """The sandboxes in a process of their own (`python -m deploy.sandbox --json`), so that the statements
     the LRS serves and the holdings the registries keep do not count in the measured peak RSS."""
 
-    def __init__(self, statements_path: Path) -> None:
+    def __init__(self, statements_path: Path, registry_delay_s: float = 0.0) -> None:
         self.statements_path = statements_path
+        self.registry_delay_s = registry_delay_s
         self._process: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> dict[str, str]:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "deploy.sandbox", "--json", "--statements", str(self.statements_path)],
+            [
+                sys.executable,
+                "-m",
+                "deploy.sandbox",
+                "--json",
+                "--statements",
+                str(self.statements_path),
+                "--registry-delay",
+                str(self.registry_delay_s),
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -149,6 +149,7 @@ def measure(
     ledger: str,
     settle_s: float,
     delivery_interval_s: float,
+    registry_delay_s: float = 0.0,
 ) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     warmup = max(int(rate), 1)
@@ -156,7 +157,7 @@ def measure(
     with (
         fresh_ledger(ledger, workdir / "ledger-stream-latency.db") as ledger_url,
         EmbeddedBroker() as broker,
-        SandboxProcess(statements_path) as sandboxes,
+        SandboxProcess(statements_path, registry_delay_s) as sandboxes,
     ):
         base = Settings.load(CONFIG)
         settings = base.with_endpoints(embedded_endpoints(base, broker.bootstrap, sandboxes)).model_copy(
@@ -207,6 +208,7 @@ def measure(
         "backend": backend,
         "ledger": ledger,
         "rate_asked": rate,
+        "registry_delay_s": registry_delay_s,
         "events_produced": len(produced_at),
         "rate_achieved": len(produced_at) / produce_s,
         "events_with_credit": len(latencies),
@@ -226,6 +228,7 @@ def table(result: dict[str, Any]) -> Table:
     out.add_column("figure")
     out.add_column(f"{result['backend']}\n{result['ledger']}", justify="right")
     out.add_row("rate asked / achieved (events/s)", f"{result['rate_asked']:,.0f} / {result['rate_achieved']:,.0f}")
+    out.add_row("registry answers after (s)", f"{result['registry_delay_s']:g}")
     out.add_row("events produced", f"{result['events_produced']:,}")
     out.add_row("events timed (reached a credit version)", f"{result['events_with_credit']:,}")
     out.add_row("events with no new credit version", f"{result['events_without_credit']:,}")
@@ -249,6 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ledger", choices=LEDGERS, default="sqlite")
     parser.add_argument("--settle", type=float, default=10.0, help="quiet seconds on the credit stream that end it")
     parser.add_argument("--delivery-interval", type=float, default=5.0, help="the stream's delivery pump interval")
+    parser.add_argument(
+        "--registry-delay",
+        type=float,
+        default=0.0,
+        help="seconds the sandbox registry takes to answer each request: a slow registry (default 0)",
+    )
     parser.add_argument("--workdir", type=Path, default=Path("var/bench"))
     parser.add_argument("--json", type=Path, default=Path("var/bench/stream-latency.json"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # settings JSON on stdin
@@ -267,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         args.ledger,
         args.settle,
         args.delivery_interval,
+        args.registry_delay,
     )
     console.print(table(result))
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ import signal
 import threading
 from pathlib import Path
 
+from deploy.sandbox.base import Faults
 from deploy.sandbox.stack import DEFAULT_STATEMENTS, SandboxStack
 
 
@@ -32,6 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(
             f"--{option}-port", type=int, default=0, metavar="PORT", help=f"{sandbox} port (default: free)"
         )
+    parser.add_argument(
+        "--registry-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="the AMA PRA registry answers every request this much later: a slow registry (default 0)",
+    )
     parser.add_argument(
         "--json",
         action="store_true",
@@ -67,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     stack = SandboxStack(
         args.statements, lrs_port=args.lrs_port, ama_port=args.ama_port, schema_registry_port=args.schema_registry_port
     )
+    if args.registry_delay > 0:
+        stack.ama.faults = Faults(slow=1.0, slow_s=args.registry_delay)
     with stack:
         print(json.dumps(stack.urls()) if args.json else describe(stack), flush=True)
         stopping.wait()

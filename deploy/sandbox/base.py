@@ -39,6 +39,9 @@ class Faults:
     seed: int | None = None
     storm: int = 0  # the next `storm` requests are all answered 429 with Retry-After, before any rate applies
     down: int = 0  # the next `down` requests are all answered 503: the system is down for that long
+    # While not set, every request waits for it before it is handled: a system that hangs mid-request until the
+    # test lets it answer (a deterministic "slow", for ordering assertions instead of timings).
+    hold: threading.Event | None = None
     injected: Counter[str] = field(default_factory=Counter)  # what was injected, for tests to prove it happened
     _rng: random.Random = field(default_factory=random.Random, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -207,6 +210,8 @@ class SandboxServer:
             self.requests_seen += 1
         length = int(raw.headers.get("Content-Length") or 0)
         body = raw.rfile.read(length) if length else b""
+        if self.faults.hold is not None:
+            self.faults.hold.wait()
         fault = self.faults.draw()
         if fault == "dropped":
             raw.close_connection = True

@@ -11,6 +11,7 @@ from ledger.watermarks import prune_pages
 from pipeline.catalog import fetch_catalog
 from pipeline.config import Settings
 from pipeline.factory import build_registries, build_sources, codec_for
+from pipeline.kafka.interface import Producer
 from pipeline.kafka.io import make_consumer, make_producer
 from pipeline.kafka.security import kafka_python_options
 from pipeline.kafka.topics import ATTENDANCE_TOPIC, ensure_topics
@@ -96,17 +97,30 @@ def publish(settings: Settings) -> tuple[int, int]:
             settings.kafka_bootstrap, backend=settings.kafka_backend, security=settings.kafka_security
         )
         try:
-            credits = publish_credits(ledger, producer, codec_for(settings, "credit_record"), settings.batch_size)
-            dead = publish_dead_letters(
-                ledger,
-                producer,
-                codec_for(settings, "dead_letter"),
-                settings.batch_size,
-                with_payload=settings.deadletters.publish_payload,
-            )
-            return credits, dead
+            return OutboxPublisher(settings, ledger, producer).publish()
         finally:
             producer.close()
+
+
+class OutboxPublisher:
+    """The outbox onto Kafka through one ledger and one producer, as often as asked: the nightly run publishes
+    once, the stream after every reconciled batch with the same clients (and codecs) for its whole life."""
+
+    def __init__(self, settings: Settings, ledger: Ledger, producer: Producer) -> None:
+        self.ledger = ledger
+        self.producer = producer
+        self.batch_size = settings.batch_size
+        self.with_payload = settings.deadletters.publish_payload
+        self.credit_codec = codec_for(settings, "credit_record")
+        self.dead_letter_codec = codec_for(settings, "dead_letter")
+
+    def publish(self) -> tuple[int, int]:
+        """(credit versions, dead letters) published, each marked so only once the broker acknowledged it."""
+        credits = publish_credits(self.ledger, self.producer, self.credit_codec, self.batch_size)
+        dead = publish_dead_letters(
+            self.ledger, self.producer, self.dead_letter_codec, self.batch_size, with_payload=self.with_payload
+        )
+        return credits, dead
 
 
 def deliver(settings: Settings, registry_name: str, retry_unavailable: bool = True) -> DeliveryStats:
