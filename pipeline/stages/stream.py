@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from types import FrameType
+from typing import TypeVar
 
 from ledger.run_lock import RunLocked, run_lock
 from ledger.store import Ledger, utcnow
@@ -47,6 +48,8 @@ from pipeline.stages import nightly
 from pipeline.stages.reconcile import IntakeStats, offsets_of, reconcile_messages, redecide_unknown_professions
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -106,8 +109,11 @@ class StreamRunLock:
 class _WokenLoop(threading.Thread, abc.ABC):
     """A background loop that runs `one_pass` when woken or every `interval_s`, and once more when stopped."""
 
-    def __init__(self, name: str, stats: StreamStats, stats_lock: threading.Lock, interval_s: float) -> None:
+    def __init__(
+        self, name: str, stats: StreamStats, stats_lock: threading.Lock, lock: StreamRunLock, interval_s: float
+    ) -> None:
         super().__init__(name=name, daemon=True)
+        self.lock = lock  # shared by the stream's loops: neither waits for the other, other writers wait for both
         self.stats = stats
         self._stats_lock = stats_lock  # both loops add to the same counters
         self.interval_s = interval_s
@@ -135,6 +141,24 @@ class _WokenLoop(threading.Thread, abc.ABC):
     def one_pass(self) -> None:
         """One publishing or delivery pass; failures are its own to log and count, never the thread's end."""
 
+    def _under_lock(self, what: str, work: Callable[[], _T]) -> _T | None:
+        """`work` under the stream's run lock; None when another writer holds the ledger or `work` failed.
+
+        A nightly run or a replay publishes and delivers too: while one holds the ledger, the pass waits for the
+        next wake-up. A broker, ledger or registry hiccup must not end the stream: the work stays in the outbox
+        or the delivery queue for the next pass, which follows the next batch or `interval_s`. Only the error's
+        type is logged (messages can quote data)."""
+        try:
+            with self.lock.held():
+                return work()
+        except RunLocked as err:
+            log.info("%s deferred: %s", what, err)
+        except Exception as err:
+            with self._stats_lock:
+                self.stats.pump_errors += 1
+            log.error("%s failed: %s; retrying in %.1f s", what, type(err).__name__, self.interval_s)
+        return None
+
 
 class OutboxPump(_WokenLoop):
     """Publishes the outbox (credit versions, dead letters) right after each committed batch, through one
@@ -148,8 +172,7 @@ class OutboxPump(_WokenLoop):
         lock: StreamRunLock,
         interval_s: float,
     ) -> None:
-        super().__init__("cmesync-outbox-publisher", stats, stats_lock, interval_s)
-        self.lock = lock
+        super().__init__("cmesync-outbox-publisher", stats, stats_lock, lock, interval_s)
         # Opened here, in the caller's thread, so a broker or ledger that is not there fails the start.
         self.ledger = Ledger(settings.ledger_url)
         try:
@@ -169,20 +192,10 @@ class OutboxPump(_WokenLoop):
             self.ledger.close()
 
     def one_pass(self) -> None:
-        try:
-            # A nightly run or a replay publishes too: while one holds the ledger, this waits for the next wake-up.
-            with self.lock.held():
-                credits, dead = self.publisher.publish()
-        except RunLocked as err:
-            log.info("publishing deferred: %s", err)
+        published = self._under_lock("publishing", self.publisher.publish)
+        if published is None:
             return
-        except Exception as err:
-            # A broker or ledger hiccup must not end the stream: the work stays in the outbox for the next pass,
-            # which follows the next batch or `interval_s`. Only the type is logged (messages can quote data).
-            with self._stats_lock:
-                self.stats.pump_errors += 1
-            log.error("publishing failed: %s; retrying in %.1f s", type(err).__name__, self.interval_s)
-            return
+        credits, dead = published
         with self._stats_lock:
             self.stats.credits_published += credits
         if credits or dead:
@@ -202,31 +215,26 @@ class DeliveryPump(_WokenLoop):
         outbox: OutboxPump,
         interval_s: float,
     ) -> None:
-        super().__init__("cmesync-delivery-pump", stats, stats_lock, interval_s)
+        super().__init__("cmesync-delivery-pump", stats, stats_lock, lock, interval_s)
         self.settings = settings
-        self.lock = lock
         self.outbox = outbox
+
+    def _deliver_all(self) -> tuple[int, int]:
+        delivered = failed = 0
+        for registry in self.settings.registries:
+            result = nightly.deliver(self.settings, registry.name)
+            delivered += result.delivered
+            failed += result.failed
+        return delivered, failed
 
     def one_pass(self) -> None:
         try:
-            # A nightly run or a replay delivers too: while one holds the ledger, this pass waits for the next.
-            with self.lock.held():
-                delivered = failed = 0
-                for registry in self.settings.registries:
-                    result = nightly.deliver(self.settings, registry.name)
-                    delivered += result.delivered
-                    failed += result.failed
-        except RunLocked as err:
-            log.info("delivery pass deferred: %s", err)
-            return
-        except Exception as err:
-            # As for publishing: the pending deliveries stay pending, and the next pass takes them up.
-            with self._stats_lock:
-                self.stats.pump_errors += 1
-            log.error("delivery pass failed: %s; retrying in %.0f s", type(err).__name__, self.interval_s)
-            return
+            outcome = self._under_lock("delivery pass", self._deliver_all)
         finally:
             self.outbox.wake()  # the dead letters of failed deliveries go onto their topic
+        if outcome is None:
+            return
+        delivered, failed = outcome
         metrics.set_last_success("stream", utcnow())
         with self._stats_lock:
             self.stats.delivered += delivered
