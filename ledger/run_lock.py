@@ -1,5 +1,6 @@
 """One writer of the nightly kind per ledger at a time (`cmesync run`, the nightly flow, replay, dead-letter
-retry, the stream's publishing and delivery passes): two at once write the same deliveries, checkpoints and export files.
+retry, the stream's publishing and delivery passes): two at once write the same deliveries, checkpoints and
+export files.
 
 The lock is one the operating system or the database releases when its holder dies, so a SIGKILLed run never
 leaves a stale lock behind:
