@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -117,7 +118,9 @@ max_attempts = 2
         return config.get("logging", {}).get("format") == "json" or "metrics" in config
 
     def start(self, *args: str) -> subprocess.Popen[str]:
-        """Start `cmesync ARGS --config <config>` in the background (for `stream` and `serve`)."""
+        """Start `cmesync ARGS --config <config>` in the background (for `stream` and `serve`), with Ctrl-C's
+        SIGINT at its default as in a terminal: a suite started in the background (`nohup make test &`) ignores
+        SIGINT, and an ignored signal is inherited, so the Ctrl-C tests would signal a process deaf to it."""
         return subprocess.Popen(
             [*CMESYNC, *args, "--config", str(self.config_path)],
             cwd=REPO,
@@ -125,7 +128,13 @@ max_attempts = 2
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=_sigint_at_default,
         )
+
+
+def _sigint_at_default() -> None:
+    """Run in the child between fork and exec."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def command_env(tmp_path: Path) -> dict[str, str]:
