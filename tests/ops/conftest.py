@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from deploy.sandbox.stack import SandboxStack
+from ledger import tables as t
+from ledger.store import Ledger
 from pipeline.config import SAMPLE_DIR
 from tests import in_process
 
@@ -170,3 +173,18 @@ def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 120.0, 
             return result
         time.sleep(every_s)
     raise AssertionError(f"gave up waiting for {what}")
+
+
+def events_taken(ledger: Ledger) -> int:
+    """Attendance messages the ledger has taken: accepted events plus those rejected at reconcile."""
+    with ledger.engine.connect() as conn:
+        events = conn.scalar(select(func.count()).select_from(t.events))
+        rejected = conn.scalar(
+            select(func.count()).select_from(t.dead_letters).where(t.dead_letters.c.stage == "reconcile")
+        )
+    return int(events or 0) + int(rejected or 0)
+
+
+def credit_versions(ledger: Ledger) -> int:
+    with ledger.engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(t.credits)) or 0)

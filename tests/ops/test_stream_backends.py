@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import get_args
 
 import pytest
-from sqlalchemy import func, select
 
 from deploy.sandbox.stack import SandboxStack
-from ledger import tables as t
 from ledger.store import Ledger
 from pipeline.config import Settings
 from pipeline.kafka.confluent import ConfluentBatchConsumer
@@ -23,26 +21,11 @@ from pipeline.kafka.lag import consumer_lag
 from pipeline.kafka.topics import CREDITS_TOPIC
 from pipeline.stages import nightly
 from pipeline.stages.stream import StreamStats, run_stream, stream_consumer
-from tests.ops.conftest import Ops, wait_for
+from tests.ops.conftest import Ops, credit_versions, events_taken, wait_for
 
 pytestmark = pytest.mark.integration
 
 CONSUMER_CLASS = {"kafka-python": BatchConsumer, "confluent-kafka": ConfluentBatchConsumer}
-
-
-def accounted_for(ledger: Ledger) -> int:
-    """Attendance messages the ledger has taken: accepted events plus those rejected at reconcile."""
-    with ledger.engine.connect() as conn:
-        events = conn.scalar(select(func.count()).select_from(t.events))
-        rejected = conn.scalar(
-            select(func.count()).select_from(t.dead_letters).where(t.dead_letters.c.stage == "reconcile")
-        )
-    return int(events or 0) + int(rejected or 0)
-
-
-def credit_versions(ledger: Ledger) -> int:
-    with ledger.engine.connect() as conn:
-        return int(conn.scalar(select(func.count()).select_from(t.credits)) or 0)
 
 
 def settings_on(
@@ -88,7 +71,7 @@ def test_given_a_running_stream_on_either_backend_when_events_arrive_then_they_a
     try:
         published = nightly.pull(settings, "lms-xapi").events
         assert published > settings.batch_size  # several poll batches
-        wait_for(lambda: accounted_for(ledger) == published, "every published event to be reconciled")
+        wait_for(lambda: events_taken(ledger) == published, "every published event to be reconciled")
         wait_for(lambda: sandboxes.ama.accepted, "a credit to reach the registry")
         # Idle now: a second pull of nothing new must not stall or stop the loop, and it keeps taking events.
         assert nightly.pull(settings, "lms-xapi").events == 0
@@ -104,7 +87,7 @@ def test_given_a_running_stream_on_either_backend_when_events_arrive_then_they_a
     assert stats.pump_errors == 0
     # Offsets were committed for exactly what the ledger holds, under the configured group.
     [partition] = consumer_lag(settings.kafka_bootstrap, settings.consumer_group)
-    assert partition.committed == accounted_for(ledger) == published
+    assert partition.committed == events_taken(ledger) == published
     assert partition.lag == 0
     # Every credit version the stream reconciled is on the credit stream.
     credits = make_consumer(settings.kafka_bootstrap, CREDITS_TOPIC, "test-credits", backend=backend)

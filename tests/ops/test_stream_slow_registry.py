@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from deploy.sandbox.base import Faults
 from deploy.sandbox.stack import SandboxStack
@@ -24,7 +24,7 @@ from pipeline.kafka.topics import ATTENDANCE_TOPIC, CREDITS_TOPIC
 from pipeline.stages import nightly
 from pipeline.stages.pull import normalise_page
 from pipeline.stages.stream import StreamStats, run_stream
-from tests.ops.conftest import Ops, wait_for
+from tests.ops.conftest import Ops, credit_versions, events_taken, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -34,21 +34,6 @@ def attendance_messages(settings: Settings) -> list[Message]:
     source = build_sources(settings)[0]
     codec = codec_for(settings, "attendance_event")
     return [message for page in source.pages(None) for message in normalise_page(source, page, codec)[0]]
-
-
-def events_taken(ledger: Ledger) -> int:
-    """Attendance messages the ledger has taken: accepted events plus those rejected at reconcile."""
-    with ledger.engine.connect() as conn:
-        events = conn.scalar(select(func.count()).select_from(t.events))
-        rejected = conn.scalar(
-            select(func.count()).select_from(t.dead_letters).where(t.dead_letters.c.stage == "reconcile")
-        )
-    return int(events or 0) + int(rejected or 0)
-
-
-def credit_versions(ledger: Ledger) -> int:
-    with ledger.engine.connect() as conn:
-        return int(conn.scalar(select(func.count()).select_from(t.credits)) or 0)
 
 
 def deliveries_by_state(ledger: Ledger) -> dict[str, set[str]]:
