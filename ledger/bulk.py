@@ -88,9 +88,10 @@ def _insert_from(conn: Connection, target: Table, rows: Sequence[Row]) -> tuple[
         return upsert_statement(conn, target), (rows,)
     columns = list(rows[0])
     name = f"staged_{target.name}_{next(_staging_names)}"
+    quoted = conn.dialect.identifier_preparer.quote_identifier
     conn.exec_driver_sql(
-        f"CREATE TEMPORARY TABLE {_quoted(name)} ON COMMIT DROP AS "
-        f"SELECT {', '.join(map(_quoted, columns))} FROM {_quoted(target.name)} WITH NO DATA"
+        f"CREATE TEMPORARY TABLE {quoted(name)} ON COMMIT DROP AS "
+        f"SELECT {', '.join(map(quoted, columns))} FROM {quoted(target.name)} WITH NO DATA"
     )
     _copy(conn, target, name, columns, rows)
     staged = table(name, *(column(c) for c in columns))
@@ -114,7 +115,3 @@ def _copy(conn: Connection, target: Table, into: str, columns: Sequence[str], ro
                     for c, process in zip(columns, processors, strict=True)
                 ]
             )
-
-
-def _quoted(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
